@@ -1,0 +1,9 @@
+//! The registry of `compare` cases: one module per gonext feature, each contributing the
+//! cases its issue asks for.
+
+use crate::harness::Case;
+
+/// Every registered case, in report order.
+pub fn all() -> Vec<Case> {
+    Vec::new()
+}
