@@ -232,7 +232,7 @@ fn calibrate(imp: &mut Impl, config: &Config) -> u64 {
 fn median(mut samples: Vec<f64>) -> f64 {
     samples.sort_by(f64::total_cmp);
     let mid = samples.len() / 2;
-    if samples.len() % 2 == 0 { (samples[mid - 1] + samples[mid]) / 2.0 } else { samples[mid] }
+    if samples.len().is_multiple_of(2) { (samples[mid - 1] + samples[mid]) / 2.0 } else { samples[mid] }
 }
 
 fn num(x: f64) -> String {
@@ -251,7 +251,7 @@ fn json_str(s: &str) -> String {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
             c if (c as u32) < 0x20 => {
-                write!(out, "\\u{:04x}", c as u32).expect("writing to a String cannot fail")
+                write!(out, "\\u{:04x}", c as u32).expect("writing to a String cannot fail");
             }
             c => out.push(c),
         }
@@ -297,7 +297,7 @@ mod tests {
 
     #[test]
     fn ops_per_iter_divides_the_time() {
-        let mut case = Case::time("demo/sleepy", |iters| Duration::from_micros(iters)).ops_per_iter(1000);
+        let mut case = Case::time("demo/sleepy", Duration::from_micros).ops_per_iter(1000);
         let line = &case.run(&Config::QUICK)[0];
         assert!(line.contains("\"ns_per_op\":1.000"), "{line}");
     }

@@ -77,7 +77,9 @@ fn main() -> ExitCode {
     for case in &mut selected {
         match catch_unwind(AssertUnwindSafe(|| case.run(&config))) {
             Ok(lines) => {
-                lines.iter().for_each(|line| writeln!(stdout, "{line}").expect("stdout is writable"))
+                for line in lines {
+                    writeln!(stdout, "{line}").expect("stdout is writable");
+                }
             }
             Err(payload) => {
                 eprintln!("compare: case {} panicked: {}", case.name(), panic_message(&*payload));
