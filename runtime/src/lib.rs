@@ -16,7 +16,7 @@
 //! | `weak.Pointer` (#67552), `unique` (1.23)      | `weak::Pointer`, `#[weak_cache]`, `unique::Handle`    |
 //! | `runtime.AddCleanup` (#67535)                 | `runtime::add_cleanup`, `Cleanup::stop`               |
 //! | double-width CAS (#61236)                     | `atomic::AtomicTagged`, `atomic::DoubleWord`          |
-//! | GOMAXPROCS from cgroup quota (#33803, #73193) | `runtime::max_procs()` with a full report             |
+//! | GOMAXPROCS from cgroup quota (#33803, #73193) | [`runtime::max_procs()`] with a full report           |
 //! | goroutine-local storage (declined, #21355)    | not provided on purpose: use `Context::with_value`    |
 //!
 //! Rows link to their module once the feature has landed; see `CHANGELOG.md` for what
@@ -26,6 +26,11 @@
 //!
 //! The modules available in this release are listed below; a module appears only once
 //! its feature works.
+//!
+//! - [`runtime`]: Go's `runtime` package — [`runtime::max_procs`] (automatic `GOMAXPROCS`
+//!   from the cgroup CPU quota).
+
+pub mod runtime;
 
 #[doc(hidden)]
 pub mod __private {

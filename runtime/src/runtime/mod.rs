@@ -1,0 +1,11 @@
+//! Go's `runtime` package, the parts that make sense for Rust.
+//!
+//! - [`max_procs`] mirrors Go 1.25's automatic `GOMAXPROCS` (and uber-go/automaxprocs): how many
+//!   threads a CPU-bound pool should run, honouring an explicit override, the container's cgroup
+//!   CPU quota and the CPU affinity mask, in that order. [`max_procs_report`] says where the
+//!   number came from, for a startup log line, and [`Detector`] runs the same detection against
+//!   a fake filesystem root.
+
+mod procs;
+
+pub use procs::{Detector, Procs, Rounding, Source, max_procs, max_procs_report, refresh};
