@@ -15,7 +15,7 @@
 //! | `context.Context`                             | `context::Context`                                    |
 //! | `weak.Pointer` (#67552), `unique` (1.23)      | `weak::Pointer`, `#[weak_cache]`, `unique::Handle`    |
 //! | `runtime.AddCleanup` (#67535)                 | `runtime::add_cleanup`, `Cleanup::stop`               |
-//! | double-width CAS (#61236)                     | `atomic::AtomicTagged`, `atomic::DoubleWord`          |
+//! | double-width CAS (#61236)                     | [`atomic::AtomicTagged`], [`atomic::DoubleWord`]      |
 //! | GOMAXPROCS from cgroup quota (#33803, #73193) | [`runtime::max_procs()`] with a full report           |
 //! | goroutine-local storage (declined, #21355)    | not provided on purpose: use `Context::with_value`    |
 //!
@@ -27,9 +27,12 @@
 //! The modules available in this release are listed below; a module appears only once
 //! its feature works.
 //!
+//! - [`atomic`]: double-width compare-and-swap (Go's atomic vector operations proposal) —
+//!   ABA-safe [`atomic::AtomicTagged`], its polyfills and a [`atomic::TreiberStack`].
 //! - [`runtime`]: Go's `runtime` package — [`runtime::max_procs`] (automatic `GOMAXPROCS`
 //!   from the cgroup CPU quota).
 
+pub mod atomic;
 pub mod runtime;
 
 #[doc(hidden)]

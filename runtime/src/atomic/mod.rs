@@ -1,0 +1,49 @@
+//! Double-width compare-and-swap: ABA-safe tagged pointers and typed word pairs.
+//!
+//! This mirrors Go's proposal for atomic vector operations (#61236): a pointer and a
+//! generation counter updated together by one CAS, which the proposal could not ship because
+//! not every platform has a 16-byte CAS. gonext ships it with the polyfills the proposal
+//! discussed, behind one trait so that code and benchmarks can swap them:
+//!
+//! | type | how | lock-free | generation |
+//! |---|---|---|---|
+//! | [`AtomicTagged`] | one 16-byte CAS (`cmpxchg16b`, detected at run time on x86_64; `casp` on aarch64) through portable-atomic | where the hardware has it ([`AtomicTagged::is_lock_free`]) | 64 bits, never wraps in practice |
+//! | [`MutexTagged`] | a `std::sync::Mutex` around the pair | no | 64 bits |
+//! | [`PackedTagged`] | the generation in the pointer's low alignment bits, one word CAS | yes | `BITS` bits, wraps after `2^BITS` updates |
+//!
+//! [`TaggedCas`] is the shared interface and [`TreiberStack`] a lock-free stack with a node
+//! freelist written against it. [`DoubleWord`] is the proposal's typed pair for any two
+//! 8-byte plain-data words.
+//!
+//! # When ABA is real
+//!
+//! A CAS on a bare pointer succeeds whenever the pointer *value* matches. If a node can be
+//! removed and a node at the same address put back between a thread's load and its CAS — a
+//! freelist that recycles nodes, an allocator that reuses the address — the CAS succeeds on a
+//! stale view and links in a node that is no longer where the thread thinks (a lost or
+//! duplicated node). The generation makes every successful update distinct, so the stale CAS
+//! fails. A plain [`AtomicPtr`](std::sync::atomic::AtomicPtr) is enough when nodes are never
+//! recycled while a reader may hold them: append-only structures, or memory reclamation by
+//! epochs ([crossbeam-epoch](https://docs.rs/crossbeam-epoch)) or hazard pointers
+//! ([haphazard](https://docs.rs/haphazard)), which also solve the use-after-free that tags
+//! alone do not: [`TreiberStack`] never frees a node before it is dropped, for that reason.
+//!
+//! # Differences from Go
+//!
+//! Go's proposal would add `atomic.Uint128`-style vector operations to `sync/atomic`; Go's
+//! garbage collector already prevents address reuse while a goroutine holds a pointer, so Go
+//! code meets ABA only with indices and manual freelists. In Rust, memory is reused as soon
+//! as it is freed, so tags matter more; gonext exposes the generation explicitly in
+//! [`Tagged`] rather than hiding it inside a pointer type.
+
+mod double_word;
+mod mutex;
+mod packed;
+mod stack;
+mod tagged;
+
+pub use double_word::{DoubleWord, Word};
+pub use mutex::MutexTagged;
+pub use packed::PackedTagged;
+pub use stack::{StackNode, TreiberStack};
+pub use tagged::{AtomicTagged, Tagged, TaggedCas};
