@@ -3,9 +3,10 @@
 
 use crate::harness::Case;
 
+mod atomic;
 mod procs;
 
 /// Every registered case, in report order.
 pub fn all() -> Vec<Case> {
-    [procs::cases()].into_iter().flatten().collect()
+    [atomic::cases(), procs::cases()].into_iter().flatten().collect()
 }

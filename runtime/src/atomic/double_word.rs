@@ -103,17 +103,16 @@ impl<A: Word, B: Word> DoubleWord<A, B> {
     }
 
     fn pack((a, b): (A, B)) -> u128 {
-        // SAFETY: `WORDS_ARE_8_BYTES` (checked in `new`, the only constructor) makes A and B
-        // 8 bytes, and `Word` guarantees they have no padding, so all 8 bytes are initialized.
-        let (a, b) = unsafe { (transmute_copy::<A, u64>(&a), transmute_copy::<B, u64>(&b)) };
-        (u128::from(b) << 64) | u128::from(a)
+        (u128::from(to_bits(b)) << 64) | u128::from(to_bits(a))
     }
 
     fn unpack(bits: u128) -> (A, B) {
-        let (a, b) = (bits as u64, (bits >> 64) as u64);
-        // SAFETY: every value in the cell came from `pack` of a valid (A, B), and `Word`
-        // guarantees that copying those bytes back gives valid values.
-        unsafe { (transmute_copy::<u64, A>(&a), transmute_copy::<u64, B>(&b)) }
+        // SAFETY: every value in the cell came from `pack` of a valid (A, B), so the low half
+        // holds the bits of a valid `A`...
+        let a = unsafe { from_bits(bits as u64) };
+        // SAFETY: ...and the high half those of a valid `B`.
+        let b = unsafe { from_bits((bits >> 64) as u64) };
+        (a, b)
     }
 
     /// Both words, from the same update.
@@ -164,6 +163,24 @@ impl<A: Word, B: Word> DoubleWord<A, B> {
             .map(Self::unpack)
             .map_err(Self::unpack)
     }
+}
+
+/// The 8 bytes of `word`. Only called on the words of a `DoubleWord`, whose constructor
+/// checked that they are 8 bytes.
+fn to_bits<W: Word>(word: W) -> u64 {
+    // SAFETY: `W` is 8 bytes (checked by `DoubleWord::WORDS_ARE_8_BYTES`) without padding
+    // (`Word`'s contract), so all 8 bytes read are initialized.
+    unsafe { transmute_copy::<W, u64>(&word) }
+}
+
+/// The word whose bytes are `bits`.
+///
+/// # Safety
+///
+/// `bits` must come from [`to_bits`] of a valid `W`.
+unsafe fn from_bits<W: Word>(bits: u64) -> W {
+    // SAFETY: the caller passes the bytes of a valid `W`, which `Word` says may be copied.
+    unsafe { transmute_copy::<u64, W>(&bits) }
 }
 
 impl<A: Word + fmt::Debug, B: Word + fmt::Debug> fmt::Debug for DoubleWord<A, B> {

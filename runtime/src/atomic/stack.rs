@@ -19,6 +19,15 @@ pub struct StackNode<T> {
     next: AtomicPtr<StackNode<T>>,
 }
 
+impl<T> StackNode<T> {
+    /// The node's value slot, whether filled or not.
+    fn value_ptr(node: NonNull<Self>) -> *mut T {
+        // SAFETY: nodes stay allocated until their stack drops, so `node` is valid to borrow;
+        // only the atomic `next` is shared, the slot is reached through a raw pointer.
+        unsafe { node.as_ref() }.value.get().cast()
+    }
+}
+
 impl<T> fmt::Debug for StackNode<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StackNode").finish_non_exhaustive()
@@ -54,9 +63,35 @@ impl<T> fmt::Debug for StackNode<T> {
 /// assert_eq!(polyfill.pop(), Some("a"));
 /// ```
 pub struct TreiberStack<T, C: TaggedCas<StackNode<T>> = AtomicTagged<StackNode<T>>> {
-    top: C,
-    free: C,
+    top: CacheLine<C>,
+    free: CacheLine<C>,
     _owns: PhantomData<T>,
+}
+
+/// Keeps the stack's two heads on separate cache lines, so that pushes and pops contending
+/// on one list do not also invalidate the other.
+#[repr(align(128))]
+struct CacheLine<C>(C);
+
+impl<C> std::ops::Deref for CacheLine<C> {
+    type Target = C;
+
+    fn deref(&self) -> &C {
+        &self.0
+    }
+}
+
+/// Exponential spinning after a failed CAS: under contention, retrying at once mostly fails
+/// again and steals the cache line from the thread that is about to succeed.
+struct Backoff(u32);
+
+impl Backoff {
+    const MAX_STEP: u32 = 6;
+
+    fn spin(&mut self) {
+        (0..1u32 << self.0).for_each(|_| std::hint::spin_loop());
+        self.0 = (self.0 + 1).min(Self::MAX_STEP);
+    }
 }
 
 // SAFETY: the stack owns its values like a `Mutex<Vec<T>>`: moving it moves the values.
@@ -74,14 +109,14 @@ impl<T> TreiberStack<T> {
 
 impl<T, C: TaggedCas<StackNode<T>>> Default for TreiberStack<T, C> {
     fn default() -> Self {
-        TreiberStack { top: C::new(None), free: C::new(None), _owns: PhantomData }
+        TreiberStack { top: CacheLine(C::new(None)), free: CacheLine(C::new(None)), _owns: PhantomData }
     }
 }
 
 impl<T, C: TaggedCas<StackNode<T>>> TreiberStack<T, C> {
     /// Pushes `value` on top, reusing a freed node when there is one.
     pub fn push(&self, value: T) {
-        let node = pop_node(&self.free).unwrap_or_else(|| {
+        let node = pop_node(&*self.free).unwrap_or_else(|| {
             let fresh = Box::new(StackNode {
                 value: UnsafeCell::new(MaybeUninit::uninit()),
                 next: AtomicPtr::default(),
@@ -90,18 +125,18 @@ impl<T, C: TaggedCas<StackNode<T>>> TreiberStack<T, C> {
         });
         // SAFETY: the node was just allocated or taken off the freelist by a successful CAS, so
         // this thread owns its value slot, which is empty.
-        unsafe { (*node.as_ref().value.get()).write(value) };
-        push_node(&self.top, node);
+        unsafe { StackNode::value_ptr(node).write(value) };
+        push_node(&*self.top, node);
     }
 
     /// Pops the top value, or `None` when the stack is empty.
     pub fn pop(&self) -> Option<T> {
-        let node = pop_node(&self.top)?;
+        let node = pop_node(&*self.top)?;
         // SAFETY: the successful CAS in `pop_node` made this thread the node's only owner, and
         // a node on the stack always holds an initialized value (written before it was pushed,
         // ordered by the Release/Acquire pair on `top`).
-        let value = unsafe { (*node.as_ref().value.get()).assume_init_read() };
-        push_node(&self.free, node);
+        let value = unsafe { StackNode::value_ptr(node).read() };
+        push_node(&*self.free, node);
         Some(value)
     }
 
@@ -114,6 +149,7 @@ impl<T, C: TaggedCas<StackNode<T>>> TreiberStack<T, C> {
 /// Takes the head node off `list`.
 fn pop_node<T, C: TaggedCas<StackNode<T>>>(list: &C) -> Option<NonNull<StackNode<T>>> {
     let mut head = list.load(Acquire);
+    let mut backoff = Backoff(0);
     loop {
         let node = head.ptr?;
         // SAFETY: nodes are freed only when the stack drops, so `node` is live memory even if
@@ -124,12 +160,14 @@ fn pop_node<T, C: TaggedCas<StackNode<T>>>(list: &C) -> Option<NonNull<StackNode
             Ok(_) => return Some(node),
             Err(actual) => head = actual,
         }
+        backoff.spin();
     }
 }
 
 /// Puts `node`, owned by the caller, on top of `list`.
 fn push_node<T, C: TaggedCas<StackNode<T>>>(list: &C, node: NonNull<StackNode<T>>) {
     let mut head = list.load(Relaxed);
+    let mut backoff = Backoff(0);
     loop {
         let next = head.ptr.map_or(ptr::null_mut(), NonNull::as_ptr);
         // SAFETY: the caller owns `node`; other threads can only read its `next` atomically.
@@ -138,6 +176,7 @@ fn push_node<T, C: TaggedCas<StackNode<T>>>(list: &C, node: NonNull<StackNode<T>
             Ok(_) => return,
             Err(actual) => head = actual,
         }
+        backoff.spin();
     }
 }
 
@@ -157,7 +196,7 @@ impl<T, C: TaggedCas<StackNode<T>>> Drop for TreiberStack<T, C> {
         impl<T, C: TaggedCas<StackNode<T>>> Drop for FreeOnExit<'_, T, C> {
             fn drop(&mut self) {
                 while self.0.pop().is_some() {}
-                free_nodes(&self.0.free);
+                free_nodes(&*self.0.free);
             }
         }
         let stack = FreeOnExit(self);
