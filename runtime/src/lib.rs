@@ -34,6 +34,9 @@
 
 pub mod atomic;
 pub mod runtime;
+pub mod task;
+pub mod thread;
+pub mod time;
 
 #[doc(hidden)]
 pub mod __private {

@@ -1,0 +1,182 @@
+//! Threads that join the caller's virtual-time bubble: `spawn` and `sleep` with std's
+//! signatures.
+//!
+//! Outside a bubble these are `std::thread::spawn` and `std::thread::sleep`. Inside one, a
+//! spawned thread becomes a member of the caller's bubble (its sleeps are virtual, and the
+//! bubble waits for it), and `sleep` durably blocks on the virtual clock.
+//!
+//! # Differences from Go
+//!
+//! Go's `go` statement inside a bubble starts a bubbled goroutine; here that is
+//! [`spawn`]. A thread started with `std::thread::spawn` stays outside the bubble and keeps
+//! real time, like a goroutine started before `synctest.Run`.
+
+use std::any::Any;
+use std::fmt;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+use crate::time::Sleep;
+use crate::time::bubble::{self, BubbleAborted, BubbleState};
+
+/// Spawns a thread; inside a bubble it joins the caller's bubble.
+///
+/// ```
+/// use gonext::{thread, time};
+/// use std::time::Duration;
+///
+/// let worker = thread::spawn(|| 6 * 7); // outside a bubble: std::thread::spawn
+/// assert_eq!(worker.join().unwrap(), 42);
+///
+/// time::bubble(|| {
+///     let start = time::Instant::now();
+///     let sleeper = thread::spawn(|| thread::sleep(Duration::from_secs(60)));
+///     sleeper.join().unwrap(); // joining is a durable block: the clock advances
+///     assert_eq!(start.elapsed(), Duration::from_secs(60));
+/// });
+/// ```
+///
+/// # Panics
+///
+/// Inside a bubble, a panic in the thread fails the whole bubble: it is re-raised by
+/// `time::bubble` with its payload, and `join` on it does not return.
+#[track_caller]
+pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let site = Location::caller();
+    match bubble::current() {
+        None => JoinHandle(Inner::Std(std::thread::spawn(f))),
+        Some(bubble) => spawn_member(bubble, site, f),
+    }
+}
+
+fn spawn_member<F, T>(bubble: Arc<BubbleState>, site: bubble::Site, f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let id = bubble.add_member(None, site, false);
+    let packet = Arc::new(Packet { slot: Mutex::new(Slot { result: None, waker: None }) });
+    let their_packet = Arc::clone(&packet);
+    let spawned = std::thread::Builder::new().spawn(move || {
+        let membership = bubble::enter_thread_member(&bubble, id);
+        let result = bubble::with_membership(membership, || catch_unwind(AssertUnwindSafe(f)));
+        let result = result.map_err(|payload| {
+            if !payload.is::<BubbleAborted>() {
+                bubble.fail(payload);
+            }
+            Box::new(BubbleAborted) as Box<dyn Any + Send>
+        });
+        their_packet.fill(result);
+        bubble.remove_member(id);
+    });
+    if let Err(error) = spawned {
+        packet.fill(Err(Box::new(BubbleAborted)));
+        panic!("thread::spawn at {site}: the OS refused a new thread: {error}");
+    }
+    JoinHandle(Inner::Member(packet))
+}
+
+/// Puts the current thread to sleep for `duration`: `std::thread::sleep` outside a bubble,
+/// a durable block on the virtual clock inside one.
+///
+/// ```
+/// use gonext::{thread, time};
+/// use std::time::Duration;
+///
+/// let slept = time::bubble(|| {
+///     let start = time::Instant::now();
+///     thread::sleep(Duration::from_secs(3600));
+///     start.elapsed()
+/// });
+/// assert_eq!(slept, Duration::from_secs(3600));
+/// ```
+#[track_caller]
+pub fn sleep(duration: Duration) {
+    if !bubble::in_bubble() {
+        return std::thread::sleep(duration);
+    }
+    let site = Location::caller();
+    let deadline = crate::time::Instant::now().checked_add(duration).expect("sleep duration overflows the clock");
+    bubble::block_on(Sleep::new(deadline, site), site, "thread::sleep");
+}
+
+struct Slot<T> {
+    result: Option<std::thread::Result<T>>,
+    waker: Option<Waker>,
+}
+
+struct Packet<T> {
+    slot: Mutex<Slot<T>>,
+}
+
+impl<T> Packet<T> {
+    fn fill(&self, result: std::thread::Result<T>) {
+        let mut slot = self.slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        slot.result = Some(result);
+        if let Some(waker) = slot.waker.take() {
+            waker.wake();
+        }
+    }
+}
+
+enum Inner<T> {
+    Std(std::thread::JoinHandle<T>),
+    Member(Arc<Packet<T>>),
+}
+
+/// An owned permission to join a thread started with [`spawn`].
+pub struct JoinHandle<T>(Inner<T>);
+
+impl<T> JoinHandle<T> {
+    /// Waits for the thread to finish and returns its result, like
+    /// [`std::thread::JoinHandle::join`]. Inside a bubble, waiting is a durable block.
+    #[track_caller]
+    pub fn join(self) -> std::thread::Result<T> {
+        match self.0 {
+            Inner::Std(handle) => handle.join(),
+            Inner::Member(packet) => {
+                let site = Location::caller();
+                bubble::block_on(
+                    std::future::poll_fn(|cx| {
+                        let mut slot = packet.slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                        match slot.result.take() {
+                            Some(result) => Poll::Ready(result),
+                            None => {
+                                slot.waker = Some(cx.waker().clone());
+                                Poll::Pending
+                            }
+                        }
+                    }),
+                    site,
+                    "JoinHandle::join",
+                )
+            }
+        }
+    }
+
+    /// Whether the thread has finished.
+    pub fn is_finished(&self) -> bool {
+        match &self.0 {
+            Inner::Std(handle) => handle.is_finished(),
+            Inner::Member(packet) => {
+                packet.slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).result.is_some()
+            }
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.0 {
+            Inner::Std(_) => "std",
+            Inner::Member(_) => "bubble member",
+        };
+        f.debug_tuple("JoinHandle").field(&kind).finish()
+    }
+}

@@ -1,0 +1,478 @@
+//! The bubble: one virtual clock shared by a set of threads and async tasks, and the single
+//! blocking primitive every gonext operation parks through.
+//!
+//! A [`BubbleState`] counts its *running* members. A member stops counting when it parks in a
+//! gonext primitive (it is then *durably blocked*, at a recorded [`Site`]); whoever wakes it
+//! makes it count again *before* it resumes, so the count can never drop to zero while a
+//! wake-up is in flight. When the count reaches zero, the member that parked last runs the
+//! idle step ([`BubbleState::settle`]) in Go's order: wake the timers that are due, else the
+//! [`wait`](super::wait) caller, else move the clock to the earliest timer, else report a
+//! deadlock. Failures (a member's panic, a deadlock, a stall, the virtual timeout) abort every
+//! parked member, which unwinds with a private payload; the bubble's caller joins them all and
+//! raises the failure.
+
+mod executor;
+mod member;
+mod report;
+mod watchdog;
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::panic::{self, Location};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::Waker;
+use std::time::Duration;
+
+pub(crate) use executor::{BoxTask, run_async};
+pub(crate) use member::{block_on, enter_thread_member, note_blocked_at};
+
+/// Where a member was spawned or is blocked: the `#[track_caller]` location of the call.
+pub(crate) type Site = &'static Location<'static>;
+
+/// A member's identity inside its bubble.
+pub(crate) type MemberId = u64;
+
+/// A registered timer: its virtual deadline (offset from the bubble's start) and a sequence
+/// number that makes keys unique and fires equal deadlines in registration order.
+pub(crate) type TimerKey = (Duration, u64);
+
+/// The unwinding payload of a member aborted because its bubble failed; never shown to users.
+pub(crate) struct BubbleAborted;
+
+/// Options of a bubble, set through [`Bubble`](super::Bubble).
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) start_since_epoch: Duration,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) stall: Duration,
+}
+
+/// Shared state of one bubble.
+pub(crate) struct BubbleState {
+    id: u64,
+    inner: Mutex<Inner>,
+    /// Signalled when tasks become runnable, when the last member leaves, and on failure.
+    changed: Condvar,
+    /// The virtual time since the start, readable without the lock.
+    now_nanos: AtomicU64,
+    /// The real instant that stands for the virtual start, so virtual `Instant`s are plain
+    /// `std::time::Instant`s.
+    base: std::time::Instant,
+    config: Config,
+}
+
+enum Failure {
+    Panic(Box<dyn Any + Send>),
+    Report(String),
+}
+
+#[derive(Clone, Copy)]
+enum State {
+    Running,
+    /// Durably blocked in a gonext primitive.
+    Blocked { site: Site, op: &'static str },
+    /// A task pending on something that is not a gonext primitive: it still counts as
+    /// running, because nothing in the bubble can tell when it will be woken.
+    Outside { site: Site },
+}
+
+enum Kind {
+    Thread(Option<std::thread::Thread>),
+    Task,
+}
+
+struct Member {
+    name: String,
+    spawned_at: Site,
+    kind: Kind,
+    state: State,
+    /// A wake-up arrived that the member has not consumed yet.
+    notified: bool,
+}
+
+struct Inner {
+    members: HashMap<MemberId, Member>,
+    next_member: MemberId,
+    running: usize,
+    /// Wake-outs in progress outside the lock: they count as running.
+    waking: usize,
+    timers: BTreeMap<TimerKey, Waker>,
+    next_timer: u64,
+    waiter: Option<MemberId>,
+    holds: usize,
+    run_queue: VecDeque<MemberId>,
+    spawned: Vec<(MemberId, BoxTask)>,
+    failure: Option<Failure>,
+    root_done: bool,
+    /// Incremented on every state change; the stall watchdog compares it.
+    progress: u64,
+    /// Set by the watchdog when failed members cannot be joined.
+    abandoned: bool,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
+}
+
+/// The bubble membership of the running thread or task.
+pub(crate) struct Current {
+    pub(crate) bubble: Arc<BubbleState>,
+    pub(crate) member: MemberId,
+    /// The waker that makes this member runnable again; `None` while an executor polls a task
+    /// (the task's waker comes through the `Context`).
+    pub(crate) thread_waker: Option<Waker>,
+}
+
+/// The bubble the current thread or task belongs to, if any: one thread-local read.
+pub(crate) fn current() -> Option<Arc<BubbleState>> {
+    CURRENT.with_borrow(|c| c.as_ref().map(|c| Arc::clone(&c.bubble)))
+}
+
+/// Whether the current thread or task belongs to a bubble.
+pub(crate) fn in_bubble() -> bool {
+    CURRENT.with_borrow(Option::is_some)
+}
+
+/// Runs `f` with the current membership, if any.
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Current>) -> R) -> R {
+    CURRENT.with_borrow(|c| f(c.as_ref()))
+}
+
+/// Installs `current` for the duration of `f`.
+pub(crate) fn with_membership<R>(current: Current, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Current>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CURRENT.with_borrow_mut(|c| *c = self.0.take());
+        }
+    }
+    let _restore = Restore(CURRENT.with_borrow_mut(|c| c.replace(current)));
+    f()
+}
+
+static NEXT_BUBBLE: AtomicU64 = AtomicU64::new(1);
+
+impl BubbleState {
+    pub(crate) fn new(config: Config) -> Arc<Self> {
+        let bubble = Arc::new(BubbleState {
+            id: NEXT_BUBBLE.fetch_add(1, Ordering::Relaxed),
+            inner: Mutex::new(Inner {
+                members: HashMap::new(),
+                next_member: 0,
+                running: 0,
+                waking: 0,
+                timers: BTreeMap::new(),
+                next_timer: 0,
+                waiter: None,
+                holds: 0,
+                run_queue: VecDeque::new(),
+                spawned: Vec::new(),
+                failure: None,
+                root_done: false,
+                progress: 0,
+                abandoned: false,
+            }),
+            changed: Condvar::new(),
+            now_nanos: AtomicU64::new(0),
+            base: std::time::Instant::now(),
+            config,
+        });
+        watchdog::watch(&bubble);
+        bubble
+    }
+
+    /// A short name for messages: `bubble #3`.
+    pub(crate) fn label(&self) -> String {
+        format!("bubble #{}", self.id)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Nothing panics while the lock is held: user code never runs under it.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Virtual time elapsed since the bubble started.
+    pub(crate) fn elapsed(&self) -> Duration {
+        Duration::from_nanos(self.now_nanos.load(Ordering::Acquire))
+    }
+
+    /// The virtual now as a `std::time::Instant`.
+    pub(crate) fn now_instant(&self) -> std::time::Instant {
+        self.base + self.elapsed()
+    }
+
+    /// The virtual wall clock: the configured start plus the elapsed virtual time.
+    pub(crate) fn now_since_epoch(&self) -> Duration {
+        self.config.start_since_epoch + self.elapsed()
+    }
+
+    /// The virtual offset of a `std::time::Instant` produced by this bubble's clock.
+    pub(crate) fn offset_of(&self, instant: std::time::Instant) -> Duration {
+        instant.saturating_duration_since(self.base)
+    }
+
+    /// Registers a running member; it counts as running from now on, so the clock cannot
+    /// move before it starts.
+    pub(crate) fn add_member(&self, name: Option<String>, spawned_at: Site, task: bool) -> MemberId {
+        let mut inner = self.lock();
+        let id = inner.next_member;
+        inner.next_member += 1;
+        let name = name.unwrap_or_else(|| match (id, task) {
+            (0, _) => "root".to_owned(),
+            (_, true) => format!("task-{id}"),
+            (_, false) => format!("thread-{id}"),
+        });
+        let kind = if task { Kind::Task } else { Kind::Thread(None) };
+        inner.members.insert(id, Member { name, spawned_at, kind, state: State::Running, notified: false });
+        inner.running += 1;
+        inner.progress += 1;
+        id
+    }
+
+    /// Records the OS thread of a thread member, so that wake-ups can unpark it.
+    pub(crate) fn attach_thread(&self, id: MemberId, thread: std::thread::Thread) {
+        if let Some(member) = self.lock().members.get_mut(&id) {
+            member.kind = Kind::Thread(Some(thread));
+        }
+    }
+
+    /// Removes a finished member.
+    pub(crate) fn remove_member(&self, id: MemberId) {
+        let mut inner = self.lock();
+        let Some(member) = inner.members.remove(&id) else { return };
+        if matches!(member.state, State::Running | State::Outside { .. }) {
+            inner.running -= 1;
+        }
+        inner.progress += 1;
+        if inner.members.is_empty() {
+            self.changed.notify_all();
+        }
+        drop(self.settle(inner));
+    }
+
+    /// Marks the root as returned: from now on the bubble only waits for its other members.
+    pub(crate) fn root_done(&self) {
+        self.lock().root_done = true;
+    }
+
+    /// Makes a blocked member runnable again (a no-op for finished members).
+    pub(crate) fn wake(&self, id: MemberId) {
+        let mut inner = self.lock();
+        self.wake_locked(&mut inner, id);
+    }
+
+    fn wake_locked(&self, inner: &mut Inner, id: MemberId) {
+        let Some(member) = inner.members.get_mut(&id) else { return };
+        member.notified = true;
+        let was = std::mem::replace(&mut member.state, State::Running);
+        if matches!(was, State::Running) {
+            return;
+        }
+        match &member.kind {
+            Kind::Thread(Some(thread)) => thread.unpark(),
+            Kind::Thread(None) => {}
+            Kind::Task => {
+                inner.run_queue.push_back(id);
+                self.changed.notify_all();
+            }
+        }
+        if matches!(was, State::Blocked { .. }) {
+            inner.running += 1;
+        }
+        inner.progress += 1;
+    }
+
+    /// Marks member `id` durably blocked at `site` unless a wake-up is pending; returns
+    /// whether it blocked.
+    fn block_locked<'a>(
+        &'a self,
+        mut inner: MutexGuard<'a, Inner>,
+        id: MemberId,
+        site: Site,
+        op: &'static str,
+    ) -> (MutexGuard<'a, Inner>, bool) {
+        let member = inner.members.get_mut(&id).expect("a blocking member is registered");
+        if std::mem::take(&mut member.notified) {
+            return (inner, false);
+        }
+        (self.block_member_locked(inner, id, State::Blocked { site, op }), true)
+    }
+
+    /// Moves running member `id` to the durably blocked `state` and settles the bubble.
+    fn block_member_locked<'a>(
+        &'a self,
+        mut inner: MutexGuard<'a, Inner>,
+        id: MemberId,
+        state: State,
+    ) -> MutexGuard<'a, Inner> {
+        let member = inner.members.get_mut(&id).expect("a blocking member is registered");
+        member.state = state;
+        inner.running -= 1;
+        inner.progress += 1;
+        self.settle(inner)
+    }
+
+    /// The idle step: when no member runs, wake due timers, else the `wait()` caller, else
+    /// advance the clock to the next timer, else fail with a deadlock report.
+    fn settle<'a>(&'a self, mut inner: MutexGuard<'a, Inner>) -> MutexGuard<'a, Inner> {
+        loop {
+            if inner.running > 0 || inner.waking > 0 || inner.failure.is_some() || inner.members.is_empty() {
+                return inner;
+            }
+            let now = self.elapsed();
+            let first_due = inner.timers.first_key_value().is_some_and(|(&(deadline, _), _)| deadline <= now);
+            if first_due {
+                let later = inner.timers.split_off(&(now, u64::MAX));
+                let due = std::mem::replace(&mut inner.timers, later);
+                inner.waking += 1;
+                inner.progress += 1;
+                drop(inner);
+                due.into_values().for_each(Waker::wake);
+                inner = self.lock();
+                inner.waking -= 1;
+                continue;
+            }
+            if let Some(waiter) = inner.waiter.take() {
+                self.wake_locked(&mut inner, waiter);
+                return inner;
+            }
+            if inner.holds > 0 {
+                return inner;
+            }
+            let Some((&(deadline, _), _)) = inner.timers.first_key_value() else {
+                let report = report::deadlock(self, &inner);
+                return self.fail_locked(inner, Failure::Report(report));
+            };
+            if let Some(limit) = self.config.timeout.filter(|&limit| deadline > limit) {
+                self.now_nanos.store(duration_nanos(limit), Ordering::Release);
+                let report = report::timeout(self, &inner, limit);
+                return self.fail_locked(inner, Failure::Report(report));
+            }
+            self.now_nanos.store(duration_nanos(deadline), Ordering::Release);
+        }
+    }
+
+    /// Records the first failure and aborts every parked member.
+    pub(crate) fn fail(&self, failure_panic: Box<dyn Any + Send>) {
+        let inner = self.lock();
+        drop(self.fail_locked(inner, Failure::Panic(failure_panic)));
+    }
+
+    fn fail_locked<'a>(&'a self, mut inner: MutexGuard<'a, Inner>, failure: Failure) -> MutexGuard<'a, Inner> {
+        if inner.failure.is_none() {
+            inner.failure = Some(failure);
+        }
+        let blocked: Vec<MemberId> = inner.members.keys().copied().collect();
+        for id in blocked {
+            self.wake_locked(&mut inner, id);
+        }
+        inner.waiter = None;
+        self.changed.notify_all();
+        inner
+    }
+
+    /// Waits (as a non-member) until every member has left or the bubble failed and its
+    /// members were abandoned, then raises the failure, if any.
+    pub(crate) fn join_members(&self) {
+        let mut inner = self.lock();
+        while !inner.members.is_empty() && !inner.abandoned {
+            inner = self.changed.wait(inner).unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        match inner.failure.take() {
+            None => {}
+            Some(Failure::Panic(payload)) => {
+                drop(inner);
+                panic::resume_unwind(payload);
+            }
+            Some(Failure::Report(report)) => {
+                drop(inner);
+                panic!("{report}");
+            }
+        }
+    }
+
+    /// Registers `waker` to be woken at virtual offset `deadline`; returns its key.
+    pub(crate) fn add_timer(&self, deadline: Duration, waker: Waker) -> TimerKey {
+        let mut inner = self.lock();
+        let key = (deadline, inner.next_timer);
+        inner.next_timer += 1;
+        inner.timers.insert(key, waker);
+        key
+    }
+
+    /// Replaces the waker of a registered timer; returns `false` if it already fired.
+    pub(crate) fn refresh_timer(&self, key: TimerKey, waker: &Waker) -> bool {
+        let mut inner = self.lock();
+        match inner.timers.get_mut(&key) {
+            Some(registered) => {
+                registered.clone_from(waker);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Forgets a timer that is no longer awaited.
+    pub(crate) fn remove_timer(&self, key: TimerKey) {
+        let mut inner = self.lock();
+        inner.timers.remove(&key);
+    }
+
+    /// Registers `id` as the `wait()` caller.
+    #[track_caller]
+    pub(crate) fn set_waiter(&self, id: MemberId) {
+        let mut inner = self.lock();
+        if let Some(other) = inner.waiter.filter(|&other| other != id) {
+            let name = inner.members.get(&other).map_or("?", |m| m.name.as_str()).to_owned();
+            drop(inner);
+            panic!("time::wait: {name} is already waiting in this bubble; only one member may call wait() at a time");
+        }
+        inner.waiter = Some(id);
+    }
+
+    /// Stops the clock from advancing until [`release_clock`](Self::release_clock).
+    pub(crate) fn hold_clock(&self) {
+        self.lock().holds += 1;
+    }
+
+    pub(crate) fn release_clock(&self) {
+        let mut inner = self.lock();
+        inner.holds -= 1;
+        inner.progress += 1;
+        drop(self.settle(inner));
+    }
+
+    /// Whether `id` is still registered as the `wait()` caller.
+    pub(crate) fn is_waiter(&self, id: MemberId) -> bool {
+        self.lock().waiter == Some(id)
+    }
+
+    /// Queues a just-registered task for its first poll.
+    pub(crate) fn queue_task(&self, id: MemberId) {
+        self.lock().run_queue.push_back(id);
+    }
+
+    /// Drops what the finished bubble still holds (timers and their wakers refer back to it).
+    pub(crate) fn clear(&self) {
+        let mut inner = self.lock();
+        let timers = std::mem::take(&mut inner.timers);
+        let spawned = std::mem::take(&mut inner.spawned);
+        inner.run_queue.clear();
+        drop(inner);
+        drop((timers, spawned));
+    }
+
+    /// Adds a spawned task, runnable at once.
+    pub(crate) fn spawn_task(&self, id: MemberId, task: BoxTask) {
+        let mut inner = self.lock();
+        inner.spawned.push((id, task));
+        inner.run_queue.push_back(id);
+        self.changed.notify_all();
+    }
+}
+
+fn duration_nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,100 @@
+//! The failure reports of a bubble: deadlock, virtual timeout and stall.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use super::{BubbleState, Inner, Member, State};
+
+/// Every member is durably blocked and no timer is pending.
+pub(super) fn deadlock(bubble: &BubbleState, inner: &Inner) -> String {
+    let mut report = String::from("deadlock: all tasks in bubble are blocked");
+    if inner.root_done {
+        report.push_str(" (the bubble's root returned, but the members below never finish)");
+    }
+    write!(report, "\n{} at virtual time {}:", bubble.label(), rfc3339(bubble.now_since_epoch()))
+        .expect("writing to a String cannot fail");
+    members(&mut report, inner);
+    report
+}
+
+/// The next timer lies beyond the configured virtual timeout.
+pub(super) fn timeout(bubble: &BubbleState, inner: &Inner, limit: Duration) -> String {
+    let mut report = format!(
+        "virtual timeout: {} did not finish within {limit:?} of virtual time (the clock reached {}); \
+         the next timer was further ahead",
+        bubble.label(),
+        rfc3339(bubble.now_since_epoch()),
+    );
+    members(&mut report, inner);
+    report
+}
+
+/// Nothing changed for `stall` of real time.
+pub(super) fn stall(bubble: &BubbleState, inner: &Inner, stall: Duration) -> String {
+    let mut report = format!(
+        "stall: nothing in {} moved for {stall:?} of real time; members marked running are busy or \
+         blocked outside gonext (a std lock, real I/O, a foreign future):",
+        bubble.label(),
+    );
+    members(&mut report, inner);
+    report
+}
+
+fn members(report: &mut String, inner: &Inner) {
+    let mut listed: Vec<(&u64, &Member)> = inner.members.iter().collect();
+    listed.sort_by_key(|(id, _)| **id);
+    for (_, member) in listed {
+        let state = match member.state {
+            State::Running => "running".to_owned(),
+            State::Blocked { site, op } => format!("blocked in {op} at {site}"),
+            State::Outside { site } => format!("pending outside gonext (spawned at {site})"),
+        };
+        write!(report, "\n  - {} (started at {}): {state}", member.name, member.spawned_at)
+            .expect("writing to a String cannot fail");
+    }
+}
+
+/// Formats a time since the Unix epoch as RFC 3339 in UTC, with fractional seconds only when
+/// there are any.
+pub(crate) fn rfc3339(since_epoch: Duration) -> String {
+    let secs = since_epoch.as_secs();
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    let mut out =
+        format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60);
+    let nanos = since_epoch.subsec_nanos();
+    if nanos > 0 {
+        let fraction = format!("{nanos:09}");
+        write!(out, ".{}", fraction.trim_end_matches('0')).expect("writing to a String cannot fail");
+    }
+    out.push('Z');
+    out
+}
+
+/// Howard Hinnant's days-to-civil algorithm for the proleptic Gregorian calendar.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339;
+    use std::time::Duration;
+
+    #[test]
+    fn formats_the_default_start_and_fractions() {
+        assert_eq!(rfc3339(Duration::from_secs(946_684_800)), "2000-01-01T00:00:00Z");
+        assert_eq!(rfc3339(Duration::from_millis(946_685_400_250)), "2000-01-01T00:10:00.25Z");
+        assert_eq!(rfc3339(Duration::from_secs(951_782_400)), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(Duration::ZERO), "1970-01-01T00:00:00Z");
+    }
+}

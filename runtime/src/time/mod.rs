@@ -1,0 +1,330 @@
+//! Virtual time: Go's `testing/synctest` bubbles, for threads and async tasks.
+//!
+//! A *bubble* is a set of threads and async tasks that share one virtual clock, starting at
+//! 2000-01-01T00:00:00Z. Inside it, [`Instant::now`], [`SystemTime::now`], [`sleep`],
+//! [`thread::sleep`](crate::thread::sleep), [`Ticker`], channels, `WaitGroup`s, locks and
+//! `Context` deadlines all use that clock. The clock only moves when every member is
+//! *durably blocked* — parked inside a gonext primitive — and then jumps straight to the
+//! earliest timer. A test that sleeps for an hour finishes in microseconds, and the order of
+//! events is exactly what the code says, every run.
+//!
+//! ```
+//! use gonext::{thread, time};
+//! use std::time::Duration;
+//!
+//! time::bubble(|| {
+//!     let start = time::Instant::now();
+//!     let worker = thread::spawn(|| thread::sleep(Duration::from_secs(5))); // joins the bubble
+//!     thread::sleep(Duration::from_secs(2));
+//!     worker.join().unwrap();
+//!     assert_eq!(start.elapsed(), Duration::from_secs(5));
+//! });
+//! ```
+//!
+//! # The model
+//!
+//! - Members: the closure of [`bubble`] (or the future of [`bubble_async`]), every thread
+//!   started with [`crate::thread::spawn`] by a member, and every task started with
+//!   [`crate::task::spawn`] inside `bubble_async`. A thread started with `std::thread::spawn`
+//!   is not a member and keeps real time.
+//! - When every member is blocked, in Go's order: members whose timer is due wake; else the
+//!   [`wait`] caller wakes; else the clock advances to the earliest timer; else the bubble
+//!   panics with `deadlock: all tasks in bubble are blocked` and, for each member, its name,
+//!   where it started and where it is blocked. Tokio's paused clock hangs silently here.
+//! - Blocking outside gonext (a `std::sync::Mutex`, real I/O, a foreign future) counts as
+//!   running: the clock waits. If nothing moves for the stall limit of real time (30 s by
+//!   default, [`Bubble::stall`]), the bubble panics with the same member report.
+//! - The bubble returns only after every member has finished. A member's panic aborts the
+//!   others (they unwind from their blocking call) and is re-raised in the caller with its
+//!   original payload.
+//! - Objects created in a bubble (timers, channels, `Context` deadlines) belong to it; using
+//!   a timer from outside its bubble panics, naming both.
+//!
+//! Outside a bubble every call is a pass-through: `Instant::now()` is std's after one
+//! thread-local read, `thread::sleep` is std's, and async timers run on one lazily started
+//! timer thread, so they work under tokio, `futures::executor` or any other executor.
+//!
+//! # Differences from Go
+//!
+//! Go's bubbles contain goroutines; Rust has two kinds of concurrency, so a bubble holds OS
+//! threads and async tasks together. Go detects "durably blocked" inside its scheduler for
+//! channels, `sync.Cond` and `select`; gonext does so for its own primitives — including
+//! `sync::Mutex`, which Go cannot, so a mutex held across a sleep does not hang the bubble.
+
+pub(crate) mod bubble;
+mod clock;
+mod real_timer;
+mod sleep;
+
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use clock::{Instant, SystemTime};
+pub use sleep::{Elapsed, Sleep, Ticker, Timeout, interval, sleep, sleep_until, timeout};
+
+use bubble::{BubbleAborted, BubbleState, Config, Current};
+
+/// Seconds from the Unix epoch to 2000-01-01T00:00:00Z, where every bubble's clock starts.
+const DEFAULT_START_SECS: u64 = 946_684_800;
+
+/// The options of a bubble; [`bubble`] and [`bubble_async`] use the defaults.
+///
+/// ```
+/// use gonext::time::{Bubble, SystemTime};
+/// use std::time::{Duration, UNIX_EPOCH};
+///
+/// let start = SystemTime::from(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+/// Bubble::new().start(start).timeout(Duration::from_secs(60)).run(|| {
+///     assert_eq!(SystemTime::now(), start);
+/// });
+/// ```
+#[derive(Debug, Clone)]
+pub struct Bubble {
+    config: Config,
+}
+
+impl Default for Bubble {
+    fn default() -> Self {
+        Bubble::new()
+    }
+}
+
+impl Bubble {
+    /// Start at 2000-01-01T00:00:00Z, no virtual timeout, a 30 s stall limit.
+    pub fn new() -> Bubble {
+        Bubble {
+            config: Config {
+                start_since_epoch: Duration::from_secs(DEFAULT_START_SECS),
+                timeout: None,
+                stall: Duration::from_secs(30),
+            },
+        }
+    }
+
+    /// Starts the virtual clock at `start`.
+    ///
+    /// # Panics
+    ///
+    /// If `start` is before the Unix epoch.
+    #[track_caller]
+    pub fn start(mut self, start: SystemTime) -> Bubble {
+        self.config.start_since_epoch = start
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_else(|_| panic!("Bubble::start: {start:?} is before the Unix epoch"));
+        self
+    }
+
+    /// Fails the bubble when its virtual clock would pass `limit` (measured from the start).
+    pub fn timeout(mut self, limit: Duration) -> Bubble {
+        self.config.timeout = Some(limit);
+        self
+    }
+
+    /// Fails the bubble when nothing in it moves for `limit` of real time.
+    ///
+    /// # Panics
+    ///
+    /// If `limit` is zero.
+    #[track_caller]
+    pub fn stall(mut self, limit: Duration) -> Bubble {
+        assert!(!limit.is_zero(), "Bubble::stall: the limit must be positive");
+        self.config.stall = limit;
+        self
+    }
+
+    /// Runs `f` as the root of a new bubble and returns its result once every member has
+    /// finished.
+    ///
+    /// # Panics
+    ///
+    /// Re-raises a member's panic with its payload; panics with a report on deadlock, stall
+    /// or virtual timeout; panics when called inside a bubble (bubbles do not nest).
+    #[track_caller]
+    pub fn run<R>(self, f: impl FnOnce() -> R) -> R {
+        let site = Location::caller();
+        let bubble = self.create(site);
+        let root = bubble.add_member(None, site, false);
+        let membership = bubble::enter_thread_member(&bubble, root);
+        let output = match bubble::with_membership(membership, || catch_unwind(AssertUnwindSafe(f))) {
+            Ok(output) => Some(output),
+            Err(payload) => {
+                if !payload.is::<BubbleAborted>() {
+                    bubble.fail(payload);
+                }
+                None
+            }
+        };
+        Self::finish(&bubble, root, output)
+    }
+
+    /// Runs `future` as the root task of a new bubble, on a built-in executor on this thread,
+    /// together with the tasks it spawns with [`crate::task::spawn`]; returns its output once
+    /// every member has finished.
+    ///
+    /// # Panics
+    ///
+    /// As [`run`](Self::run).
+    #[track_caller]
+    pub fn run_async<F: Future>(self, future: F) -> F::Output {
+        let site = Location::caller();
+        let bubble = self.create(site);
+        let root = bubble.add_member(None, site, true);
+        bubble.queue_task(root);
+        let output = bubble::run_async(&bubble, root, future);
+        Self::finish(&bubble, root, output)
+    }
+
+    fn create(self, site: bubble::Site) -> Arc<BubbleState> {
+        if let Some(outer) = bubble::current() {
+            panic!("time::bubble at {site}: already inside {}; bubbles do not nest", outer.label());
+        }
+        BubbleState::new(self.config)
+    }
+
+    /// Waits for the other members, raises the bubble's failure if any, else returns the
+    /// root's output.
+    fn finish<R>(bubble: &Arc<BubbleState>, root: bubble::MemberId, output: Option<R>) -> R {
+        bubble.root_done();
+        bubble.remove_member(root);
+        bubble.join_members();
+        bubble.clear();
+        output.unwrap_or_else(|| unreachable!("a bubble whose root did not finish has failed"))
+    }
+}
+
+/// Runs `f` in a new bubble with default options: see [`Bubble::run`].
+///
+/// ```
+/// use gonext::time;
+/// use std::time::Duration;
+///
+/// let elapsed = time::bubble(|| {
+///     let start = time::Instant::now();
+///     gonext::thread::sleep(Duration::from_millis(300));
+///     start.elapsed()
+/// });
+/// assert_eq!(elapsed, Duration::from_millis(300));
+/// ```
+#[track_caller]
+pub fn bubble<R>(f: impl FnOnce() -> R) -> R {
+    Bubble::new().run(f)
+}
+
+/// Runs `future` in a new bubble with default options: see [`Bubble::run_async`].
+///
+/// ```
+/// use gonext::time;
+/// use std::time::Duration;
+///
+/// let order = time::bubble_async(async {
+///     let slow = gonext::task::spawn(async {
+///         time::sleep(Duration::from_secs(2)).await;
+///         "slow"
+///     });
+///     time::sleep(Duration::from_secs(1)).await;
+///     ("fast", slow.await)
+/// });
+/// assert_eq!(order, ("fast", "slow"));
+/// ```
+#[track_caller]
+pub fn bubble_async<F: Future>(future: F) -> F::Output {
+    Bubble::new().run_async(future)
+}
+
+/// Blocks until every other member of the bubble is durably blocked (Go's `synctest.Wait`).
+///
+/// Use it to observe the effects of what other members did before checking them, without
+/// moving the clock.
+///
+/// ```
+/// use gonext::{sync, thread, time};
+///
+/// time::bubble(|| {
+///     let (tx, rx) = sync::chan::<u32>(1);
+///     thread::spawn(move || tx.send(7).unwrap());
+///     time::wait(); // the spawned thread has sent and exited
+///     assert_eq!(rx.try_recv(), Ok(7));
+/// });
+/// ```
+///
+/// # Panics
+///
+/// Outside a bubble, inside an async task, or when another member is already waiting.
+#[track_caller]
+pub fn wait() {
+    let site = Location::caller();
+    let Some((bubble, id)) = thread_member(site, "time::wait") else {
+        panic!("time::wait at {site}: not inside a bubble");
+    };
+    loop {
+        bubble.set_waiter(id);
+        bubble.park(id, site, "time::wait");
+        if !bubble.is_waiter(id) {
+            return;
+        }
+    }
+}
+
+/// Sleeps for `duration`, then [`wait`]s: Go's `synctest.Sleep`.
+#[track_caller]
+pub fn sleep_then_wait(duration: Duration) {
+    crate::thread::sleep(duration);
+    wait();
+}
+
+/// Stops the bubble's clock from advancing while the guard lives, for work the bubble cannot
+/// see (like tokio's `inhibit_auto_advance`). Due timers and `wait()` still proceed.
+///
+/// ```
+/// use gonext::time;
+/// use std::time::Duration;
+///
+/// time::bubble(|| {
+///     let hold = time::hold_clock();
+///     let start = time::Instant::now();
+///     std::thread::spawn(|| {}).join().unwrap(); // real work outside the bubble
+///     assert_eq!(start.elapsed(), Duration::ZERO);
+///     drop(hold);
+/// });
+/// ```
+///
+/// # Panics
+///
+/// Outside a bubble.
+#[track_caller]
+pub fn hold_clock() -> ClockHold {
+    let Some(bubble) = bubble::current() else {
+        panic!("time::hold_clock at {}: not inside a bubble", Location::caller());
+    };
+    bubble.hold_clock();
+    ClockHold { bubble }
+}
+
+/// The guard of [`hold_clock`]: the clock may advance again once it drops.
+#[must_use = "the clock is released as soon as the guard drops"]
+pub struct ClockHold {
+    bubble: Arc<BubbleState>,
+}
+
+impl Drop for ClockHold {
+    fn drop(&mut self) {
+        self.bubble.release_clock();
+    }
+}
+
+impl std::fmt::Debug for ClockHold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClockHold").field("bubble", &self.bubble.label()).finish()
+    }
+}
+
+/// The bubble and member id of the calling thread, if it is a thread member.
+fn thread_member(site: bubble::Site, op: &str) -> Option<(Arc<BubbleState>, bubble::MemberId)> {
+    bubble::with_current(|c| {
+        let c: &Current = c?;
+        assert!(c.thread_waker.is_some(), "{op} at {site}: cannot block inside an async task of bubble_async");
+        Some((Arc::clone(&c.bubble), c.member))
+    })
+}
