@@ -34,6 +34,7 @@
 
 pub mod atomic;
 pub mod runtime;
+pub mod sync;
 pub mod task;
 pub mod thread;
 pub mod time;

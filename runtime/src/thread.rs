@@ -102,7 +102,8 @@ pub fn sleep(duration: Duration) {
         return std::thread::sleep(duration);
     }
     let site = Location::caller();
-    let deadline = crate::time::Instant::now().checked_add(duration).expect("sleep duration overflows the clock");
+    let deadline =
+        crate::time::Instant::now().checked_add(duration).expect("sleep duration overflows the clock");
     bubble::block_on(Sleep::new(deadline, site), site, "thread::sleep");
 }
 

@@ -324,7 +324,10 @@ impl std::fmt::Debug for ClockHold {
 fn thread_member(site: bubble::Site, op: &str) -> Option<(Arc<BubbleState>, bubble::MemberId)> {
     bubble::with_current(|c| {
         let c: &Current = c?;
-        assert!(c.thread_waker.is_some(), "{op} at {site}: cannot block inside an async task of bubble_async");
+        assert!(
+            c.thread_waker.is_some(),
+            "{op} at {site}: cannot block inside an async task of bubble_async"
+        );
         Some((Arc::clone(&c.bubble), c.member))
     })
 }

@@ -28,7 +28,10 @@ pub(crate) fn add(deadline: Instant, waker: Waker) -> RealKey {
     let mut timers = lock();
     if !timers.started {
         timers.started = true;
-        thread::Builder::new().name("gonext-timer".into()).spawn(run).expect("the gonext timer thread starts");
+        thread::Builder::new()
+            .name("gonext-timer".into())
+            .spawn(run)
+            .expect("the gonext timer thread starts");
     }
     let key = (deadline, timers.next);
     timers.next += 1;
@@ -70,7 +73,10 @@ fn run() {
         }
         timers = match timers.pending.first_key_value() {
             Some((&(deadline, _), _)) => {
-                CHANGED.wait_timeout(timers, deadline - now).unwrap_or_else(|poisoned| poisoned.into_inner()).0
+                CHANGED
+                    .wait_timeout(timers, deadline - now)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .0
             }
             None => CHANGED.wait(timers).unwrap_or_else(|poisoned| poisoned.into_inner()),
         };

@@ -86,7 +86,10 @@ impl Sleep {
         if !same {
             let own = self.bubble.as_ref().map_or_else(|| "outside any bubble".to_owned(), |b| b.label());
             let here = bubble::current().map_or_else(|| "outside any bubble".to_owned(), |b| b.label());
-            panic!("time::sleep created at {} ({own}) was polled {here}; timers belong to their bubble", self.site);
+            panic!(
+                "time::sleep created at {} ({own}) was polled {here}; timers belong to their bubble",
+                self.site
+            );
         }
     }
 

@@ -37,7 +37,11 @@ fn task_waker(bubble: &Arc<BubbleState>, id: MemberId) -> Waker {
 /// Runs `root` (member `root_id`, already registered and queued) and the tasks spawned into
 /// the bubble until every task finished or the bubble failed. Returns the root's output if
 /// it completed.
-pub(crate) fn run_async<F: Future>(bubble: &Arc<BubbleState>, root_id: MemberId, root: F) -> Option<F::Output> {
+pub(crate) fn run_async<F: Future>(
+    bubble: &Arc<BubbleState>,
+    root_id: MemberId,
+    root: F,
+) -> Option<F::Output> {
     let mut root = pin!(root);
     let root_waker = task_waker(bubble, root_id);
     let mut tasks: HashMap<MemberId, (BoxTask, Waker)> = HashMap::new();
@@ -47,9 +51,8 @@ pub(crate) fn run_async<F: Future>(bubble: &Arc<BubbleState>, root_id: MemberId,
             if output.is_some() {
                 continue;
             }
-            poll_member(bubble, id, &root_waker, |cx| root.as_mut().poll(cx)).map(|polled| {
-                polled.map(|ready| output = Some(ready))
-            })
+            poll_member(bubble, id, &root_waker, |cx| root.as_mut().poll(cx))
+                .map(|polled| polled.map(|ready| output = Some(ready)))
         } else {
             let Some((task, waker)) = tasks.get_mut(&id) else { continue };
             poll_member(bubble, id, waker, |cx| task.as_mut().poll(cx))
@@ -89,7 +92,10 @@ fn poll_member<T>(
 }
 
 /// The next task to poll; `None` once every member left or the bubble failed.
-fn next_runnable(bubble: &Arc<BubbleState>, tasks: &mut HashMap<MemberId, (BoxTask, Waker)>) -> Option<MemberId> {
+fn next_runnable(
+    bubble: &Arc<BubbleState>,
+    tasks: &mut HashMap<MemberId, (BoxTask, Waker)>,
+) -> Option<MemberId> {
     let mut inner = bubble.lock();
     loop {
         if inner.failure.is_some() {

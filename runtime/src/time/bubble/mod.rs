@@ -72,10 +72,15 @@ enum Failure {
 enum State {
     Running,
     /// Durably blocked in a gonext primitive.
-    Blocked { site: Site, op: &'static str },
+    Blocked {
+        site: Site,
+        op: &'static str,
+    },
     /// A task pending on something that is not a gonext primitive: it still counts as
     /// running, because nothing in the bubble can tell when it will be woken.
-    Outside { site: Site },
+    Outside {
+        site: Site,
+    },
 }
 
 enum Kind {
@@ -360,7 +365,11 @@ impl BubbleState {
         drop(self.fail_locked(inner, Failure::Panic(failure_panic)));
     }
 
-    fn fail_locked<'a>(&'a self, mut inner: MutexGuard<'a, Inner>, failure: Failure) -> MutexGuard<'a, Inner> {
+    fn fail_locked<'a>(
+        &'a self,
+        mut inner: MutexGuard<'a, Inner>,
+        failure: Failure,
+    ) -> MutexGuard<'a, Inner> {
         if inner.failure.is_none() {
             inner.failure = Some(failure);
         }
@@ -427,7 +436,9 @@ impl BubbleState {
         if let Some(other) = inner.waiter.filter(|&other| other != id) {
             let name = inner.members.get(&other).map_or("?", |m| m.name.as_str()).to_owned();
             drop(inner);
-            panic!("time::wait: {name} is already waiting in this bubble; only one member may call wait() at a time");
+            panic!(
+                "time::wait: {name} is already waiting in this bubble; only one member may call wait() at a time"
+            );
         }
         inner.waiter = Some(id);
     }

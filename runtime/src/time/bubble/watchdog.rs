@@ -61,7 +61,10 @@ fn check(watched: &mut Watched) -> bool {
     if inner.failure.is_some() {
         inner.abandoned = true;
         bubble.changed.notify_all();
-        eprintln!("gonext: {} failed, but some members never returned to gonext; abandoning them", bubble.label());
+        eprintln!(
+            "gonext: {} failed, but some members never returned to gonext; abandoning them",
+            bubble.label()
+        );
         return true;
     }
     let report = report::stall(&bubble, &inner, stall);

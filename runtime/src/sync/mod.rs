@@ -1,0 +1,27 @@
+//! Go's `sync` package and channels, bubble-aware: blocking on any of these inside a
+//! virtual-time bubble is a durable block, so the clock can advance.
+//!
+//! - [`chan`]: Go channels (buffered and unbuffered, many senders and receivers, closed when
+//!   the last sender drops), with blocking and async operations, usable in
+//!   [`select!`](crate::select).
+//! - [`WaitGroup`]: wait for a set of threads or tasks (with Go 1.25's [`WaitGroup::go`]).
+//! - [`Mutex`], [`RwLock`], [`Condvar`]: std's APIs, durable inside a bubble, one atomic
+//!   operation when uncontended outside one.
+//!
+//! Every blocking operation goes through one mechanism: it is written as a future that
+//! registers its waker in the object's wait list, and the blocking form runs that future on
+//! the bubble-aware `block_on` of [`crate::time`]. Outside a bubble that is a plain thread
+//! park; inside, the thread is recorded as durably blocked at the caller's location, which
+//! is what the deadlock report shows.
+
+mod chan;
+mod mutex;
+mod queue;
+mod rwlock;
+mod wait_group;
+mod waiters;
+
+pub use chan::{Iter, Receiver, Recv, Send, SendError, Sender, TryRecvError, TrySendError, chan};
+pub use mutex::{Condvar, Mutex, MutexGuard, WaitTimeoutResult};
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub use wait_group::{Wait, WaitGroup};

@@ -1,0 +1,168 @@
+//! Go's `sync.WaitGroup`: wait for a set of threads or tasks to finish.
+
+use std::fmt;
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use super::waiters::Waiters;
+use crate::time::bubble::{self, Site};
+
+/// A counter of outstanding work with a blocking (or async) wait for it to reach zero.
+///
+/// Cloning gives another handle to the same counter. Inside a virtual-time bubble, `wait` is a
+/// durable block.
+///
+/// ```
+/// use gonext::sync::WaitGroup;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Arc;
+///
+/// let wg = WaitGroup::new();
+/// let done = Arc::new(AtomicUsize::new(0));
+/// for _ in 0..4 {
+///     let done = Arc::clone(&done);
+///     wg.go(move || {
+///         done.fetch_add(1, Ordering::SeqCst);
+///     });
+/// }
+/// wg.wait();
+/// assert_eq!(done.load(Ordering::SeqCst), 4);
+/// ```
+///
+/// # Differences from Go
+///
+/// Go's `Add` takes a signed delta; here [`add`](Self::add) only adds and [`done`](Self::done)
+/// subtracts one, so the counter cannot be driven negative by a typo in the sign.
+#[derive(Clone, Default)]
+pub struct WaitGroup {
+    shared: Arc<Mutex<Counter>>,
+}
+
+#[derive(Default)]
+struct Counter {
+    outstanding: usize,
+    waiters: Waiters,
+}
+
+impl WaitGroup {
+    /// A group with nothing outstanding.
+    pub fn new() -> WaitGroup {
+        WaitGroup::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Counter> {
+        self.shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Adds `n` outstanding units of work.
+    pub fn add(&self, n: usize) {
+        self.lock().outstanding += n;
+    }
+
+    /// Marks one unit done, waking the waiters when none is left.
+    ///
+    /// # Panics
+    ///
+    /// When nothing is outstanding (more `done` than `add`), naming the caller.
+    #[track_caller]
+    pub fn done(&self) {
+        let mut counter = self.lock();
+        assert!(
+            counter.outstanding > 0,
+            "WaitGroup::done at {}: called more times than add",
+            Location::caller()
+        );
+        counter.outstanding -= 1;
+        let waiters = if counter.outstanding == 0 { counter.waiters.take_all() } else { Vec::new() };
+        drop(counter);
+        waiters.into_iter().for_each(Waker::wake);
+    }
+
+    /// The number of outstanding units.
+    pub fn outstanding(&self) -> usize {
+        self.lock().outstanding
+    }
+
+    /// Runs `f` on a new [`thread`](crate::thread::spawn) (a bubble member inside a bubble),
+    /// counted by the group: Go 1.25's `WaitGroup.Go`.
+    #[track_caller]
+    pub fn go(&self, f: impl FnOnce() + Send + 'static) {
+        self.add(1);
+        let group = self.clone();
+        crate::thread::spawn(move || {
+            /// Marks the unit done even if `f` panics.
+            struct Done(WaitGroup);
+            impl Drop for Done {
+                fn drop(&mut self) {
+                    self.0.done();
+                }
+            }
+            let _done = Done(group);
+            f();
+        });
+    }
+
+    /// Blocks until nothing is outstanding.
+    #[track_caller]
+    pub fn wait(&self) {
+        let site = Location::caller();
+        bubble::block_on(self.wait_at(site), site, "WaitGroup::wait");
+    }
+
+    /// The async form of [`wait`](Self::wait).
+    #[track_caller]
+    pub fn wait_async(&self) -> Wait<'_> {
+        self.wait_at(Location::caller())
+    }
+
+    fn wait_at(&self, site: Site) -> Wait<'_> {
+        Wait { group: self, slot: None, site }
+    }
+}
+
+/// The future of [`WaitGroup::wait_async`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Wait<'a> {
+    group: &'a WaitGroup,
+    slot: Option<u64>,
+    site: Site,
+}
+
+impl Future for Wait<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let mut counter = this.group.lock();
+        if counter.outstanding == 0 {
+            counter.waiters.forget(&mut this.slot);
+            return Poll::Ready(());
+        }
+        counter.waiters.register(&mut this.slot, cx.waker());
+        bubble::note_blocked_at(this.site, "WaitGroup::wait");
+        Poll::Pending
+    }
+}
+
+impl Drop for Wait<'_> {
+    fn drop(&mut self) {
+        if self.slot.is_some() {
+            self.group.lock().waiters.forget(&mut self.slot);
+        }
+    }
+}
+
+impl fmt::Debug for WaitGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WaitGroup").field("outstanding", &self.outstanding()).finish()
+    }
+}
+
+impl fmt::Debug for Wait<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Wait").field("site", &self.site).finish()
+    }
+}
