@@ -33,14 +33,116 @@
 //!   from the cgroup CPU quota).
 
 pub mod atomic;
+pub mod context;
 pub mod runtime;
 pub mod sync;
 pub mod task;
 pub mod thread;
 pub mod time;
 
+/// Waits for the first of several futures to complete, from blocking code: Go's `select`.
+///
+/// Each branch is `pattern = future => body`; the futures are polled in the order written
+/// and the first ready one runs its body with its output bound to `pattern` (which must be
+/// irrefutable). Inside a bubble the wait is a durable block. With a `default => body`
+/// branch, `select!` does not wait: if nothing is ready on the first poll, `default` runs.
+/// The futures that lose are dropped, which cancels them: a channel receive that lost takes
+/// no value, a send that lost sends nothing.
+///
+/// ```
+/// use gonext::context::Context;
+/// use gonext::{select, sync, thread, time};
+/// use std::time::Duration;
+///
+/// time::bubble(|| {
+///     let (tx, rx) = sync::chan::<&str>(0);
+///     let (ctx, cancel) = Context::background().with_cancel();
+///     let sender = tx.clone();
+///     thread::spawn(move || {
+///         thread::sleep(Duration::from_secs(1));
+///         sender.send("ping").unwrap();
+///     });
+///     let got = select! {
+///         msg = rx.recv_async() => msg,
+///         _ = ctx.done() => None,
+///         _ = time::sleep(Duration::from_secs(5)) => Some("timeout"),
+///     };
+///     assert_eq!(got, Some("ping"));
+///     let polled = select! {
+///         msg = rx.recv_async() => msg,
+///         default => Some("nothing ready"),
+///     };
+///     assert_eq!(polled, Some("nothing ready")); // `tx` is alive: the channel is open, empty
+///     drop(cancel);
+/// });
+/// ```
+///
+/// # Differences from Go
+///
+/// Go picks uniformly at random among ready cases; gonext takes the first ready branch in
+/// written order, so that a program in a virtual-time bubble runs the same way every time.
+/// Put the branch that must not starve first. `select!` blocks the thread; in async code,
+/// use your runtime's `select!` over the same futures.
+pub use gonext_macros::select;
+
+/// Turns a test function (sync or `async`) into a `#[test]` that runs in a virtual-time
+/// bubble: Go's `synctest.Test`.
+///
+/// Options, all string literals checked at compile time:
+///
+/// - `start = "2024-02-29T12:00:00Z"`: where the virtual clock starts (RFC 3339; the
+///   default is 2000-01-01T00:00:00Z);
+/// - `timeout = "10m"`: fail once the virtual clock would pass this (Go-style durations:
+///   `1h30m`, `1.5s`, `250ms`);
+/// - `stall = "30s"`: fail when nothing moves for this much real time (default 30 s).
+///
+/// ```
+/// # use gonext::virtual_time_test;
+/// #[virtual_time_test(timeout = "1h")]
+/// fn retry_backs_off() {
+///     let start = gonext::time::Instant::now();
+///     gonext::thread::sleep(std::time::Duration::from_millis(300));
+///     assert_eq!(start.elapsed(), std::time::Duration::from_millis(300));
+/// }
+///
+/// #[virtual_time_test(start = "2024-02-29T12:00:00Z")]
+/// async fn leap_day() {
+///     let now = gonext::time::SystemTime::now();
+///     let secs = now.duration_since(gonext::time::SystemTime::UNIX_EPOCH).unwrap().as_secs();
+///     assert_eq!(secs, 1_709_208_000);
+/// }
+/// ```
+pub use gonext_macros::virtual_time_test;
+
 #[doc(hidden)]
 pub mod __private {
     //! Support items for the expansions of gonext's macros. Not public API: anything here
     //! may change in any release.
+
+    use std::panic::Location;
+    use std::task::{Context, Poll};
+    use std::time::Duration;
+
+    pub use crate::time;
+
+    /// The `start` option of `#[virtual_time_test]`.
+    pub fn unix_time(secs: u64, nanos: u32) -> time::SystemTime {
+        time::SystemTime::UNIX_EPOCH + Duration::new(secs, nanos)
+    }
+
+    /// The wait of `select!`: polls once with `default`, else blocks (durably in a bubble)
+    /// until a branch is ready.
+    pub fn select<T>(
+        has_default: bool,
+        site: &'static Location<'static>,
+        mut poll: impl FnMut(&mut Context<'_>) -> Poll<T>,
+    ) -> Option<T> {
+        if has_default {
+            return match poll(&mut Context::from_waker(std::task::Waker::noop())) {
+                Poll::Ready(output) => Some(output),
+                Poll::Pending => None,
+            };
+        }
+        Some(crate::time::bubble::block_on(std::future::poll_fn(poll), site, "select!"))
+    }
 }

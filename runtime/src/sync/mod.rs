@@ -19,7 +19,7 @@ mod mutex;
 mod queue;
 mod rwlock;
 mod wait_group;
-mod waiters;
+pub(crate) mod waiters;
 
 pub use chan::{Iter, Receiver, Recv, Send, SendError, Sender, TryRecvError, TrySendError, chan};
 pub use mutex::{Condvar, Mutex, MutexGuard, WaitTimeoutResult};

@@ -53,7 +53,7 @@
 
 pub(crate) mod bubble;
 mod clock;
-mod real_timer;
+pub(crate) mod real_timer;
 mod sleep;
 
 use std::future::Future;

@@ -1,0 +1,223 @@
+//! Every rule a `#[virtual_time_test]` can break: unknown or repeated options, values that
+//! are not durations or RFC 3339 times, and test functions that cannot be tests.
+
+use std::time::Duration;
+
+use syn::spanned::Spanned;
+use syn::{FnArg, ItemFn};
+
+use super::parse::{Input, RawOption, example};
+
+/// The options, typed.
+#[derive(Default)]
+pub(super) struct Options {
+    /// Seconds and nanoseconds since the Unix epoch.
+    pub(super) start: Option<(u64, u32)>,
+    pub(super) timeout: Option<Duration>,
+    pub(super) stall: Option<Duration>,
+}
+
+pub(super) struct Test {
+    pub(super) options: Options,
+    pub(super) function: ItemFn,
+}
+
+pub(super) fn validate(input: Input) -> syn::Result<Test> {
+    let mut errors = Vec::new();
+    let mut options = Options::default();
+    let mut seen: Vec<String> = Vec::new();
+    for option in &input.options {
+        let key = option.key.to_string();
+        if seen.contains(&key) {
+            errors.push(syn::Error::new(option.key.span(), format!("`{key}` is given twice")));
+            continue;
+        }
+        seen.push(key);
+        if let Err(error) = apply(&mut options, option) {
+            errors.push(error);
+        }
+    }
+    errors.extend(check_function(&input.function));
+    let mut errors = errors.into_iter();
+    match errors.next() {
+        Some(first) => Err(errors.fold(first, |mut all, next| {
+            all.combine(next);
+            all
+        })),
+        None => Ok(Test { options, function: input.function }),
+    }
+}
+
+fn apply(options: &mut Options, option: &RawOption) -> syn::Result<()> {
+    let text = option.value.value();
+    let invalid = |what: String| {
+        syn::Error::new(
+            option.value.span(),
+            format!("{what}; write e.g. {} = \"{}\"", option.key, example(&option.key)),
+        )
+    };
+    match option.key.to_string().as_str() {
+        "start" => options.start = Some(parse_rfc3339(&text).map_err(invalid)?),
+        "timeout" => options.timeout = Some(parse_duration(&text).map_err(invalid)?),
+        "stall" => {
+            let stall = parse_duration(&text).map_err(invalid)?;
+            if stall.is_zero() {
+                return Err(invalid("the stall limit must be positive".to_owned()));
+            }
+            options.stall = Some(stall);
+        }
+        other => {
+            return Err(syn::Error::new(
+                option.key.span(),
+                format!("unknown option `{other}`; #[virtual_time_test] accepts `start`, `timeout` and `stall`"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_function(function: &ItemFn) -> Vec<syn::Error> {
+    let sig = &function.sig;
+    let mut errors = Vec::new();
+    if let Some(arg) = sig.inputs.first() {
+        let span = match arg {
+            FnArg::Receiver(receiver) => receiver.span(),
+            FnArg::Typed(typed) => typed.span(),
+        };
+        errors.push(syn::Error::new(span, "a #[virtual_time_test] function takes no arguments"));
+    }
+    if !sig.generics.params.is_empty() {
+        errors.push(syn::Error::new(sig.generics.span(), "a #[virtual_time_test] function cannot be generic"));
+    }
+    if let Some(constness) = &sig.constness {
+        errors.push(syn::Error::new(constness.span(), "a #[virtual_time_test] function cannot be `const`"));
+    }
+    errors
+}
+
+/// Go-style durations: one or more `<number><unit>` with units `ns`, `us`, `µs`, `ms`, `s`,
+/// `m`, `h`, and an optional fraction (`1.5s`, `1h30m`).
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err("empty duration".to_owned());
+    }
+    let mut total = Duration::ZERO;
+    while !rest.is_empty() {
+        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let (number, after) = rest.split_at(number_len);
+        let unit_len = after.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_len);
+        let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration: bad number `{number}`"))?;
+        let unit_nanos = match unit {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            "" => return Err(format!("`{text}` is not a duration: `{number}` needs a unit (ns, us, ms, s, m, h)")),
+            other => return Err(format!("`{text}` is not a duration: unknown unit `{other}` (use ns, us, ms, s, m, h)")),
+        };
+        total += Duration::from_nanos((value * unit_nanos).round() as u64);
+        rest = after;
+    }
+    Ok(total)
+}
+
+/// RFC 3339 timestamps (`2024-02-29T12:00:00Z`, `…T12:00:00.5+02:00`) as seconds and
+/// nanoseconds since the Unix epoch.
+pub(crate) fn parse_rfc3339(text: &str) -> Result<(u64, u32), String> {
+    let bad = |why: &str| format!("`{text}` is not an RFC 3339 time: {why}");
+    let bytes = text.as_bytes();
+    if bytes.len() < 20 || bytes[4] != b'-' || bytes[7] != b'-' || !matches!(bytes[10], b'T' | b't' | b' ') {
+        return Err(bad("expected YYYY-MM-DDTHH:MM:SS followed by Z or an offset"));
+    }
+    if bytes[13] != b':' || bytes[16] != b':' {
+        return Err(bad("expected HH:MM:SS"));
+    }
+    let field = |range: std::ops::Range<usize>| -> Result<u64, String> {
+        text.get(range).and_then(|s| s.parse().ok()).ok_or_else(|| bad("non-numeric date or time field"))
+    };
+    let (year, month, day) = (field(0..4)?, field(5..7)?, field(8..10)?);
+    let (hour, minute, second) = (field(11..13)?, field(14..16)?, field(17..19)?);
+    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+        return Err(bad("no such date"));
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return Err(bad("no such time of day"));
+    }
+    let mut rest = &text[19..];
+    let mut nanos = 0u32;
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let digits = fraction.find(|c: char| !c.is_ascii_digit()).unwrap_or(fraction.len());
+        if digits == 0 || digits > 9 {
+            return Err(bad("the fraction of a second needs 1 to 9 digits"));
+        }
+        nanos = format!("{:0<9}", &fraction[..digits]).parse().map_err(|_| bad("bad fraction"))?;
+        rest = &fraction[digits..];
+    }
+    let offset_secs: i64 = match rest {
+        "Z" | "z" => 0,
+        _ if rest.len() == 6 && matches!(&rest[..1], "+" | "-") && &rest[3..4] == ":" => {
+            let hours: i64 = rest[1..3].parse().map_err(|_| bad("bad offset"))?;
+            let minutes: i64 = rest[4..6].parse().map_err(|_| bad("bad offset"))?;
+            let sign = if rest.starts_with('-') { -1 } else { 1 };
+            sign * (hours * 3600 + minutes * 60)
+        }
+        _ => return Err(bad("expected Z or an offset like +02:00 after the time")),
+    };
+    let days = days_from_civil(year as i64, month, day);
+    let local = days * 86_400 + (hour * 3600 + minute * 60 + second) as i64;
+    let utc = local - offset_secs;
+    let utc = u64::try_from(utc).map_err(|_| bad("before the Unix epoch (1970-01-01T00:00:00Z)"))?;
+    Ok((utc, nanos))
+}
+
+fn days_in_month(year: u64, month: u64) -> u64 {
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Howard Hinnant's civil-to-days algorithm: days since 1970-01-01.
+fn days_from_civil(year: i64, month: u64, day: u64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year - era * 400;
+    let month = month as i64;
+    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_duration, parse_rfc3339};
+    use std::time::Duration;
+
+    #[test]
+    fn durations_follow_go_syntax() {
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("10").unwrap_err().contains("needs a unit"));
+        assert!(parse_duration("10 min").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn rfc3339_times_become_unix_seconds() {
+        assert_eq!(parse_rfc3339("2000-01-01T00:00:00Z"), Ok((946_684_800, 0)));
+        assert_eq!(parse_rfc3339("2024-02-29T12:00:00.25Z"), Ok((1_709_208_000, 250_000_000)));
+        assert_eq!(parse_rfc3339("2000-01-01T02:00:00+02:00"), Ok((946_684_800, 0)));
+        assert!(parse_rfc3339("2023-02-29T00:00:00Z").unwrap_err().contains("no such date"));
+        assert!(parse_rfc3339("1969-12-31T23:59:59Z").unwrap_err().contains("before the Unix epoch"));
+        assert!(parse_rfc3339("tomorrow").is_err());
+    }
+}

@@ -1,0 +1,426 @@
+//! Go's `context.Context`: cancellation, deadlines and request-scoped values, passed
+//! explicitly down a call tree.
+//!
+//! A [`Context`] is a cheap handle (`Clone` is one reference-count increment) to a node in a
+//! tree. [`Context::with_cancel`], [`Context::with_timeout`] and [`Context::with_deadline`]
+//! add a cancellable child and return it with its [`Cancel`] handle; cancelling a node
+//! cancels its whole subtree, never its parent. [`Context::done`] is a future that
+//! completes on cancellation, so blocking code waits for it in [`select!`](crate::select)
+//! and async code `.await`s it.
+//!
+//! Deadlines use the caller's clock: inside a virtual-time bubble a `with_timeout(10s)`
+//! context expires after ten *virtual* seconds, when every member is blocked.
+//!
+//! ```
+//! use gonext::context::{Context, ContextError};
+//! use gonext::time;
+//! use std::time::Duration;
+//!
+//! time::bubble_async(async {
+//!     let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(5));
+//!     ctx.done().await;
+//!     assert_eq!(ctx.err(), Some(ContextError::DeadlineExceeded));
+//! });
+//! ```
+//!
+//! # Differences from Go
+//!
+//! - `WithCancel` returns a function; here [`Cancel`] is a handle that also cancels when
+//!   dropped, so a forgotten `defer cancel()` cannot leak a timer. Keep it alive as long as
+//!   the context should live.
+//! - `WithValue` keys are arbitrary values in Go; here a value is found by its type
+//!   ([`Context::value`]), which makes collisions between packages impossible.
+//! - Goroutine-local storage was declined in Go (#21355) and is not provided here either:
+//!   pass a `Context` and use `with_value`.
+
+use std::any::{Any, TypeId};
+use std::fmt;
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context as TaskContext, Poll, Wake, Waker};
+use std::time::Duration;
+
+use crate::sync::waiters::Waiters;
+use crate::time::bubble::{self, BubbleState, Site, TimerKey};
+use crate::time::{Instant, real_timer};
+
+/// Why a context is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ContextError {
+    /// Its [`Cancel`] handle (or an ancestor's) was used or dropped.
+    Canceled,
+    /// Its deadline (or an ancestor's) passed.
+    DeadlineExceeded,
+}
+
+impl fmt::Display for ContextError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ContextError::Canceled => "context canceled",
+            ContextError::DeadlineExceeded => "context deadline exceeded",
+        })
+    }
+}
+
+impl std::error::Error for ContextError {}
+
+/// A handle to a node of the context tree: cancellation, an optional deadline and values.
+#[derive(Clone)]
+pub struct Context {
+    node: Arc<Node>,
+}
+
+struct Node {
+    parent: Option<Arc<Node>>,
+    /// Present on cancellable nodes (`with_cancel`, `with_deadline`, `with_timeout`).
+    cancel: Option<Mutex<CancelState>>,
+    deadline: Option<Instant>,
+    value: Option<(TypeId, Box<dyn Any + Send + Sync>)>,
+    bubble: Option<Arc<BubbleState>>,
+    site: Site,
+}
+
+#[derive(Default)]
+struct CancelState {
+    err: Option<ContextError>,
+    waiters: Waiters,
+    children: Vec<Weak<Node>>,
+    timer: Option<DeadlineTimer>,
+}
+
+enum DeadlineTimer {
+    Virtual(TimerKey),
+    Real(real_timer::RealKey),
+}
+
+impl Node {
+    /// The nearest cancellable node at or above this one.
+    fn canceller(self: &Arc<Self>) -> Option<&Arc<Node>> {
+        let mut node = self;
+        loop {
+            if node.cancel.is_some() {
+                return Some(node);
+            }
+            node = node.parent.as_ref()?;
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, CancelState> {
+        self.cancel
+            .as_ref()
+            .expect("only cancellable nodes have state")
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn cancel(&self, err: ContextError) {
+        let mut state = self.state();
+        if state.err.is_some() {
+            return;
+        }
+        state.err = Some(err);
+        let waiters = state.waiters.take_all();
+        let children = std::mem::take(&mut state.children);
+        let timer = state.timer.take();
+        drop(state);
+        match (timer, &self.bubble) {
+            (Some(DeadlineTimer::Virtual(key)), Some(bubble)) => bubble.remove_timer(key),
+            (Some(DeadlineTimer::Real(key)), _) => real_timer::remove(key),
+            _ => {}
+        }
+        waiters.into_iter().for_each(Waker::wake);
+        for child in children.iter().filter_map(Weak::upgrade) {
+            child.cancel(err);
+        }
+    }
+}
+
+/// Cancels its deadline's context when the timer fires.
+struct DeadlineWaker(Weak<Node>);
+
+impl Wake for DeadlineWaker {
+    fn wake(self: Arc<Self>) {
+        if let Some(node) = self.0.upgrade() {
+            node.cancel(ContextError::DeadlineExceeded);
+        }
+    }
+}
+
+impl Context {
+    /// The root context: never cancelled, no deadline, no values.
+    #[track_caller]
+    pub fn background() -> Context {
+        Context {
+            node: Arc::new(Node {
+                parent: None,
+                cancel: None,
+                deadline: None,
+                value: None,
+                bubble: None,
+                site: Location::caller(),
+            }),
+        }
+    }
+
+    fn child(&self, cancel: bool, deadline: Option<Instant>, site: Site) -> Context {
+        Context {
+            node: Arc::new(Node {
+                parent: Some(Arc::clone(&self.node)),
+                cancel: cancel.then(|| Mutex::new(CancelState::default())),
+                deadline,
+                value: None,
+                bubble: bubble::current(),
+                site,
+            }),
+        }
+    }
+
+    /// A child that is cancelled when `Cancel` is used or dropped, or when `self` is.
+    ///
+    /// ```
+    /// use gonext::context::{Context, ContextError};
+    ///
+    /// let (parent, cancel_parent) = Context::background().with_cancel();
+    /// let (child, _cancel_child) = parent.with_cancel();
+    /// cancel_parent.cancel();
+    /// assert_eq!(child.err(), Some(ContextError::Canceled));
+    /// ```
+    #[track_caller]
+    pub fn with_cancel(&self) -> (Context, Cancel) {
+        let child = self.child(true, self.deadline(), Location::caller());
+        self.attach(&child);
+        let cancel = Cancel { node: Arc::clone(&child.node) };
+        (child, cancel)
+    }
+
+    /// A child that is also cancelled at `deadline` on the caller's clock (virtual in a
+    /// bubble), or at the parent's deadline if that is earlier.
+    #[track_caller]
+    pub fn with_deadline(&self, deadline: Instant) -> (Context, Cancel) {
+        let site = Location::caller();
+        let effective = self.deadline().map_or(deadline, |parent| parent.min(deadline));
+        let child = self.child(true, Some(effective), site);
+        self.attach(&child);
+        if child.err().is_none() {
+            child.arm_timer(effective);
+        }
+        let cancel = Cancel { node: Arc::clone(&child.node) };
+        (child, cancel)
+    }
+
+    /// `with_deadline(Instant::now() + timeout)`.
+    ///
+    /// ```
+    /// use gonext::context::Context;
+    /// use gonext::time;
+    /// use std::time::Duration;
+    ///
+    /// time::bubble(|| {
+    ///     let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(1));
+    ///     assert!(!ctx.is_done());
+    ///     gonext::thread::sleep(Duration::from_secs(2));
+    ///     assert!(ctx.is_done());
+    /// });
+    /// ```
+    #[track_caller]
+    pub fn with_timeout(&self, timeout: Duration) -> (Context, Cancel) {
+        self.with_deadline(Instant::now() + timeout)
+    }
+
+    /// A child carrying `value`, found by [`value`](Self::value) on it and its descendants.
+    ///
+    /// ```
+    /// use gonext::context::Context;
+    ///
+    /// #[derive(Debug, PartialEq)]
+    /// struct RequestId(u64);
+    /// let ctx = Context::background().with_value(RequestId(7));
+    /// let child = ctx.with_cancel().0;
+    /// assert_eq!(child.value::<RequestId>(), Some(&RequestId(7)));
+    /// assert_eq!(child.value::<String>(), None);
+    /// ```
+    #[track_caller]
+    pub fn with_value<T: Any + Send + Sync>(&self, value: T) -> Context {
+        Context {
+            node: Arc::new(Node {
+                parent: Some(Arc::clone(&self.node)),
+                cancel: None,
+                deadline: self.deadline(),
+                value: Some((TypeId::of::<T>(), Box::new(value))),
+                bubble: None,
+                site: Location::caller(),
+            }),
+        }
+    }
+
+    /// The nearest value of type `T` on this context or an ancestor.
+    pub fn value<T: Any>(&self) -> Option<&T> {
+        let mut node = &self.node;
+        loop {
+            if let Some((id, value)) = &node.value
+                && *id == TypeId::of::<T>()
+            {
+                return value.downcast_ref();
+            }
+            node = node.parent.as_ref()?;
+        }
+    }
+
+    /// When this context expires, if it has a deadline.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.node.deadline
+    }
+
+    /// Why the context is done, or `None` while it is not.
+    pub fn err(&self) -> Option<ContextError> {
+        self.node.canceller().and_then(|node| node.state().err)
+    }
+
+    /// Whether the context is cancelled or past its deadline.
+    pub fn is_done(&self) -> bool {
+        self.err().is_some()
+    }
+
+    /// A future that completes when the context is done (never, for `background()`).
+    #[track_caller]
+    pub fn done(&self) -> Done {
+        Done { ctx: self.clone(), slot: None, site: Location::caller() }
+    }
+
+    /// Registers `child` with the nearest cancellable ancestor, or cancels it at once if that
+    /// ancestor is already done.
+    fn attach(&self, child: &Context) {
+        let Some(ancestor) = self.node.canceller() else { return };
+        let mut state = ancestor.state();
+        match state.err {
+            Some(err) => {
+                drop(state);
+                child.node.cancel(err);
+            }
+            None => {
+                state.children.retain(|c| c.strong_count() > 0);
+                state.children.push(Arc::downgrade(&child.node));
+            }
+        }
+    }
+
+    fn arm_timer(&self, deadline: Instant) {
+        if Instant::now() >= deadline {
+            return self.node.cancel(ContextError::DeadlineExceeded);
+        }
+        let waker = Waker::from(Arc::new(DeadlineWaker(Arc::downgrade(&self.node))));
+        let timer = match &self.node.bubble {
+            Some(bubble) => DeadlineTimer::Virtual(bubble.add_timer(bubble.offset_of(deadline.into_std()), waker)),
+            None => DeadlineTimer::Real(real_timer::add(deadline.into_std(), waker)),
+        };
+        let mut state = self.node.state();
+        if state.err.is_none() {
+            state.timer = Some(timer);
+            return;
+        }
+        drop(state);
+        match (timer, &self.node.bubble) {
+            (DeadlineTimer::Virtual(key), Some(bubble)) => bubble.remove_timer(key),
+            (DeadlineTimer::Real(key), _) => real_timer::remove(key),
+            _ => {}
+        }
+    }
+}
+
+impl Default for Context {
+    fn default() -> Self {
+        Context::background()
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("created_at", &self.node.site)
+            .field("deadline", &self.deadline())
+            .field("err", &self.err())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Cancels its context (and the context's subtree) when used or dropped.
+#[must_use = "dropping the Cancel handle cancels the context at once"]
+pub struct Cancel {
+    node: Arc<Node>,
+}
+
+impl Cancel {
+    /// Cancels the context now.
+    pub fn cancel(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Cancel {
+    fn drop(&mut self) {
+        self.node.cancel(ContextError::Canceled);
+    }
+}
+
+impl fmt::Debug for Cancel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cancel").field("created_at", &self.node.site).finish()
+    }
+}
+
+/// The future of [`Context::done`]; its output is why the context is done.
+#[must_use = "futures do nothing unless polled"]
+pub struct Done {
+    ctx: Context,
+    slot: Option<u64>,
+    site: Site,
+}
+
+impl Future for Done {
+    type Output = ContextError;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<ContextError> {
+        let this = self.get_mut();
+        let Some(node) = this.ctx.node.canceller() else {
+            bubble::note_blocked_at(this.site, "Context::done");
+            return Poll::Pending;
+        };
+        check_bubble(node, this.site);
+        let mut state = node.state();
+        if let Some(err) = state.err {
+            state.waiters.forget(&mut this.slot);
+            return Poll::Ready(err);
+        }
+        state.waiters.register(&mut this.slot, cx.waker());
+        bubble::note_blocked_at(this.site, "Context::done");
+        Poll::Pending
+    }
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        if let Some(node) = self.ctx.node.canceller().filter(|_| self.slot.is_some()) {
+            node.state().waiters.forget(&mut self.slot);
+        }
+    }
+}
+
+impl fmt::Debug for Done {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Done").field("site", &self.site).finish_non_exhaustive()
+    }
+}
+
+/// Panics when a context that belongs to a bubble is awaited from outside it.
+fn check_bubble(node: &Node, site: Site) {
+    let Some(own) = &node.bubble else { return };
+    if !bubble::with_current(|c| c.is_some_and(|c| Arc::ptr_eq(&c.bubble, own))) {
+        panic!(
+            "Context created at {} in {} awaited outside it at {site}; objects of a bubble stay in it",
+            node.site,
+            own.label()
+        );
+    }
+}
