@@ -34,6 +34,7 @@
 
 pub mod atomic;
 pub mod context;
+pub mod retry;
 pub mod runtime;
 pub mod sync;
 pub mod task;

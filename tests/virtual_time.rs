@@ -1,0 +1,419 @@
+//! Virtual time: Go's synctest Task 1 port, the bgtask ticker, failure reports, members.
+
+use gonext::context::Context;
+use gonext::retry::{Backoff, RetryError};
+use gonext::time::{self, Bubble, Instant, SystemTime};
+use gonext::{select, sync, task, thread, virtual_time_test};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// The panic message of `f`, which must panic.
+fn panic_message(f: impl FnOnce()) -> String {
+    let payload = catch_unwind(AssertUnwindSafe(f)).expect_err("expected a panic");
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "<non-string payload>".to_owned())
+}
+
+/// Go's Task 1: `RetryWithBackoff(ctx, op, maxAttempts)` with delays of 100, 200, 400… ms.
+fn retry_with_backoff<T>(ctx: &Context, max_attempts: u32, op: impl FnMut() -> Result<T, String>) -> Result<T, RetryError<String>> {
+    Backoff::new(ms(100)).max_attempts(max_attempts).context(ctx).retry(op)
+}
+
+#[virtual_time_test]
+fn retry_succeeding_on_the_third_attempt_takes_exactly_300ms() {
+    let start = Instant::now();
+    let mut attempts = 0;
+    let result = retry_with_backoff(&Context::background(), 5, || {
+        attempts += 1;
+        if attempts == 3 { Ok("done") } else { Err(format!("attempt {attempts} failed")) }
+    });
+    assert_eq!(result, Ok("done"));
+    assert_eq!(start.elapsed(), ms(300));
+}
+
+#[virtual_time_test]
+fn retry_always_failing_returns_the_last_error_after_the_schedule() {
+    let start = Instant::now();
+    let mut attempts = 0;
+    let result: Result<(), _> = retry_with_backoff(&Context::background(), 4, || {
+        attempts += 1;
+        Err(format!("attempt {attempts} failed"))
+    });
+    assert_eq!(result, Err(RetryError::Exhausted { last: "attempt 4 failed".to_owned(), attempts: 4 }));
+    assert_eq!(start.elapsed(), ms(100 + 200 + 400));
+}
+
+#[virtual_time_test]
+fn retry_sleeps_between_attempts_instead_of_spinning() {
+    let attempts = Arc::new(AtomicU32::new(0));
+    let (ctx, cancel) = Context::background().with_cancel();
+    let counted = Arc::clone(&attempts);
+    let worker = thread::spawn(move || {
+        retry_with_backoff::<()>(&ctx, 100, || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Err("down".to_owned())
+        })
+    });
+    time::wait();
+    assert_eq!(attempts.load(Ordering::SeqCst), 1, "the loop is asleep after its first attempt");
+    cancel.cancel();
+    let outcome = worker.join().unwrap();
+    assert!(matches!(outcome, Err(RetryError::Canceled { attempts: 1, .. })), "{outcome:?}");
+}
+
+#[virtual_time_test]
+fn retry_stops_when_the_context_deadline_passes_mid_sleep() {
+    let (ctx, _cancel) = Context::background().with_timeout(ms(250));
+    let start = Instant::now();
+    let result: Result<(), _> = retry_with_backoff(&ctx, 10, || Err("down".to_owned()));
+    assert!(matches!(result, Err(RetryError::Canceled { attempts: 2, .. })), "{result:?}");
+    assert_eq!(start.elapsed(), ms(250));
+}
+
+#[virtual_time_test]
+async fn async_retry_follows_the_same_schedule() {
+    let start = Instant::now();
+    let mut attempts = 0;
+    let result = Backoff::new(ms(100))
+        .retry_async(|| {
+            attempts += 1;
+            let outcome = if attempts == 4 { Ok(attempts) } else { Err("no") };
+            async move { outcome }
+        })
+        .await;
+    assert_eq!(result, Ok(4));
+    assert_eq!(start.elapsed(), ms(700));
+}
+
+#[test]
+fn jitter_stays_within_its_fraction_and_is_reproducible() {
+    let policy = Backoff::new(ms(1000)).factor(1.0).jitter(0.25).seed(7);
+    let delays: Vec<Duration> = policy.delays().take(200).collect();
+    assert!(delays.iter().all(|d| *d >= ms(750) && *d <= ms(1250)), "{delays:?}");
+    assert!(delays.iter().any(|d| *d < ms(950)) && delays.iter().any(|d| *d > ms(1050)), "jitter spreads");
+    assert_eq!(delays, policy.delays().take(200).collect::<Vec<_>>());
+}
+
+#[virtual_time_test]
+fn ticker_task_stopped_after_five_virtual_seconds_ticked_five_times() {
+    let (ctx, cancel) = Context::background().with_cancel();
+    let worker = thread::spawn(move || {
+        let mut ticker = time::Ticker::new(Duration::from_secs(1));
+        let mut ticks = 0;
+        loop {
+            select! {
+                _ = ctx.done() => return ticks,
+                _ = ticker.tick() => ticks += 1,
+            }
+        }
+    });
+    thread::sleep(Duration::from_millis(5500));
+    cancel.cancel();
+    assert_eq!(worker.join().unwrap(), 5);
+}
+
+#[test]
+fn clock_starts_at_2000_and_can_start_elsewhere() {
+    let since_epoch = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).unwrap();
+    time::bubble(|| assert_eq!(since_epoch(SystemTime::now()), Duration::from_secs(946_684_800)));
+    let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    Bubble::new().start(start).run(|| {
+        thread::sleep(Duration::from_secs(5));
+        assert_eq!(since_epoch(SystemTime::now()), Duration::from_secs(1_000_000_005));
+    });
+}
+
+#[virtual_time_test(start = "2024-02-29T12:00:00Z")]
+fn start_option_sets_the_virtual_wall_clock() {
+    let secs = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+    assert_eq!(secs, 1_709_208_000);
+}
+
+#[test]
+fn instant_outside_a_bubble_is_real_time() {
+    let start = Instant::now();
+    std::thread::sleep(ms(20));
+    assert!(start.elapsed() >= ms(20));
+    let std_start = std::time::Instant::now();
+    assert!(Instant::now().into_std() >= std_start);
+}
+
+#[virtual_time_test]
+fn channel_ping_pong_between_threads_uses_virtual_time() {
+    let (ping_tx, ping_rx) = sync::chan::<u32>(0);
+    let (pong_tx, pong_rx) = sync::chan::<u32>(0);
+    let start = Instant::now();
+    let ponger = thread::spawn(move || {
+        for n in &ping_rx {
+            thread::sleep(ms(10));
+            pong_tx.send(n + 1).unwrap();
+        }
+    });
+    let mut n = 0;
+    for _ in 0..10 {
+        ping_tx.send(n).unwrap();
+        n = pong_rx.recv().unwrap();
+    }
+    drop(ping_tx);
+    ponger.join().unwrap();
+    assert_eq!(n, 10);
+    assert_eq!(start.elapsed(), ms(100));
+}
+
+#[virtual_time_test]
+fn nested_spawns_join_the_bubble() {
+    let start = Instant::now();
+    let outer = thread::spawn(|| {
+        let inner = thread::spawn(|| {
+            thread::sleep(Duration::from_secs(3));
+            Instant::now()
+        });
+        thread::sleep(Duration::from_secs(1));
+        inner.join().unwrap()
+    });
+    let inner_end = outer.join().unwrap();
+    assert_eq!(inner_end - start, Duration::from_secs(3));
+}
+
+#[virtual_time_test]
+async fn async_tasks_and_threads_share_one_clock() {
+    let (tx, rx) = sync::chan::<&str>(1);
+    let sender = tx.clone();
+    let thread_member = thread::spawn(move || {
+        thread::sleep(Duration::from_secs(2));
+        sender.send("thread").unwrap();
+    });
+    let task_member = task::spawn(async move {
+        time::sleep(Duration::from_secs(1)).await;
+        tx.send_async("task").await.unwrap();
+    });
+    let start = Instant::now();
+    assert_eq!(rx.recv_async().await, Some("task"));
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+    assert_eq!(rx.recv_async().await, Some("thread"));
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+    task_member.await;
+    assert!(rx.recv_async().await.is_none());
+    drop(thread_member);
+}
+
+#[virtual_time_test]
+fn wait_returns_once_every_other_member_is_blocked() {
+    let (tx, rx) = sync::chan::<u32>(3);
+    thread::spawn(move || {
+        for i in 0..3 {
+            tx.send(i).unwrap();
+        }
+        thread::sleep(Duration::from_secs(60));
+    });
+    time::wait();
+    assert_eq!(rx.len(), 3, "the sender ran until it slept");
+    assert_eq!(Instant::now().elapsed(), Duration::ZERO);
+}
+
+#[virtual_time_test]
+fn sleep_then_wait_observes_effects_at_the_new_time() {
+    let hits = Arc::new(AtomicU32::new(0));
+    let counted = Arc::clone(&hits);
+    thread::spawn(move || {
+        thread::sleep(Duration::from_secs(1));
+        counted.fetch_add(1, Ordering::SeqCst);
+    });
+    time::sleep_then_wait(Duration::from_secs(1));
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn deadlock_reports_blocked_sites() {
+    let message = panic_message(|| {
+        time::bubble(|| {
+            let (_tx, rx) = sync::chan::<u32>(0);
+            let (tx2, rx2) = sync::chan::<u32>(0);
+            let _worker = thread::spawn(move || {
+                let _keep = &tx2;
+                rx2.recv()
+            });
+            rx.recv();
+        });
+    });
+    assert!(message.starts_with("deadlock: all tasks in bubble are blocked"), "{message}");
+    assert!(message.contains("root (started at tests/virtual_time.rs:"), "{message}");
+    assert!(message.contains("blocked in chan recv at tests/virtual_time.rs:"), "{message}");
+    assert!(message.contains("thread-1 (started at tests/virtual_time.rs:"), "{message}");
+    assert_eq!(message.matches("blocked in chan recv").count(), 2, "{message}");
+}
+
+#[test]
+fn deadlock_after_the_root_returned_names_the_stuck_members() {
+    let message = panic_message(|| {
+        time::bubble(|| {
+            let (tx, rx) = sync::chan::<u32>(0);
+            thread::spawn(move || {
+                let _keep = &tx;
+                rx.recv()
+            });
+        });
+    });
+    assert!(message.contains("the bubble's root returned"), "{message}");
+    assert!(message.contains("thread-1"), "{message}");
+}
+
+#[test]
+fn stall_reports_members_blocked_outside_gonext() {
+    let lock = Arc::new(std::sync::Mutex::new(()));
+    let held = lock.lock().unwrap();
+    let message = panic_message(|| {
+        Bubble::new().stall(ms(200)).run(|| {
+            let blocked = Arc::clone(&lock);
+            thread::spawn(move || drop(blocked.lock()));
+            // The clock cannot move while thread-1 waits on a std lock: it counts as running.
+            thread::sleep(ms(1));
+        });
+    });
+    drop(held);
+    assert!(message.starts_with("stall: nothing in bubble #"), "{message}");
+    assert!(message.contains("moved for 200ms of real time"), "{message}");
+    assert!(message.contains("thread-1 (started at tests/virtual_time.rs:") && message.contains("): running"), "{message}");
+    assert!(message.contains("root (started at") && message.contains("blocked in thread::sleep at"), "{message}");
+}
+
+#[test]
+fn virtual_timeout_reports_the_time_reached() {
+    let message = panic_message(|| {
+        Bubble::new().timeout(Duration::from_secs(600)).run(|| thread::sleep(Duration::from_secs(3600)));
+    });
+    assert!(message.starts_with("virtual timeout: bubble #"), "{message}");
+    assert!(message.contains("within 600s of virtual time (the clock reached 2000-01-01T00:10:00Z)"), "{message}");
+    assert!(message.contains("blocked in thread::sleep at tests/virtual_time.rs:"), "{message}");
+}
+
+#[derive(Debug, PartialEq)]
+struct Payload(u32);
+
+#[test]
+fn member_panic_is_reraised_with_its_payload_after_joining_everyone() {
+    let finished = Arc::new(AtomicU32::new(0));
+    let seen = Arc::clone(&finished);
+    let payload = catch_unwind(AssertUnwindSafe(|| {
+        time::bubble(|| {
+            let (_tx, rx) = sync::chan::<u32>(0);
+            let waiter = Arc::clone(&seen);
+            thread::spawn(move || {
+                struct Count(Arc<AtomicU32>);
+                impl Drop for Count {
+                    fn drop(&mut self) {
+                        self.0.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                let _count = Count(waiter);
+                rx.recv()
+            });
+            thread::spawn(|| {
+                thread::sleep(Duration::from_secs(1));
+                std::panic::panic_any(Payload(42));
+            });
+            thread::sleep(Duration::from_secs(10));
+        });
+    }))
+    .expect_err("the member's panic reaches the caller");
+    assert_eq!(payload.downcast_ref::<Payload>(), Some(&Payload(42)));
+    assert_eq!(finished.load(Ordering::SeqCst), 1, "the blocked member was unwound and joined");
+}
+
+#[test]
+fn async_task_panic_is_reraised() {
+    let message = panic_message(|| {
+        time::bubble_async(async {
+            let failing = task::spawn(async {
+                time::sleep(Duration::from_secs(1)).await;
+                panic!("task failed at one second");
+            });
+            failing.await;
+        });
+    });
+    assert_eq!(message, "task failed at one second");
+}
+
+#[test]
+fn bubbles_do_not_nest() {
+    let message = panic_message(|| time::bubble(|| time::bubble(|| ())));
+    assert!(message.contains("already inside bubble #") && message.contains("bubbles do not nest"), "{message}");
+}
+
+#[test]
+fn a_timer_used_outside_its_bubble_panics_naming_both() {
+    let sleep = time::bubble(|| time::sleep(Duration::from_secs(1)));
+    let message = panic_message(|| futures::executor::block_on(sleep));
+    assert!(message.contains("in bubble #") || message.contains("(bubble #"), "{message}");
+    assert!(message.contains("was polled outside any bubble"), "{message}");
+}
+
+#[test]
+fn a_channel_used_outside_its_bubble_panics() {
+    let (tx, _rx) = time::bubble(|| sync::chan::<u8>(1));
+    let message = panic_message(|| {
+        let _ = tx.try_send(1);
+    });
+    assert!(message.contains("objects of a bubble stay in it"), "{message}");
+}
+
+#[test]
+fn threads_spawned_with_std_keep_real_time() {
+    time::bubble(|| {
+        let real = std::thread::spawn(|| {
+            let start = Instant::now();
+            std::thread::sleep(ms(5));
+            start.elapsed()
+        });
+        assert!(real.join().unwrap() >= ms(5));
+    });
+}
+
+#[test]
+fn async_sleep_works_outside_bubbles_under_other_executors() {
+    futures::executor::block_on(time::sleep(ms(5)));
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    runtime.block_on(async {
+        let start = std::time::Instant::now();
+        time::sleep(ms(5)).await;
+        assert!(start.elapsed() >= ms(5));
+        assert!(time::timeout(ms(5), time::sleep(Duration::from_secs(60))).await.is_err());
+    });
+}
+
+#[virtual_time_test]
+fn hold_clock_keeps_the_clock_still() {
+    let hold = time::hold_clock();
+    let sleeper = thread::spawn(|| thread::sleep(Duration::from_secs(1)));
+    time::wait();
+    assert_eq!(Instant::now().elapsed(), Duration::ZERO);
+    assert!(!sleeper.is_finished());
+    drop(hold);
+    sleeper.join().unwrap();
+}
+
+#[virtual_time_test]
+fn a_mutex_held_across_a_sleep_does_not_hang_the_bubble() {
+    let shared = Arc::new(sync::Mutex::new(Vec::new()));
+    let writer = {
+        let shared = Arc::clone(&shared);
+        thread::spawn(move || {
+            let mut log = shared.lock().unwrap();
+            thread::sleep(Duration::from_secs(1));
+            log.push("writer");
+        })
+    };
+    thread::sleep(ms(1));
+    shared.lock().unwrap().push("root");
+    writer.join().unwrap();
+    assert_eq!(*shared.lock().unwrap(), ["writer", "root"]);
+}
