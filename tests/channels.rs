@@ -1,0 +1,154 @@
+//! `sync::chan`: Go channel semantics from blocking and async code.
+
+use gonext::sync::{self, TryRecvError, TrySendError};
+use gonext::{select, thread, time, virtual_time_test};
+use std::collections::HashSet;
+use std::time::Duration;
+
+#[test]
+fn buffered_channel_holds_up_to_its_capacity() {
+    let (tx, rx) = sync::chan(2);
+    assert_eq!(tx.capacity(), 2);
+    tx.try_send(1).unwrap();
+    tx.try_send(2).unwrap();
+    assert_eq!(tx.try_send(3), Err(TrySendError::Full(3)));
+    assert_eq!(rx.try_recv(), Ok(1));
+    tx.try_send(3).unwrap();
+    assert_eq!((rx.recv(), rx.recv()), (Some(2), Some(3)));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+}
+
+#[test]
+fn unbuffered_try_send_needs_a_waiting_receiver() {
+    let (tx, rx) = sync::chan::<u8>(0);
+    assert_eq!(tx.try_send(1), Err(TrySendError::Full(1)));
+    drop(rx);
+    assert_eq!(tx.try_send(1), Err(TrySendError::Disconnected(1)));
+}
+
+#[virtual_time_test]
+fn unbuffered_send_waits_for_the_receiver() {
+    let (tx, rx) = sync::chan::<&str>(0);
+    let start = time::Instant::now();
+    let receiver = thread::spawn(move || {
+        thread::sleep(Duration::from_secs(3));
+        rx.recv()
+    });
+    tx.send("hi").unwrap();
+    assert_eq!(start.elapsed(), Duration::from_secs(3), "the send completed when the receiver came");
+    assert_eq!(receiver.join().unwrap(), Some("hi"));
+}
+
+#[test]
+fn closing_by_dropping_senders_drains_then_ends() {
+    let (tx, rx) = sync::chan(4);
+    let second = tx.clone();
+    tx.send(1).unwrap();
+    second.send(2).unwrap();
+    drop(tx);
+    assert_eq!(rx.try_recv(), Ok(1));
+    drop(second);
+    assert_eq!(rx.recv(), Some(2));
+    assert_eq!(rx.recv(), None);
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+}
+
+#[virtual_time_test]
+fn a_blocked_sender_gets_its_value_back_when_receivers_leave() {
+    let (tx, rx) = sync::chan::<String>(0);
+    let sender = thread::spawn(move || tx.send("kept".to_owned()));
+    thread::sleep(Duration::from_secs(1));
+    drop(rx);
+    assert_eq!(sender.join().unwrap().unwrap_err().0, "kept");
+}
+
+#[test]
+fn many_senders_and_receivers_deliver_each_value_once() {
+    let (tx, rx) = sync::chan::<u32>(8);
+    let producers: Vec<_> = (0..4)
+        .map(|p| {
+            let tx = tx.clone();
+            thread::spawn(move || (0..500).for_each(|i| tx.send(p * 1000 + i).unwrap()))
+        })
+        .collect();
+    drop(tx);
+    let consumers: Vec<_> = (0..3)
+        .map(|_| {
+            let rx = rx.clone();
+            thread::spawn(move || rx.iter().collect::<Vec<_>>())
+        })
+        .collect();
+    drop(rx);
+    producers.into_iter().for_each(|p| p.join().unwrap());
+    let all: Vec<u32> = consumers.into_iter().flat_map(|c| c.join().unwrap()).collect();
+    assert_eq!(all.len(), 2000);
+    assert_eq!(all.iter().collect::<HashSet<_>>().len(), 2000);
+}
+
+#[test]
+fn async_send_and_receive_work_under_other_executors() {
+    let (tx, rx) = sync::chan::<u32>(0);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    runtime.block_on(async move {
+        let producer = tokio::spawn(async move {
+            for i in 0..100 {
+                tx.send_async(i).await.unwrap();
+            }
+        });
+        let mut sum = 0;
+        while let Some(v) = rx.recv_async().await {
+            sum += v;
+        }
+        producer.await.unwrap();
+        assert_eq!(sum, 4950);
+    });
+}
+
+#[virtual_time_test]
+fn select_receives_from_whichever_channel_is_ready_first() {
+    let (fast_tx, fast_rx) = sync::chan::<&str>(0);
+    let (slow_tx, slow_rx) = sync::chan::<&str>(0);
+    // Keep both open: a closed channel is always ready (with `None`), as in Go.
+    let _open = (fast_tx.clone(), slow_tx.clone());
+    thread::spawn(move || {
+        thread::sleep(Duration::from_secs(2));
+        slow_tx.send("slow").unwrap();
+    });
+    thread::spawn(move || {
+        thread::sleep(Duration::from_secs(1));
+        fast_tx.send("fast").unwrap();
+    });
+    let mut order = Vec::new();
+    for _ in 0..2 {
+        select! {
+            v = fast_rx.recv_async() => order.extend(v),
+            v = slow_rx.recv_async() => order.extend(v),
+        }
+    }
+    assert_eq!(order, ["fast", "slow"]);
+}
+
+#[virtual_time_test]
+fn select_with_a_timer_times_out_and_loses_no_value() {
+    let (tx, rx) = sync::chan::<u32>(1);
+    let timed_out = select! {
+        _ = rx.recv_async() => false,
+        _ = time::sleep(Duration::from_millis(50)) => true,
+    };
+    assert!(timed_out);
+    tx.send(9).unwrap();
+    assert_eq!(rx.recv(), Some(9), "the losing receive took nothing");
+}
+
+#[test]
+fn select_send_branch_that_loses_sends_nothing() {
+    let (tx, rx) = sync::chan::<u32>(0);
+    let (_keep, ready_rx) = sync::chan::<u32>(1);
+    _keep.send(1).unwrap();
+    let which = select! {
+        v = ready_rx.recv_async() => v,
+        _ = tx.send_async(5) => None,
+    };
+    assert_eq!(which, Some(1));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+}
