@@ -24,7 +24,11 @@ fn panic_message(f: impl FnOnce()) -> String {
 }
 
 /// Go's Task 1: `RetryWithBackoff(ctx, op, maxAttempts)` with delays of 100, 200, 400… ms.
-fn retry_with_backoff<T>(ctx: &Context, max_attempts: u32, op: impl FnMut() -> Result<T, String>) -> Result<T, RetryError<String>> {
+fn retry_with_backoff<T>(
+    ctx: &Context,
+    max_attempts: u32,
+    op: impl FnMut() -> Result<T, String>,
+) -> Result<T, RetryError<String>> {
     Backoff::new(ms(100)).max_attempts(max_attempts).context(ctx).retry(op)
 }
 
@@ -282,8 +286,14 @@ fn stall_reports_members_blocked_outside_gonext() {
     drop(held);
     assert!(message.starts_with("stall: nothing in bubble #"), "{message}");
     assert!(message.contains("moved for 200ms of real time"), "{message}");
-    assert!(message.contains("thread-1 (started at tests/virtual_time.rs:") && message.contains("): running"), "{message}");
-    assert!(message.contains("root (started at") && message.contains("blocked in thread::sleep at"), "{message}");
+    assert!(
+        message.contains("thread-1 (started at tests/virtual_time.rs:") && message.contains("): running"),
+        "{message}"
+    );
+    assert!(
+        message.contains("root (started at") && message.contains("blocked in thread::sleep at"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -292,7 +302,10 @@ fn virtual_timeout_reports_the_time_reached() {
         Bubble::new().timeout(Duration::from_secs(600)).run(|| thread::sleep(Duration::from_secs(3600)));
     });
     assert!(message.starts_with("virtual timeout: bubble #"), "{message}");
-    assert!(message.contains("within 600s of virtual time (the clock reached 2000-01-01T00:10:00Z)"), "{message}");
+    assert!(
+        message.contains("within 600s of virtual time (the clock reached 2000-01-01T00:10:00Z)"),
+        "{message}"
+    );
     assert!(message.contains("blocked in thread::sleep at tests/virtual_time.rs:"), "{message}");
 }
 
@@ -346,7 +359,10 @@ fn async_task_panic_is_reraised() {
 #[test]
 fn bubbles_do_not_nest() {
     let message = panic_message(|| time::bubble(|| time::bubble(|| ())));
-    assert!(message.contains("already inside bubble #") && message.contains("bubbles do not nest"), "{message}");
+    assert!(
+        message.contains("already inside bubble #") && message.contains("bubbles do not nest"),
+        "{message}"
+    );
 }
 
 #[test]

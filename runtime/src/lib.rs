@@ -44,8 +44,10 @@ pub mod time;
 /// Waits for the first of several futures to complete, from blocking code: Go's `select`.
 ///
 /// Each branch is `pattern = future => body`; the futures are polled in the order written
-/// and the first ready one runs its body with its output bound to `pattern` (which must be
-/// irrefutable). Inside a bubble the wait is a durable block. With a `default => body`
+/// and the first ready one whose output matches `pattern` runs its body. A branch whose
+/// output does not match is disabled and the others are still awaited (with none left,
+/// `default` runs, or `select!` panics without one). Inside a bubble the wait is a durable
+/// block. With a `default => body`
 /// branch, `select!` does not wait: if nothing is ready on the first poll, `default` runs.
 /// The futures that lose are dropped, which cancels them: a channel receive that lost takes
 /// no value, a send that lost sends nothing.

@@ -92,7 +92,9 @@ impl<E> RetryError<E> {
 impl<E: fmt::Display> fmt::Display for RetryError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RetryError::Exhausted { last, attempts } => write!(f, "gave up after {attempts} attempts: {last}"),
+            RetryError::Exhausted { last, attempts } => {
+                write!(f, "gave up after {attempts} attempts: {last}")
+            }
             RetryError::Canceled { last: Some(last), attempts, cause } => {
                 write!(f, "{cause} after {attempts} attempts; last error: {last}")
             }
@@ -126,7 +128,10 @@ impl Backoff {
     /// If `factor` is below 1 or not finite.
     #[track_caller]
     pub fn factor(mut self, factor: f64) -> Backoff {
-        assert!(factor.is_finite() && factor >= 1.0, "Backoff::factor: {factor} must be finite and at least 1");
+        assert!(
+            factor.is_finite() && factor >= 1.0,
+            "Backoff::factor: {factor} must be finite and at least 1"
+        );
         self.factor = factor;
         self
     }

@@ -9,16 +9,26 @@ use crate::common::private;
 
 pub(super) fn expand(select: &Select) -> TokenStream {
     let private = private();
-    let futures: Vec<_> = (0..select.branches.len()).map(|i| format_ident!("__gonext_select_future_{}", i)).collect();
-    let variants: Vec<_> = (0..select.branches.len()).map(|i| format_ident!("Branch{}", i)).collect();
+    let count = select.branches.len();
+    let futures: Vec<_> = (0..count).map(|i| format_ident!("__gonext_select_future_{}", i)).collect();
+    let variants: Vec<_> = (0..count).map(|i| format_ident!("Branch{}", i)).collect();
+    let type_params: Vec<_> = (0..count).map(|i| format_ident!("T{}", i)).collect();
     let pin_futures = select.branches.iter().zip(&futures).map(|(branch, name)| {
         let future = &branch.future;
         quote!(let mut #name = ::core::pin::pin!(#future);)
     });
-    let polls = futures.iter().zip(&variants).map(|(name, variant)| {
+    let polls = select.branches.iter().zip(&futures).zip(&variants).enumerate().map(|(i, ((branch, name), variant))| {
+        let pat = &branch.pat;
         quote! {
-            if let ::core::task::Poll::Ready(output) = ::core::future::Future::poll(#name.as_mut(), cx) {
-                return ::core::task::Poll::Ready(__GonextSelected::#variant(output));
+            if !__gonext_disabled[#i] {
+                if let ::core::task::Poll::Ready(output) = ::core::future::Future::poll(#name.as_mut(), cx) {
+                    #[allow(unused_variables, irrefutable_let_patterns, clippy::redundant_pattern_matching)]
+                    let matched = ::core::matches!(&output, #pat);
+                    if matched {
+                        return ::core::task::Poll::Ready(__GonextSelected::#variant(output));
+                    }
+                    __gonext_disabled[#i] = true;
+                }
             }
         }
     });
@@ -27,28 +37,37 @@ pub(super) fn expand(select: &Select) -> TokenStream {
         quote!(::core::option::Option::Some(__GonextSelected::#variant(#pat)) => #body,)
     });
     let has_default = !select.defaults.is_empty();
-    let default_arm = match select.defaults.first() {
+    let fallback = match select.defaults.first() {
         Some(default) => {
             let body = &default.body;
-            quote!(::core::option::Option::None => #body,)
+            quote!(::core::option::Option::None | ::core::option::Option::Some(__GonextSelected::Disabled) => #body,)
         }
-        None => quote!(::core::option::Option::None => ::core::unreachable!(),),
+        None => quote! {
+            ::core::option::Option::None | ::core::option::Option::Some(__GonextSelected::Disabled) => {
+                ::core::panic!("select!: every branch completed without matching its pattern, and there is no `default`")
+            }
+        },
     };
-    let type_params: Vec<_> = (0..select.branches.len()).map(|i| format_ident!("T{}", i)).collect();
     quote! {{
-        enum __GonextSelected<#(#type_params),*> { #(#variants(#type_params)),* }
+        enum __GonextSelected<#(#type_params),*> { #(#variants(#type_params),)* Disabled }
         #(#pin_futures)*
+        let mut __gonext_disabled = [false; #count];
         let __gonext_selected = #private::select(
             #has_default,
             ::core::panic::Location::caller(),
             |cx: &mut ::core::task::Context<'_>| {
                 #(#polls)*
+                if __gonext_disabled.iter().all(|disabled| *disabled) {
+                    return ::core::task::Poll::Ready(__GonextSelected::Disabled);
+                }
                 ::core::task::Poll::Pending
             },
         );
+        #[allow(unreachable_patterns)]
         match __gonext_selected {
             #(#arms)*
-            #default_arm
+            #fallback
+            ::core::option::Option::Some(_) => ::core::unreachable!(),
         }
     }}
 }

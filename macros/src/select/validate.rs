@@ -7,9 +7,11 @@ pub(super) fn validate(select: &Select) -> syn::Result<()> {
         let span = select.defaults.first().map_or_else(proc_macro2::Span::call_site, |d| d.keyword.span());
         return Err(syn::Error::new(span, "select! needs at least one `pattern = future => …` branch"));
     }
-    let mut extra = select.defaults.iter().skip(1).map(|d| {
-        syn::Error::new(d.keyword.span(), "select! takes at most one `default` branch")
-    });
+    let mut extra = select
+        .defaults
+        .iter()
+        .skip(1)
+        .map(|d| syn::Error::new(d.keyword.span(), "select! takes at most one `default` branch"));
     match extra.next() {
         None => Ok(()),
         Some(first) => Err(extra.fold(first, |mut all, next| {

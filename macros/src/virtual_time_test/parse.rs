@@ -19,7 +19,10 @@ fn option(input: syn::parse::ParseStream<'_>) -> syn::Result<RawOption> {
     let key: Ident = input.parse()?;
     input.parse::<Token![=]>()?;
     let value = input.parse::<LitStr>().map_err(|error| {
-        syn::Error::new(error.span(), format!("`{key}` takes a string literal, e.g. {key} = \"{}\"", example(&key)))
+        syn::Error::new(
+            error.span(),
+            format!("`{key}` takes a string literal, e.g. {key} = \"{}\"", example(&key)),
+        )
     })?;
     Ok(RawOption { key, value })
 }
@@ -34,7 +37,9 @@ pub(super) fn example(key: &Ident) -> &'static str {
 }
 
 pub(super) fn parse(args: TokenStream, item: TokenStream) -> syn::Result<Input> {
-    let parser = |input: syn::parse::ParseStream<'_>| Punctuated::<RawOption, Token![,]>::parse_terminated_with(input, option);
+    let parser = |input: syn::parse::ParseStream<'_>| {
+        Punctuated::<RawOption, Token![,]>::parse_terminated_with(input, option)
+    };
     let options = parser.parse2(args)?;
     let function = syn::parse2::<ItemFn>(item)?;
     Ok(Input { options: options.into_iter().collect(), function })

@@ -69,7 +69,9 @@ fn apply(options: &mut Options, option: &RawOption) -> syn::Result<()> {
         other => {
             return Err(syn::Error::new(
                 option.key.span(),
-                format!("unknown option `{other}`; #[virtual_time_test] accepts `start`, `timeout` and `stall`"),
+                format!(
+                    "unknown option `{other}`; #[virtual_time_test] accepts `start`, `timeout` and `stall`"
+                ),
             ));
         }
     }
@@ -87,7 +89,8 @@ fn check_function(function: &ItemFn) -> Vec<syn::Error> {
         errors.push(syn::Error::new(span, "a #[virtual_time_test] function takes no arguments"));
     }
     if !sig.generics.params.is_empty() {
-        errors.push(syn::Error::new(sig.generics.span(), "a #[virtual_time_test] function cannot be generic"));
+        errors
+            .push(syn::Error::new(sig.generics.span(), "a #[virtual_time_test] function cannot be generic"));
     }
     if let Some(constness) = &sig.constness {
         errors.push(syn::Error::new(constness.span(), "a #[virtual_time_test] function cannot be `const`"));
@@ -108,7 +111,8 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
         let (number, after) = rest.split_at(number_len);
         let unit_len = after.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after.len());
         let (unit, after) = after.split_at(unit_len);
-        let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration: bad number `{number}`"))?;
+        let value: f64 =
+            number.parse().map_err(|_| format!("`{text}` is not a duration: bad number `{number}`"))?;
         let unit_nanos = match unit {
             "ns" => 1.0,
             "us" | "µs" => 1e3,
@@ -116,8 +120,16 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
             "s" => 1e9,
             "m" => 60e9,
             "h" => 3600e9,
-            "" => return Err(format!("`{text}` is not a duration: `{number}` needs a unit (ns, us, ms, s, m, h)")),
-            other => return Err(format!("`{text}` is not a duration: unknown unit `{other}` (use ns, us, ms, s, m, h)")),
+            "" => {
+                return Err(format!(
+                    "`{text}` is not a duration: `{number}` needs a unit (ns, us, ms, s, m, h)"
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "`{text}` is not a duration: unknown unit `{other}` (use ns, us, ms, s, m, h)"
+                ));
+            }
         };
         total += Duration::from_nanos((value * unit_nanos).round() as u64);
         rest = after;
@@ -175,7 +187,7 @@ pub(crate) fn parse_rfc3339(text: &str) -> Result<(u64, u32), String> {
 }
 
 fn days_in_month(year: u64, month: u64) -> u64 {
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let leap = year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
     match month {
         2 if leap => 29,
         2 => 28,
