@@ -127,7 +127,7 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
             }
             other => {
                 return Err(format!(
-                    "`{text}` is not a duration: unknown unit `{other}` (use ns, us, ms, s, m, h)"
+                    "`{text}` is not a duration: unknown unit {other:?} (use ns, us, ms, s, m, h)"
                 ));
             }
         };
