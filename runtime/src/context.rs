@@ -43,7 +43,7 @@ use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::time::Duration;
 
 use crate::sync::waiters::Waiters;
-use crate::time::bubble::{self, BubbleState, Site, TimerKey};
+use crate::time::bubble::{self, BubbleState, Site, TimerKey, TimerTarget};
 use crate::time::{Instant, real_timer};
 
 /// Why a context is done.
@@ -313,7 +313,7 @@ impl Context {
         let waker = Waker::from(Arc::new(DeadlineWaker(Arc::downgrade(&self.node))));
         let timer = match &self.node.bubble {
             Some(bubble) => {
-                DeadlineTimer::Virtual(bubble.add_timer(bubble.offset_of(deadline.into_std()), waker))
+                DeadlineTimer::Virtual(bubble.add_timer(bubble.offset_of(deadline.into_std()), TimerTarget::Waker(waker)))
             }
             None => DeadlineTimer::Real(real_timer::add(deadline.into_std(), waker)),
         };

@@ -5,8 +5,9 @@ use crate::harness::Case;
 
 mod atomic;
 mod procs;
+mod time;
 
 /// Every registered case, in report order.
 pub fn all() -> Vec<Case> {
-    [atomic::cases(), procs::cases()].into_iter().flatten().collect()
+    [atomic::cases(), procs::cases(), time::cases()].into_iter().flatten().collect()
 }

@@ -324,10 +324,7 @@ impl std::fmt::Debug for ClockHold {
 fn thread_member(site: bubble::Site, op: &str) -> Option<(Arc<BubbleState>, bubble::MemberId)> {
     bubble::with_current(|c| {
         let c: &Current = c?;
-        assert!(
-            c.thread_waker.is_some(),
-            "{op} at {site}: cannot block inside an async task of bubble_async"
-        );
+        assert!(!c.is_task, "{op} at {site}: cannot block inside an async task of bubble_async");
         Some((Arc::clone(&c.bubble), c.member))
     })
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use super::bubble::{self, BubbleState, Site, TimerKey};
+use super::bubble::{self, BubbleState, Site, TimerKey, TimerTarget};
 use super::clock::Instant;
 use super::real_timer::{self, RealKey};
 
@@ -77,20 +77,25 @@ impl Sleep {
         Instant::now() >= self.deadline
     }
 
-    fn check_bubble(&self) {
-        let same = bubble::with_current(|c| match (c, &self.bubble) {
-            (Some(c), Some(own)) => Arc::ptr_eq(&c.bubble, own),
-            (None, None) => true,
-            _ => false,
+    /// What a due timer of this sleep should wake: the polling member itself when `waker` is
+    /// its own, else `waker`.
+    ///
+    /// # Panics
+    ///
+    /// When polled outside the sleep's bubble.
+    fn timer_target(&self, waker: &std::task::Waker) -> TimerTarget {
+        let target = bubble::with_current(|c| match (c, &self.bubble) {
+            (Some(c), Some(own)) if Arc::ptr_eq(&c.bubble, own) => {
+                Some(if waker.will_wake(&c.waker) { TimerTarget::Member(c.member) } else { TimerTarget::Waker(waker.clone()) })
+            }
+            (None, None) => Some(TimerTarget::Waker(waker.clone())),
+            _ => None,
         });
-        if !same {
+        target.unwrap_or_else(|| {
             let own = self.bubble.as_ref().map_or_else(|| "outside any bubble".to_owned(), |b| b.label());
             let here = bubble::current().map_or_else(|| "outside any bubble".to_owned(), |b| b.label());
-            panic!(
-                "time::sleep created at {} ({own}) was polled {here}; timers belong to their bubble",
-                self.site
-            );
-        }
+            panic!("time::sleep created at {} ({own}) was polled {here}; timers belong to their bubble", self.site);
+        })
     }
 
     fn unregister(&mut self) {
@@ -107,25 +112,36 @@ impl Future for Sleep {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        this.check_bubble();
+        let target = this.timer_target(cx.waker());
         if this.is_elapsed() {
-            this.unregister();
+            // A virtual timer is gone once the clock reached its deadline; a real one may not be.
+            if let Some(Registration::Real(key)) = this.registration.take() {
+                real_timer::remove(key);
+            }
             return Poll::Ready(());
         }
-        let refreshed = match (&this.registration, &this.bubble) {
-            (Some(Registration::Virtual(key)), Some(bubble)) => bubble.refresh_timer(*key, cx.waker()),
-            (Some(Registration::Real(key)), _) => real_timer::refresh(*key, cx.waker()),
-            _ => false,
+        let (registration, target) = match (this.registration.take(), &this.bubble, target) {
+            (Some(Registration::Virtual(key)), Some(bubble), target) => match bubble.refresh_timer(key, target) {
+                true => (Some(Registration::Virtual(key)), None),
+                false => (None, None),
+            },
+            (Some(Registration::Real(key)), _, _) if real_timer::refresh(key, cx.waker()) => {
+                (Some(Registration::Real(key)), None)
+            }
+            (_, _, target) => (None, Some(target)),
         };
-        if !refreshed {
-            this.registration = Some(match &this.bubble {
-                Some(bubble) => {
-                    let offset = bubble.offset_of(this.deadline.into_std());
-                    Registration::Virtual(bubble.add_timer(offset, cx.waker().clone()))
+        this.registration = registration.or_else(|| {
+            Some(match (&this.bubble, target) {
+                (Some(bubble), Some(target)) => {
+                    Registration::Virtual(bubble.add_timer(bubble.offset_of(this.deadline.into_std()), target))
                 }
-                None => Registration::Real(real_timer::add(this.deadline.into_std(), cx.waker().clone())),
-            });
-        }
+                (Some(bubble), None) => {
+                    let target = this.timer_target(cx.waker());
+                    Registration::Virtual(bubble.add_timer(bubble.offset_of(this.deadline.into_std()), target))
+                }
+                (None, _) => Registration::Real(real_timer::add(this.deadline.into_std(), cx.waker().clone())),
+            })
+        });
         bubble::note_blocked_at(this.site, "time::sleep");
         Poll::Pending
     }

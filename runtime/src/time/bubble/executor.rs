@@ -1,7 +1,6 @@
 //! The executor of `bubble_async`: polls the root future and every spawned task on the
 //! calling thread, each task a member of the bubble.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::{Pin, pin};
@@ -9,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use super::member::take_blocked_at;
-use super::{BubbleAborted, BubbleState, Current, MemberId, State, with_membership};
+use super::{BubbleAborted, BubbleState, Current, IdMap, MemberId, State, with_membership};
 
 /// A spawned task, type-erased.
 pub(crate) type BoxTask = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -44,7 +43,7 @@ pub(crate) fn run_async<F: Future>(
 ) -> Option<F::Output> {
     let mut root = pin!(root);
     let root_waker = task_waker(bubble, root_id);
-    let mut tasks: HashMap<MemberId, (BoxTask, Waker)> = HashMap::new();
+    let mut tasks: IdMap<(BoxTask, Waker)> = IdMap::default();
     let mut output = None;
     while let Some(id) = next_runnable(bubble, &mut tasks) {
         let polled = if id == root_id {
@@ -77,7 +76,7 @@ fn poll_member<T>(
     waker: &Waker,
     poll: impl FnOnce(&mut Context<'_>) -> Poll<T>,
 ) -> Option<Poll<T>> {
-    let current = Current { bubble: Arc::clone(bubble), member: id, thread_waker: None };
+    let current = Current { bubble: Arc::clone(bubble), member: id, waker: waker.clone(), is_task: true };
     let mut cx = Context::from_waker(waker);
     let result = with_membership(current, || catch_unwind(AssertUnwindSafe(|| poll(&mut cx))));
     match result {
@@ -94,7 +93,7 @@ fn poll_member<T>(
 /// The next task to poll; `None` once every member left or the bubble failed.
 fn next_runnable(
     bubble: &Arc<BubbleState>,
-    tasks: &mut HashMap<MemberId, (BoxTask, Waker)>,
+    tasks: &mut IdMap<(BoxTask, Waker)>,
 ) -> Option<MemberId> {
     let mut inner = bubble.lock();
     loop {
@@ -110,7 +109,9 @@ fn next_runnable(
         if inner.members.is_empty() {
             return None;
         }
+        inner.executor_waiting = true;
         inner = bubble.changed.wait(inner).unwrap_or_else(|poisoned| poisoned.into_inner());
+        inner.executor_waiting = false;
     }
 }
 

@@ -69,7 +69,7 @@ impl Wake for MemberWaker {
 pub(crate) fn enter_thread_member(bubble: &Arc<BubbleState>, id: MemberId) -> Current {
     bubble.attach_thread(id, thread::current());
     let waker = Waker::from(Arc::new(MemberWaker { bubble: Arc::clone(bubble), id }));
-    Current { bubble: Arc::clone(bubble), member: id, thread_waker: Some(waker) }
+    Current { bubble: Arc::clone(bubble), member: id, waker, is_task: false }
 }
 
 /// Runs `future` to completion on this thread. In a bubble, the thread is durably blocked at
@@ -80,14 +80,14 @@ pub(crate) fn enter_thread_member(bubble: &Arc<BubbleState>, id: MemberId) -> Cu
 ///
 /// Inside an async task of `bubble_async`, where blocking would stall every other task.
 pub(crate) fn block_on<F: Future>(future: F, site: Site, op: &'static str) -> F::Output {
-    let membership = with_current(|c| c.map(|c| (Arc::clone(&c.bubble), c.member, c.thread_waker.clone())));
+    let membership = with_current(|c| c.map(|c| (Arc::clone(&c.bubble), c.member, c.waker.clone(), c.is_task)));
     match membership {
         None => block_on_thread(future),
-        Some((_, _, None)) => panic!(
+        Some((_, _, _, true)) => panic!(
             "{op} at {site}: a blocking gonext call inside an async task of bubble_async would stall \
              every task of the bubble; use its async form with `.await`"
         ),
-        Some((bubble, id, Some(waker))) => block_on_member(future, &bubble, id, &waker, site, op),
+        Some((bubble, id, waker, false)) => block_on_member(future, &bubble, id, &waker, site, op),
     }
 }
 

@@ -19,6 +19,7 @@ mod watchdog;
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::{self, Location};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -37,6 +38,36 @@ pub(crate) type MemberId = u64;
 /// A registered timer: its virtual deadline (offset from the bubble's start) and a sequence
 /// number that makes keys unique and fires equal deadlines in registration order.
 pub(crate) type TimerKey = (Duration, u64);
+
+/// What a due timer wakes: a member directly (when it registered its own waker, the common
+/// case, handled under the bubble's lock) or any other waker.
+pub(crate) enum TimerTarget {
+    Member(MemberId),
+    Waker(Waker),
+}
+
+/// Hashes member ids (small, unique integers) with one multiplication.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// A map keyed by member id.
+pub(crate) type IdMap<V> = HashMap<MemberId, V, BuildHasherDefault<IdHasher>>;
 
 /// The unwinding payload of a member aborted because its bubble failed; never shown to users.
 pub(crate) struct BubbleAborted;
@@ -98,16 +129,18 @@ struct Member {
 }
 
 struct Inner {
-    members: HashMap<MemberId, Member>,
+    members: IdMap<Member>,
     next_member: MemberId,
     running: usize,
     /// Wake-outs in progress outside the lock: they count as running.
     waking: usize,
-    timers: BTreeMap<TimerKey, Waker>,
+    timers: BTreeMap<TimerKey, TimerTarget>,
     next_timer: u64,
     waiter: Option<MemberId>,
     holds: usize,
     run_queue: VecDeque<MemberId>,
+    /// The executor of `bubble_async` is waiting on `changed` for a runnable task.
+    executor_waiting: bool,
     spawned: Vec<(MemberId, BoxTask)>,
     failure: Option<Failure>,
     root_done: bool,
@@ -125,9 +158,10 @@ thread_local! {
 pub(crate) struct Current {
     pub(crate) bubble: Arc<BubbleState>,
     pub(crate) member: MemberId,
-    /// The waker that makes this member runnable again; `None` while an executor polls a task
-    /// (the task's waker comes through the `Context`).
-    pub(crate) thread_waker: Option<Waker>,
+    /// The waker that makes this member runnable again.
+    pub(crate) waker: Waker,
+    /// An async task polled by the executor, which must not block its thread.
+    pub(crate) is_task: bool,
 }
 
 /// The bubble the current thread or task belongs to, if any: one thread-local read.
@@ -164,7 +198,7 @@ impl BubbleState {
         let bubble = Arc::new(BubbleState {
             id: NEXT_BUBBLE.fetch_add(1, Ordering::Relaxed),
             inner: Mutex::new(Inner {
-                members: HashMap::new(),
+                members: IdMap::default(),
                 next_member: 0,
                 running: 0,
                 waking: 0,
@@ -173,6 +207,7 @@ impl BubbleState {
                 waiter: None,
                 holds: 0,
                 run_queue: VecDeque::new(),
+                executor_waiting: false,
                 spawned: Vec::new(),
                 failure: None,
                 root_done: false,
@@ -280,7 +315,9 @@ impl BubbleState {
             Kind::Thread(None) => {}
             Kind::Task => {
                 inner.run_queue.push_back(id);
-                self.changed.notify_all();
+                if inner.executor_waiting {
+                    self.changed.notify_all();
+                }
             }
         }
         if matches!(was, State::Blocked { .. }) {
@@ -327,17 +364,24 @@ impl BubbleState {
                 return inner;
             }
             let now = self.elapsed();
-            let first_due = inner.timers.first_key_value().is_some_and(|(&(deadline, _), _)| deadline <= now);
-            if first_due {
-                let later = inner.timers.split_off(&(now, u64::MAX));
-                let due = std::mem::replace(&mut inner.timers, later);
+            let mut foreign = Vec::new();
+            while let Some(entry) = inner.timers.first_entry().filter(|entry| entry.key().0 <= now) {
+                match entry.remove() {
+                    TimerTarget::Member(id) => self.wake_locked(&mut inner, id),
+                    TimerTarget::Waker(waker) => foreign.push(waker),
+                }
+            }
+            if !foreign.is_empty() {
                 inner.waking += 1;
                 inner.progress += 1;
                 drop(inner);
-                due.into_values().for_each(Waker::wake);
+                foreign.into_iter().for_each(Waker::wake);
                 inner = self.lock();
                 inner.waking -= 1;
                 continue;
+            }
+            if inner.running > 0 {
+                return inner;
             }
             if let Some(waiter) = inner.waiter.take() {
                 self.wake_locked(&mut inner, waiter);
@@ -402,21 +446,24 @@ impl BubbleState {
         }
     }
 
-    /// Registers `waker` to be woken at virtual offset `deadline`; returns its key.
-    pub(crate) fn add_timer(&self, deadline: Duration, waker: Waker) -> TimerKey {
+    /// Registers a timer that wakes `target` at virtual offset `deadline`; returns its key.
+    ///
+    /// A timer is removed when it fires, and it fires before any member can observe the
+    /// clock at or past its deadline.
+    pub(crate) fn add_timer(&self, deadline: Duration, target: TimerTarget) -> TimerKey {
         let mut inner = self.lock();
         let key = (deadline, inner.next_timer);
         inner.next_timer += 1;
-        inner.timers.insert(key, waker);
+        inner.timers.insert(key, target);
         key
     }
 
-    /// Replaces the waker of a registered timer; returns `false` if it already fired.
-    pub(crate) fn refresh_timer(&self, key: TimerKey, waker: &Waker) -> bool {
+    /// Replaces the target of a registered timer; returns `false` if it already fired.
+    pub(crate) fn refresh_timer(&self, key: TimerKey, target: TimerTarget) -> bool {
         let mut inner = self.lock();
         match inner.timers.get_mut(&key) {
             Some(registered) => {
-                registered.clone_from(waker);
+                *registered = target;
                 true
             }
             None => false,
@@ -480,7 +527,9 @@ impl BubbleState {
         let mut inner = self.lock();
         inner.spawned.push((id, task));
         inner.run_queue.push_back(id);
-        self.changed.notify_all();
+        if inner.executor_waiting {
+            self.changed.notify_all();
+        }
     }
 }
 
