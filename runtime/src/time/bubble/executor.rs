@@ -1,6 +1,7 @@
 //! The executor of `bubble_async`: polls the root future and every spawned task on the
 //! calling thread, each task a member of the bubble.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::{Pin, pin};
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use super::member::take_blocked_at;
-use super::{BubbleAborted, BubbleState, Current, IdMap, MemberId, State, with_membership};
+use super::{BubbleAborted, BubbleState, CURRENT, Current, IdMap, MemberId, State, with_membership};
 
 /// A spawned task, type-erased.
 pub(crate) type BoxTask = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -36,21 +37,23 @@ fn task_waker(bubble: &Arc<BubbleState>, id: MemberId) -> Waker {
 /// Runs `root` (member `root_id`, already registered and queued) and the tasks spawned into
 /// the bubble until every task finished or the bubble failed. Returns the root's output if
 /// it completed.
-pub(crate) fn run_async<F: Future>(
-    bubble: &Arc<BubbleState>,
-    root_id: MemberId,
-    root: F,
-) -> Option<F::Output> {
-    let mut root = pin!(root);
+pub(crate) fn run_async<F: Future>(bubble: &Arc<BubbleState>, root_id: MemberId, root: F) -> Option<F::Output> {
     let root_waker = task_waker(bubble, root_id);
+    let membership = Current { bubble: Arc::clone(bubble), member: root_id, waker: root_waker.clone(), is_task: true };
+    with_membership(membership, || run_tasks(bubble, root_id, &root_waker, root))
+}
+
+fn run_tasks<F: Future>(bubble: &Arc<BubbleState>, root_id: MemberId, root_waker: &Waker, root: F) -> Option<F::Output> {
+    let mut root = pin!(root);
     let mut tasks: IdMap<(BoxTask, Waker)> = IdMap::default();
     let mut output = None;
-    while let Some(id) = next_runnable(bubble, &mut tasks) {
+    let mut batch = VecDeque::new();
+    while let Some(id) = next_runnable(bubble, &mut tasks, &mut batch) {
         let polled = if id == root_id {
             if output.is_some() {
                 continue;
             }
-            poll_member(bubble, id, &root_waker, |cx| root.as_mut().poll(cx))
+            poll_member(bubble, id, root_waker, |cx| root.as_mut().poll(cx))
                 .map(|polled| polled.map(|ready| output = Some(ready)))
         } else {
             let Some((task, waker)) = tasks.get_mut(&id) else { continue };
@@ -76,10 +79,9 @@ fn poll_member<T>(
     waker: &Waker,
     poll: impl FnOnce(&mut Context<'_>) -> Poll<T>,
 ) -> Option<Poll<T>> {
-    let current = Current { bubble: Arc::clone(bubble), member: id, waker: waker.clone(), is_task: true };
+    set_current_task(id, waker);
     let mut cx = Context::from_waker(waker);
-    let result = with_membership(current, || catch_unwind(AssertUnwindSafe(|| poll(&mut cx))));
-    match result {
+    match catch_unwind(AssertUnwindSafe(|| poll(&mut cx))) {
         Ok(polled) => Some(polled),
         Err(payload) => {
             if !payload.is::<BubbleAborted>() {
@@ -90,11 +92,19 @@ fn poll_member<T>(
     }
 }
 
-/// The next task to poll; `None` once every member left or the bubble failed.
+/// The next task to poll; `None` once every member left or the bubble failed. Runnable
+/// tasks are taken from the bubble in batches, one lock per batch.
 fn next_runnable(
     bubble: &Arc<BubbleState>,
     tasks: &mut IdMap<(BoxTask, Waker)>,
+    batch: &mut VecDeque<MemberId>,
 ) -> Option<MemberId> {
+    if bubble.has_failed() {
+        return None;
+    }
+    if let Some(id) = batch.pop_front() {
+        return Some(id);
+    }
     let mut inner = bubble.lock();
     loop {
         if inner.failure.is_some() {
@@ -103,8 +113,9 @@ fn next_runnable(
         for (id, task) in std::mem::take(&mut inner.spawned) {
             tasks.insert(id, (task, task_waker(bubble, id)));
         }
-        if let Some(id) = inner.run_queue.pop_front() {
-            return Some(id);
+        if !inner.run_queue.is_empty() {
+            std::mem::swap(batch, &mut inner.run_queue);
+            return batch.pop_front();
         }
         if inner.members.is_empty() {
             return None;
@@ -121,6 +132,7 @@ impl BubbleState {
     fn after_pending(&self, id: MemberId) {
         let blocked_at = take_blocked_at();
         let mut inner = self.lock();
+        Self::flush_own_timers(&mut inner);
         let Some(member) = inner.members.get_mut(&id) else { return };
         if std::mem::take(&mut member.notified) {
             inner.run_queue.push_back(id);
@@ -131,4 +143,13 @@ impl BubbleState {
             None => member.state = State::Outside { site: member.spawned_at },
         }
     }
+}
+
+/// Makes task `id` the current member of the executor thread for its next poll.
+fn set_current_task(id: MemberId, waker: &Waker) {
+    CURRENT.with_borrow_mut(|current| {
+        let current = current.as_mut().expect("the executor runs inside its bubble's membership");
+        current.member = id;
+        current.waker.clone_from(waker);
+    });
 }

@@ -14,14 +14,15 @@
 mod executor;
 mod member;
 mod report;
+mod timers;
 mod watchdog;
 
 use std::any::Any;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::{self, Location};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::Duration;
@@ -88,6 +89,10 @@ pub(crate) struct BubbleState {
     changed: Condvar,
     /// The virtual time since the start, readable without the lock.
     now_nanos: AtomicU64,
+    /// Set with the first failure, readable without the lock.
+    failed: AtomicBool,
+    /// Sequence numbers of timers, allocated without the lock.
+    next_timer: AtomicU64,
     /// The real instant that stands for the virtual start, so virtual `Instant`s are plain
     /// `std::time::Instant`s.
     base: std::time::Instant,
@@ -134,8 +139,7 @@ struct Inner {
     running: usize,
     /// Wake-outs in progress outside the lock: they count as running.
     waking: usize,
-    timers: BTreeMap<TimerKey, TimerTarget>,
-    next_timer: u64,
+    timers: timers::Timers,
     waiter: Option<MemberId>,
     holds: usize,
     run_queue: VecDeque<MemberId>,
@@ -151,7 +155,11 @@ struct Inner {
 }
 
 thread_local! {
-    static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
+    pub(super) static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
+    /// Timers that the running member registered for itself, not yet in its bubble's heap.
+    /// A member only needs its own timers once it blocks, and blocking takes the bubble's
+    /// lock anyway: the timers are moved in then, saving a lock per sleep.
+    static OWN_TIMERS: RefCell<Vec<(TimerKey, MemberId)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The bubble membership of the running thread or task.
@@ -202,8 +210,7 @@ impl BubbleState {
                 next_member: 0,
                 running: 0,
                 waking: 0,
-                timers: BTreeMap::new(),
-                next_timer: 0,
+                timers: timers::Timers::default(),
                 waiter: None,
                 holds: 0,
                 run_queue: VecDeque::new(),
@@ -216,6 +223,8 @@ impl BubbleState {
             }),
             changed: Condvar::new(),
             now_nanos: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+            next_timer: AtomicU64::new(0),
             base: std::time::Instant::now(),
             config,
         });
@@ -253,6 +262,11 @@ impl BubbleState {
         instant.saturating_duration_since(self.base)
     }
 
+    /// Whether the bubble has failed (its members are being aborted).
+    pub(crate) fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
     /// Registers a running member; it counts as running from now on, so the clock cannot
     /// move before it starts.
     pub(crate) fn add_member(&self, name: Option<String>, spawned_at: Site, task: bool) -> MemberId {
@@ -281,6 +295,7 @@ impl BubbleState {
     /// Removes a finished member.
     pub(crate) fn remove_member(&self, id: MemberId) {
         let mut inner = self.lock();
+        Self::flush_own_timers(&mut inner);
         let Some(member) = inner.members.remove(&id) else { return };
         if matches!(member.state, State::Running | State::Outside { .. }) {
             inner.running -= 1;
@@ -305,14 +320,19 @@ impl BubbleState {
 
     fn wake_locked(&self, inner: &mut Inner, id: MemberId) {
         let Some(member) = inner.members.get_mut(&id) else { return };
-        member.notified = true;
         let was = std::mem::replace(&mut member.state, State::Running);
         if matches!(was, State::Running) {
+            // Consumed when it next blocks: it polls or checks again instead.
+            member.notified = true;
             return;
         }
         match &member.kind {
-            Kind::Thread(Some(thread)) => thread.unpark(),
-            Kind::Thread(None) => {}
+            Kind::Thread(thread) => {
+                member.notified = true;
+                if let Some(thread) = thread {
+                    thread.unpark();
+                }
+            }
             Kind::Task => {
                 inner.run_queue.push_back(id);
                 if inner.executor_waiting {
@@ -335,6 +355,7 @@ impl BubbleState {
         site: Site,
         op: &'static str,
     ) -> (MutexGuard<'a, Inner>, bool) {
+        Self::flush_own_timers(&mut inner);
         let member = inner.members.get_mut(&id).expect("a blocking member is registered");
         if std::mem::take(&mut member.notified) {
             return (inner, false);
@@ -365,8 +386,8 @@ impl BubbleState {
             }
             let now = self.elapsed();
             let mut foreign = Vec::new();
-            while let Some(entry) = inner.timers.first_entry().filter(|entry| entry.key().0 <= now) {
-                match entry.remove() {
+            while let Some(target) = inner.timers.pop_due(now) {
+                match target {
                     TimerTarget::Member(id) => self.wake_locked(&mut inner, id),
                     TimerTarget::Waker(waker) => foreign.push(waker),
                 }
@@ -390,7 +411,7 @@ impl BubbleState {
             if inner.holds > 0 {
                 return inner;
             }
-            let Some((&(deadline, _), _)) = inner.timers.first_key_value() else {
+            let Some(deadline) = inner.timers.first_deadline() else {
                 let report = report::deadlock(self, &inner);
                 return self.fail_locked(inner, Failure::Report(report));
             };
@@ -416,6 +437,7 @@ impl BubbleState {
     ) -> MutexGuard<'a, Inner> {
         if inner.failure.is_none() {
             inner.failure = Some(failure);
+            self.failed.store(true, Ordering::Release);
         }
         let blocked: Vec<MemberId> = inner.members.keys().copied().collect();
         for id in blocked {
@@ -446,22 +468,36 @@ impl BubbleState {
         }
     }
 
+    fn timer_key(&self, deadline: Duration) -> TimerKey {
+        (deadline, self.next_timer.fetch_add(1, Ordering::Relaxed))
+    }
+
     /// Registers a timer that wakes `target` at virtual offset `deadline`; returns its key.
     ///
     /// A timer is removed when it fires, and it fires before any member can observe the
-    /// clock at or past its deadline.
+    /// clock at or past its deadline. A member's timer for itself is kept on its thread until
+    /// it blocks (see `OWN_TIMERS`).
     pub(crate) fn add_timer(&self, deadline: Duration, target: TimerTarget) -> TimerKey {
-        let mut inner = self.lock();
-        let key = (deadline, inner.next_timer);
-        inner.next_timer += 1;
-        inner.timers.insert(key, target);
+        let key = self.timer_key(deadline);
+        match target {
+            TimerTarget::Member(id) => OWN_TIMERS.with_borrow_mut(|own| own.push((key, id))),
+            target => self.lock().timers.insert(key, target),
+        }
         key
     }
 
     /// Replaces the target of a registered timer; returns `false` if it already fired.
     pub(crate) fn refresh_timer(&self, key: TimerKey, target: TimerTarget) -> bool {
+        let own = OWN_TIMERS.with_borrow_mut(|own| {
+            let position = own.iter().position(|(own_key, _)| *own_key == key)?;
+            Some(own.swap_remove(position))
+        });
+        if own.is_some() {
+            self.add_timer_with_key(key, target);
+            return true;
+        }
         let mut inner = self.lock();
-        match inner.timers.get_mut(&key) {
+        match inner.timers.get_mut(key) {
             Some(registered) => {
                 *registered = target;
                 true
@@ -470,10 +506,31 @@ impl BubbleState {
         }
     }
 
+    fn add_timer_with_key(&self, key: TimerKey, target: TimerTarget) {
+        match target {
+            TimerTarget::Member(id) => OWN_TIMERS.with_borrow_mut(|own| own.push((key, id))),
+            target => self.lock().timers.insert(key, target),
+        }
+    }
+
     /// Forgets a timer that is no longer awaited.
     pub(crate) fn remove_timer(&self, key: TimerKey) {
-        let mut inner = self.lock();
-        inner.timers.remove(&key);
+        let was_own = OWN_TIMERS.with_borrow_mut(|own| {
+            let position = own.iter().position(|(own_key, _)| *own_key == key);
+            position.map(|position| own.swap_remove(position)).is_some()
+        });
+        if !was_own {
+            self.lock().timers.remove(key);
+        }
+    }
+
+    /// Moves this thread's own timers into the heap; called under the lock before blocking.
+    fn flush_own_timers(inner: &mut Inner) {
+        OWN_TIMERS.with_borrow_mut(|own| {
+            for (key, id) in own.drain(..) {
+                inner.timers.insert(key, TimerTarget::Member(id));
+            }
+        });
     }
 
     /// Registers `id` as the `wait()` caller.
@@ -515,7 +572,7 @@ impl BubbleState {
     /// Drops what the finished bubble still holds (timers and their wakers refer back to it).
     pub(crate) fn clear(&self) {
         let mut inner = self.lock();
-        let timers = std::mem::take(&mut inner.timers);
+        let timers = inner.timers.take_all();
         let spawned = std::mem::take(&mut inner.spawned);
         inner.run_queue.clear();
         drop(inner);
