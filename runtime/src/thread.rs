@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use crate::time::Sleep;
 use crate::time::bubble::{self, BubbleAborted, BubbleState};
 
 /// Spawns a thread; inside a bubble it joins the caller's bubble.
@@ -98,13 +97,20 @@ where
 /// ```
 #[track_caller]
 pub fn sleep(duration: Duration) {
-    if !bubble::in_bubble() {
-        return std::thread::sleep(duration);
-    }
     let site = Location::caller();
-    let deadline =
-        crate::time::Instant::now().checked_add(duration).expect("sleep duration overflows the clock");
-    bubble::block_on(Sleep::new(deadline, site), site, "thread::sleep");
+    let in_bubble = bubble::with_current(|current| {
+        let Some(current) = current else { return false };
+        assert!(
+            !current.is_task,
+            "thread::sleep at {site}: blocking inside an async task of bubble_async would stall every task; \
+             use time::sleep(..).await"
+        );
+        current.bubble.sleep_member(current.member, duration, site);
+        true
+    });
+    if !in_bubble {
+        std::thread::sleep(duration);
+    }
 }
 
 struct Slot<T> {

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
+use std::time::Duration;
 
-use super::{BubbleAborted, BubbleState, Current, MemberId, Site, with_current};
+use super::{BubbleAborted, BubbleState, Current, MemberId, Site, TimerTarget, with_current};
 
 thread_local! {
     /// The site and operation of the gonext primitive that last returned `Pending` on this
@@ -125,9 +126,26 @@ fn block_on_member<F: Future>(
 }
 
 impl BubbleState {
+    /// Blocks thread member `id` until `duration` of virtual time has passed: `thread::sleep`
+    /// without a future, a timer registered under the same lock as the block.
+    pub(crate) fn sleep_member(&self, id: MemberId, duration: Duration, site: Site) {
+        let deadline = self.elapsed().saturating_add(duration);
+        while self.elapsed() < deadline {
+            self.park_until(id, site, "thread::sleep", Some(deadline));
+        }
+    }
+
     /// Parks thread member `id` until a wake-up arrives; unwinds if the bubble failed.
     pub(crate) fn park(&self, id: MemberId, site: Site, op: &'static str) {
-        let inner = self.lock();
+        self.park_until(id, site, op, None);
+    }
+
+    fn park_until(&self, id: MemberId, site: Site, op: &'static str, deadline: Option<Duration>) {
+        let mut inner = self.lock();
+        if let Some(deadline) = deadline {
+            let key = self.timer_key(deadline);
+            inner.timers.insert(key, TimerTarget::Member(id));
+        }
         if inner.failure.is_some() {
             drop(inner);
             panic::resume_unwind(Box::new(BubbleAborted));

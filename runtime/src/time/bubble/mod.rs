@@ -177,11 +177,6 @@ pub(crate) fn current() -> Option<Arc<BubbleState>> {
     CURRENT.with_borrow(|c| c.as_ref().map(|c| Arc::clone(&c.bubble)))
 }
 
-/// Whether the current thread or task belongs to a bubble.
-pub(crate) fn in_bubble() -> bool {
-    CURRENT.with_borrow(Option::is_some)
-}
-
 /// Runs `f` with the current membership, if any.
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Current>) -> R) -> R {
     CURRENT.with_borrow(|c| f(c.as_ref()))
@@ -468,7 +463,7 @@ impl BubbleState {
         }
     }
 
-    fn timer_key(&self, deadline: Duration) -> TimerKey {
+    pub(super) fn timer_key(&self, deadline: Duration) -> TimerKey {
         (deadline, self.next_timer.fetch_add(1, Ordering::Relaxed))
     }
 
