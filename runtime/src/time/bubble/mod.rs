@@ -140,6 +140,8 @@ struct Inner {
     /// Wake-outs in progress outside the lock: they count as running.
     waking: usize,
     timers: timers::Timers,
+    /// Members whose timers are firing; kept to reuse its allocation.
+    due: Vec<MemberId>,
     waiter: Option<MemberId>,
     holds: usize,
     run_queue: VecDeque<MemberId>,
@@ -206,6 +208,7 @@ impl BubbleState {
                 running: 0,
                 waking: 0,
                 timers: timers::Timers::default(),
+                due: Vec::new(),
                 waiter: None,
                 holds: 0,
                 run_queue: VecDeque::new(),
@@ -381,12 +384,12 @@ impl BubbleState {
             }
             let now = self.elapsed();
             let mut foreign = Vec::new();
-            while let Some(target) = inner.timers.pop_due(now) {
-                match target {
-                    TimerTarget::Member(id) => self.wake_locked(&mut inner, id),
-                    TimerTarget::Waker(waker) => foreign.push(waker),
-                }
+            let mut due = std::mem::take(&mut inner.due);
+            inner.timers.take_due(now, &mut due, &mut foreign);
+            for id in due.drain(..) {
+                self.wake_locked(&mut inner, id);
             }
+            inner.due = due;
             if !foreign.is_empty() {
                 inner.waking += 1;
                 inner.progress += 1;

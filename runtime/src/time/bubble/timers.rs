@@ -1,25 +1,46 @@
-//! The virtual timers of a bubble: a binary heap of deadlines with lazy removal.
+//! The virtual timers of a bubble, bucketed by deadline.
+//!
+//! Timers cluster on few deadlines (every member sleeping the same period, tickers on one
+//! grid), so each distinct deadline holds a bucket of sequence numbers and all of a
+//! deadline's timers fire together. Removing a timer only forgets its target; its sequence
+//! number is skipped when the bucket fires, and buckets are compacted when such stale
+//! numbers outnumber the live timers.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{IdMap, TimerKey, TimerTarget};
 
-/// Pending timers, fired in `(deadline, registration)` order. Removing a timer only forgets
-/// its target; its heap entry is skipped when it surfaces, and the heap is compacted when
-/// such entries outnumber the live ones.
-#[derive(Default)]
 pub(super) struct Timers {
-    heap: BinaryHeap<Reverse<TimerKey>>,
+    buckets: BTreeMap<Duration, Vec<u64>>,
     targets: IdMap<TimerTarget>,
+    /// Sequence numbers in buckets, live or stale.
+    queued: usize,
+    /// Emptied buckets, reused so that a steady stream of sleeps allocates nothing.
+    spare: Vec<Vec<u64>>,
+}
+
+/// A bucket that never fires keeps the map from freeing its last node, and allocating it
+/// again, on every sleep of a lone member.
+const SENTINEL: Duration = Duration::MAX;
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers {
+            buckets: BTreeMap::from([(SENTINEL, Vec::new())]),
+            targets: IdMap::default(),
+            queued: 0,
+            spare: Vec::new(),
+        }
+    }
 }
 
 impl Timers {
     /// Adds a timer under `key`, whose sequence number is unique in the bubble.
-    pub(super) fn insert(&mut self, key: TimerKey, target: TimerTarget) {
-        self.heap.push(Reverse(key));
-        self.targets.insert(key.1, target);
+    pub(super) fn insert(&mut self, (deadline, seq): TimerKey, target: TimerTarget) {
+        self.buckets.entry(deadline).or_insert_with(|| self.spare.pop().unwrap_or_default()).push(seq);
+        self.targets.insert(seq, target);
+        self.queued += 1;
     }
 
     pub(super) fn get_mut(&mut self, key: TimerKey) -> Option<&mut TimerTarget> {
@@ -28,34 +49,42 @@ impl Timers {
 
     pub(super) fn remove(&mut self, key: TimerKey) {
         self.targets.remove(&key.1);
-        if self.heap.len() > 2 * self.targets.len() + 64 {
+        if self.queued > 2 * self.targets.len() + 64 {
             let targets = &self.targets;
-            self.heap.retain(|Reverse((_, seq))| targets.contains_key(seq));
+            self.buckets.retain(|deadline, seqs| {
+                seqs.retain(|seq| targets.contains_key(seq));
+                !seqs.is_empty() || *deadline == SENTINEL
+            });
+            self.queued = self.targets.len();
         }
     }
 
     /// The earliest deadline of a live timer.
     pub(super) fn first_deadline(&mut self) -> Option<Duration> {
-        while let Some(&Reverse((deadline, seq))) = self.heap.peek() {
-            if self.targets.contains_key(&seq) {
-                return Some(deadline);
+        loop {
+            let entry = self.buckets.first_entry().filter(|entry| *entry.key() != SENTINEL)?;
+            if entry.get().iter().any(|seq| self.targets.contains_key(seq)) {
+                return Some(*entry.key());
             }
-            self.heap.pop();
+            self.queued -= entry.remove().len();
         }
-        None
     }
 
-    /// Removes and returns the target of the earliest timer due at `now`, if any.
-    pub(super) fn pop_due(&mut self, now: Duration) -> Option<TimerTarget> {
-        loop {
-            let &Reverse((deadline, seq)) = self.heap.peek()?;
-            if deadline > now {
-                return None;
+    /// Removes every timer due at `now`: member targets go to `members`, others to
+    /// `wakers`, earliest deadline first and in registration order within a deadline.
+    pub(super) fn take_due(&mut self, now: Duration, members: &mut Vec<super::MemberId>, wakers: &mut Vec<std::task::Waker>) {
+        while let Some(entry) = self.buckets.first_entry().filter(|entry| *entry.key() <= now) {
+            let mut seqs = entry.remove();
+            self.queued -= seqs.len();
+            seqs.sort_unstable();
+            for seq in seqs.drain(..) {
+                match self.targets.remove(&seq) {
+                    Some(TimerTarget::Member(id)) => members.push(id),
+                    Some(TimerTarget::Waker(waker)) => wakers.push(waker),
+                    None => {}
+                }
             }
-            self.heap.pop();
-            if let Some(target) = self.targets.remove(&seq) {
-                return Some(target);
-            }
+            self.spare.push(seqs);
         }
     }
 
