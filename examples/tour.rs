@@ -7,8 +7,43 @@ use gonext_examples::section;
 fn main() {
     section("gonext tour");
     println!("gonext {}", env!("CARGO_PKG_VERSION"));
+    virtual_time();
     max_procs();
     tagged_cas();
+}
+
+/// Go's testing/synctest: a bubble whose clock only moves when every member is blocked.
+fn virtual_time() {
+    use gonext::context::Context;
+    use gonext::{select, sync, thread, time};
+    use std::time::Duration;
+
+    section("time — virtual time bubbles (synctest)");
+    time::bubble(|| {
+        let start = time::Instant::now();
+        let (tx, rx) = sync::chan(0);
+        thread::spawn(move || {
+            thread::sleep(Duration::from_secs(3600));
+            tx.send("an hour later").unwrap();
+        });
+        let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(7200));
+        let got = select! {
+            msg = rx.recv_async() => msg,
+            _ = ctx.done() => None,
+        };
+        println!("{got:?}: {:?} of virtual time passed", start.elapsed());
+    });
+    let quiet = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let report = std::panic::catch_unwind(|| {
+        time::bubble(|| {
+            let (_tx, rx) = sync::chan::<u8>(0);
+            rx.recv()
+        })
+    });
+    std::panic::set_hook(quiet);
+    let message = report.err().and_then(|p| p.downcast_ref::<String>().cloned()).unwrap_or_default();
+    println!("a stuck bubble reports: {}", message.lines().next().unwrap_or_default());
 }
 
 /// Go's atomic vector-ops proposal: a pointer and a generation swapped by one CAS.

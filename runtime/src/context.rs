@@ -312,9 +312,9 @@ impl Context {
         }
         let waker = Waker::from(Arc::new(DeadlineWaker(Arc::downgrade(&self.node))));
         let timer = match &self.node.bubble {
-            Some(bubble) => {
-                DeadlineTimer::Virtual(bubble.add_timer(bubble.offset_of(deadline.into_std()), TimerTarget::Waker(waker)))
-            }
+            Some(bubble) => DeadlineTimer::Virtual(
+                bubble.add_timer(bubble.offset_of(deadline.into_std()), TimerTarget::Waker(waker)),
+            ),
             None => DeadlineTimer::Real(real_timer::add(deadline.into_std(), waker)),
         };
         let mut state = self.node.state();

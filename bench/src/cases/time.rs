@@ -12,7 +12,11 @@ use crate::harness::{Case, iter};
 const SLEEPERS: u64 = 1000;
 
 fn paused_tokio() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("tokio runtime")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("tokio runtime")
 }
 
 fn sleep_lone() -> Case {

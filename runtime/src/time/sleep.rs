@@ -85,16 +85,21 @@ impl Sleep {
     /// When polled outside the sleep's bubble.
     fn timer_target(&self, waker: &std::task::Waker) -> TimerTarget {
         let target = bubble::with_current(|c| match (c, &self.bubble) {
-            (Some(c), Some(own)) if Arc::ptr_eq(&c.bubble, own) => {
-                Some(if waker.will_wake(&c.waker) { TimerTarget::Member(c.member) } else { TimerTarget::Waker(waker.clone()) })
-            }
+            (Some(c), Some(own)) if Arc::ptr_eq(&c.bubble, own) => Some(if waker.will_wake(&c.waker) {
+                TimerTarget::Member(c.member)
+            } else {
+                TimerTarget::Waker(waker.clone())
+            }),
             (None, None) => Some(TimerTarget::Waker(waker.clone())),
             _ => None,
         });
         target.unwrap_or_else(|| {
             let own = self.bubble.as_ref().map_or_else(|| "outside any bubble".to_owned(), |b| b.label());
             let here = bubble::current().map_or_else(|| "outside any bubble".to_owned(), |b| b.label());
-            panic!("time::sleep created at {} ({own}) was polled {here}; timers belong to their bubble", self.site);
+            panic!(
+                "time::sleep created at {} ({own}) was polled {here}; timers belong to their bubble",
+                self.site
+            );
         })
     }
 
@@ -121,10 +126,12 @@ impl Future for Sleep {
             return Poll::Ready(());
         }
         let (registration, target) = match (this.registration.take(), &this.bubble, target) {
-            (Some(Registration::Virtual(key)), Some(bubble), target) => match bubble.refresh_timer(key, target) {
-                true => (Some(Registration::Virtual(key)), None),
-                false => (None, None),
-            },
+            (Some(Registration::Virtual(key)), Some(bubble), target) => {
+                match bubble.refresh_timer(key, target) {
+                    true => (Some(Registration::Virtual(key)), None),
+                    false => (None, None),
+                }
+            }
             (Some(Registration::Real(key)), _, _) if real_timer::refresh(key, cx.waker()) => {
                 (Some(Registration::Real(key)), None)
             }
@@ -132,14 +139,18 @@ impl Future for Sleep {
         };
         this.registration = registration.or_else(|| {
             Some(match (&this.bubble, target) {
-                (Some(bubble), Some(target)) => {
-                    Registration::Virtual(bubble.add_timer(bubble.offset_of(this.deadline.into_std()), target))
-                }
+                (Some(bubble), Some(target)) => Registration::Virtual(
+                    bubble.add_timer(bubble.offset_of(this.deadline.into_std()), target),
+                ),
                 (Some(bubble), None) => {
                     let target = this.timer_target(cx.waker());
-                    Registration::Virtual(bubble.add_timer(bubble.offset_of(this.deadline.into_std()), target))
+                    Registration::Virtual(
+                        bubble.add_timer(bubble.offset_of(this.deadline.into_std()), target),
+                    )
                 }
-                (None, _) => Registration::Real(real_timer::add(this.deadline.into_std(), cx.waker().clone())),
+                (None, _) => {
+                    Registration::Real(real_timer::add(this.deadline.into_std(), cx.waker().clone()))
+                }
             })
         });
         bubble::note_blocked_at(this.site, "time::sleep");

@@ -37,13 +37,23 @@ fn task_waker(bubble: &Arc<BubbleState>, id: MemberId) -> Waker {
 /// Runs `root` (member `root_id`, already registered and queued) and the tasks spawned into
 /// the bubble until every task finished or the bubble failed. Returns the root's output if
 /// it completed.
-pub(crate) fn run_async<F: Future>(bubble: &Arc<BubbleState>, root_id: MemberId, root: F) -> Option<F::Output> {
+pub(crate) fn run_async<F: Future>(
+    bubble: &Arc<BubbleState>,
+    root_id: MemberId,
+    root: F,
+) -> Option<F::Output> {
     let root_waker = task_waker(bubble, root_id);
-    let membership = Current { bubble: Arc::clone(bubble), member: root_id, waker: root_waker.clone(), is_task: true };
+    let membership =
+        Current { bubble: Arc::clone(bubble), member: root_id, waker: root_waker.clone(), is_task: true };
     with_membership(membership, || run_tasks(bubble, root_id, &root_waker, root))
 }
 
-fn run_tasks<F: Future>(bubble: &Arc<BubbleState>, root_id: MemberId, root_waker: &Waker, root: F) -> Option<F::Output> {
+fn run_tasks<F: Future>(
+    bubble: &Arc<BubbleState>,
+    root_id: MemberId,
+    root_waker: &Waker,
+    root: F,
+) -> Option<F::Output> {
     let mut root = pin!(root);
     let mut tasks: IdMap<(BoxTask, Waker)> = IdMap::default();
     let mut output = None;

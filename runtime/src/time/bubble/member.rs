@@ -81,7 +81,8 @@ pub(crate) fn enter_thread_member(bubble: &Arc<BubbleState>, id: MemberId) -> Cu
 ///
 /// Inside an async task of `bubble_async`, where blocking would stall every other task.
 pub(crate) fn block_on<F: Future>(future: F, site: Site, op: &'static str) -> F::Output {
-    let membership = with_current(|c| c.map(|c| (Arc::clone(&c.bubble), c.member, c.waker.clone(), c.is_task)));
+    let membership =
+        with_current(|c| c.map(|c| (Arc::clone(&c.bubble), c.member, c.waker.clone(), c.is_task)));
     match membership {
         None => block_on_thread(future),
         Some((_, _, _, true)) => panic!(

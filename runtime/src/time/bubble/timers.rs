@@ -72,7 +72,12 @@ impl Timers {
 
     /// Removes every timer due at `now`: member targets go to `members`, others to
     /// `wakers`, earliest deadline first and in registration order within a deadline.
-    pub(super) fn take_due(&mut self, now: Duration, members: &mut Vec<super::MemberId>, wakers: &mut Vec<std::task::Waker>) {
+    pub(super) fn take_due(
+        &mut self,
+        now: Duration,
+        members: &mut Vec<super::MemberId>,
+        wakers: &mut Vec<std::task::Waker>,
+    ) {
         while let Some(entry) = self.buckets.first_entry().filter(|entry| *entry.key() <= now) {
             let mut seqs = entry.remove();
             self.queued -= seqs.len();
