@@ -9,10 +9,56 @@
 //! several macros live in `common`.
 
 mod common;
+mod generator;
 mod select;
+mod seq;
 mod virtual_time_test;
 
 use proc_macro::TokenStream;
+
+/// Turns a fn with `yield_!` into a generator; see `gonext::generator`.
+#[proc_macro_attribute]
+pub fn generator(args: TokenStream, item: TokenStream) -> TokenStream {
+    generator::generator(args.into(), item.into()).unwrap_or_else(syn::Error::into_compile_error).into()
+}
+
+/// A generator block with `yield`, as an `Iterator`; see `gonext::seq!`.
+#[proc_macro]
+pub fn seq(input: TokenStream) -> TokenStream {
+    seq::generator_block(input.into(), generator::body::Flavor::Iterator)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// A generator block with `yield` and `.await`, as a `Stream`; see `gonext::stream!`.
+#[proc_macro]
+pub fn stream(input: TokenStream) -> TokenStream {
+    seq::generator_block(input.into(), generator::body::Flavor::Stream)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Outside a generator body, `yield_!` is an error that says where it belongs.
+#[proc_macro]
+pub fn yield_(input: TokenStream) -> TokenStream {
+    misplaced_yield(input, "yield_!")
+}
+
+/// Outside a generator body, `yield_from!` is an error that says where it belongs.
+#[proc_macro]
+pub fn yield_from(input: TokenStream) -> TokenStream {
+    misplaced_yield(input, "yield_from!")
+}
+
+fn misplaced_yield(input: TokenStream, name: &str) -> TokenStream {
+    drop(input);
+    syn::Error::new(
+        proc_macro2::Span::call_site(),
+        format!("{name} can only be used directly in the body of a #[generator] fn, seq! or stream! (not in a closure, async block or nested fn inside it)"),
+    )
+    .into_compile_error()
+    .into()
+}
 
 /// Waits for the first ready of several futures from blocking code; see `gonext::select!`.
 #[proc_macro]

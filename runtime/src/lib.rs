@@ -34,12 +34,115 @@
 
 pub mod atomic;
 pub mod context;
+pub mod iter;
 pub mod retry;
 pub mod runtime;
 pub mod sync;
 pub mod task;
 pub mod thread;
 pub mod time;
+
+/// Turns a function whose body yields with [`yield_!`] into a generator: Go's
+/// range-over-func iterators as Rust syntax.
+///
+/// On `fn … -> impl Iterator<Item = T>` the body becomes a stackless state machine behind an
+/// `Iterator` (fused, no allocation per step); on `async fn … -> impl Stream<Item = T>` it may
+/// also `.await` and becomes a `futures::Stream`. Arguments, generics, lifetimes, `where`
+/// clauses and `self` receivers are kept. `return;` ends the generator; with items of type
+/// `Result<T, E>`, `?` yields the `Err` and ends it. [`yield_from!`] yields everything another
+/// iterator (or, in an async generator, stream) produces.
+///
+/// ```
+/// use gonext::{generator, yield_, yield_from};
+///
+/// #[generator]
+/// fn fib() -> impl Iterator<Item = u64> {
+///     let (mut a, mut b) = (0u64, 1u64);
+///     loop {
+///         yield_!(a);
+///         (a, b) = (b, a.wrapping_add(b));
+///     }
+/// }
+///
+/// #[generator]
+/// fn words<'a>(text: &'a str, stop: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+///     for word in text.split_whitespace() {
+///         if word == stop {
+///             return;
+///         }
+///         yield_!(word);
+///     }
+/// }
+///
+/// #[generator]
+/// fn parse_all(lines: Vec<&'static str>) -> impl Iterator<Item = Result<u32, std::num::ParseIntError>> {
+///     yield_from!([Ok(0)]);
+///     for line in lines {
+///         yield_!(Ok(line.parse::<u32>()?)); // an Err is yielded, then the generator ends
+///     }
+/// }
+///
+/// assert_eq!(fib().take(5).collect::<Vec<_>>(), [0, 1, 1, 2, 3]);
+/// assert_eq!(words("a b stop c", "stop").collect::<Vec<_>>(), ["a", "b"]);
+/// let parsed: Vec<_> = parse_all(vec!["1", "x", "3"]).collect();
+/// assert_eq!(parsed.len(), 3);
+/// assert!(parsed[2].is_err());
+/// ```
+///
+/// # Differences from Go
+///
+/// Go generators are push functions (`func(yield func(T) bool)`) driven by the `for` loop;
+/// a `#[generator]` is compiled into a pull `Iterator`, so it composes with every iterator
+/// adapter and stops simply by not being polled. Stable Rust does not accept the `yield`
+/// keyword in an attribute macro's input, hence `yield_!`; [`seq!`] and [`stream!`] accept
+/// `yield v;`.
+pub use gonext_macros::generator;
+
+/// A generator block with the real `yield` keyword, as an `impl Iterator`.
+///
+/// `yield v;` yields a value and `yield from iter;` every value of an iterator; the block
+/// captures its environment by move, as an `async move` block does.
+///
+/// ```
+/// let limit = 20;
+/// let evens = gonext::seq! {
+///     for x in 0..limit {
+///         if x % 2 == 0 {
+///             yield x;
+///         }
+///     }
+///     yield from [100, 200];
+/// };
+/// assert_eq!(evens.filter(|x| x % 3 == 0).collect::<Vec<_>>(), [0, 6, 12, 18]);
+/// ```
+pub use gonext_macros::seq;
+
+/// A generator block with the real `yield` keyword and `.await`, as a `futures::Stream`.
+///
+/// It runs under any executor: pending awaits forward the caller's waker.
+///
+/// ```
+/// use futures::StreamExt;
+/// use std::time::Duration;
+///
+/// let ticks = gonext::stream! {
+///     for i in 0..3u32 {
+///         gonext::time::sleep(Duration::from_millis(1)).await;
+///         yield i;
+///     }
+/// };
+/// let got: Vec<u32> = futures::executor::block_on(ticks.collect());
+/// assert_eq!(got, [0, 1, 2]);
+/// ```
+pub use gonext_macros::stream;
+
+/// Yields a value from a [`generator`] body; anywhere else it is a compile error that says
+/// where it may be used.
+pub use gonext_macros::yield_;
+
+/// Yields every value of an iterator (a stream, in an async generator) from a [`generator`]
+/// body; anywhere else it is a compile error.
+pub use gonext_macros::yield_from;
 
 /// Waits for the first of several futures to complete, from blocking code: Go's `select`.
 ///
@@ -126,7 +229,9 @@ pub mod __private {
     use std::task::{Context, Poll};
     use std::time::Duration;
 
+    pub use crate::iter::stackless::{AsyncGenerator, Generator, TryItem, Yielder, next_of};
     pub use crate::time;
+    pub use futures_core::Stream;
 
     /// The `start` option of `#[virtual_time_test]`.
     pub fn unix_time(secs: u64, nanos: u32) -> time::SystemTime {

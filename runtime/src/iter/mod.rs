@@ -1,0 +1,40 @@
+//! Generators and coroutines: Go's range-over-func iterators and `iter.Pull`, as Rust syntax.
+//!
+//! - [`generator`](crate::generator) functions and [`seq!`](crate::seq) blocks are
+//!   *stackless* generators: the body, with `yield_!(v)` (or the real `yield v;` inside
+//!   `seq!`), becomes one state machine behind an [`Iterator`]. A step costs what a
+//!   hand-written `next()` costs: no allocation, no thread, no dynamic dispatch. Dropping a
+//!   suspended generator drops its locals.
+//! - `async` generators and [`stream!`](crate::stream) blocks are the same for
+//!   `futures::Stream`: the body may `.await`, and the caller's waker is forwarded.
+//! - [`Seq`] is Go's push iterator (`iter.Seq`), and [`pull`] is `iter.Pull`: the push
+//!   function runs as a *stackful* coroutine on a pooled stack, so it may recurse (tree
+//!   walks) and still be consumed one `next()` at a time.
+//!
+//! ```
+//! use gonext::{generator, seq, yield_};
+//!
+//! #[generator]
+//! fn fib() -> impl Iterator<Item = u64> {
+//!     let (mut a, mut b) = (0u64, 1u64);
+//!     loop {
+//!         yield_!(a);
+//!         (a, b) = (b, a.wrapping_add(b));
+//!     }
+//! }
+//! assert_eq!(fib().take(6).collect::<Vec<_>>(), [0, 1, 1, 2, 3, 5]);
+//!
+//! let evens = seq! { for x in 0..10 { if x % 2 == 0 { yield x; } } };
+//! assert_eq!(evens.collect::<Vec<i32>>(), [0, 2, 4, 6, 8]);
+//! ```
+//!
+//! # Differences from Go
+//!
+//! Go's range-over-func iterators are push functions the compiler calls with the loop body;
+//! Rust's `for` pulls from an `Iterator`, so gonext compiles generator bodies into pull
+//! iterators directly (no coroutine needed) and keeps the push form for [`Seq`].
+
+mod pull;
+pub(crate) mod stackless;
+
+pub use pull::{DEFAULT_STACK_SIZE, Pull, Seq, Yield, pull};
