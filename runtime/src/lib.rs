@@ -53,7 +53,7 @@ pub mod time;
 /// iterator (or, in an async generator, stream) produces.
 ///
 /// ```
-/// use gonext::{generator, yield_, yield_from};
+/// use gonext::generator; // `yield_!` and `yield_from!` need no import inside its body
 ///
 /// #[generator]
 /// fn fib() -> impl Iterator<Item = u64> {

@@ -12,7 +12,7 @@
 //!   walks) and still be consumed one `next()` at a time.
 //!
 //! ```
-//! use gonext::{generator, seq, yield_};
+//! use gonext::{generator, seq};
 //!
 //! #[generator]
 //! fn fib() -> impl Iterator<Item = u64> {

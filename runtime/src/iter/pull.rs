@@ -221,6 +221,12 @@ impl<T> Iterator for Pull<T> {
 
     fn next(&mut self) -> Option<T> {
         let coroutine = self.coroutine.as_mut()?;
+        if coroutine.done() {
+            // The producer panicked during the previous `next()`.
+            let coroutine = self.coroutine.take().expect("checked above");
+            self.recycle(coroutine);
+            return None;
+        }
         match coroutine.resume(Resume::Next) {
             CoroutineResult::Yield(value) => Some(value),
             CoroutineResult::Return(()) => {
