@@ -177,7 +177,8 @@ fn streams_run_under_futures_executor() {
 
 #[test]
 fn streams_run_under_tokio() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_time().build().unwrap();
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_time().build().unwrap();
     let got: Vec<u32> = runtime.block_on(async { tick_stream(4).collect().await });
     assert_eq!(got, [0, 1, 2, 3]);
 }
@@ -275,7 +276,15 @@ fn a_producer_panic_resumes_in_the_consumer_and_ends_the_iteration() {
 
 #[test]
 fn seq_for_each_pushes_without_a_coroutine_and_for_loops_pull() {
-    let make = || Seq::new(|y| for i in 0..5 { if !y.yield_(i) { return; } });
+    let make = || {
+        Seq::new(|y| {
+            for i in 0..5 {
+                if !y.yield_(i) {
+                    return;
+                }
+            }
+        })
+    };
     let mut pushed = Vec::new();
     make().for_each(|v| {
         pushed.push(v);

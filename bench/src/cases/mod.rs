@@ -4,10 +4,11 @@
 use crate::harness::Case;
 
 mod atomic;
+mod iter;
 mod procs;
 mod time;
 
 /// Every registered case, in report order.
 pub fn all() -> Vec<Case> {
-    [atomic::cases(), procs::cases(), time::cases()].into_iter().flatten().collect()
+    [iter::cases(), time::cases(), atomic::cases(), procs::cases()].into_iter().flatten().collect()
 }

@@ -31,15 +31,15 @@ pub(super) fn expand(generator: Generator) -> syn::Result<TokenStream> {
         quote!(#(#stmts)*)
     };
     let constructor = match flavor {
-        Flavor::Iterator => quote!(#private::Generator),
-        Flavor::Stream => quote!(#private::AsyncGenerator),
+        Flavor::Iterator => quote!(#private::Generator::<#item, _>),
+        Flavor::Stream => quote!(#private::AsyncGenerator::<#item, _, _>),
     };
     function.sig.asyncness = None;
     let (attrs, vis, sig) = (&function.attrs, &function.vis, &function.sig);
     Ok(quote! {
         #(#attrs)*
         #vis #sig {
-            #constructor::<#item, _>::new(move |#yielder: #private::Yielder<#item>| async move {
+            #constructor::new(move |#yielder: #private::Yielder<#item>| async move {
                 #body
             })
         }

@@ -45,8 +45,11 @@ thread_local! {
 /// Go's `iter.Seq` is a plain `func(yield func(V) bool)` that can be ranged over more than
 /// once; a `Seq` owns a `FnOnce` and is consumed by iteration, as Rust iterators are.
 pub struct Seq<T> {
-    body: Box<dyn FnOnce(&mut Yield<'_, T>)>,
+    body: Box<SeqBody<T>>,
 }
+
+/// The push function of a [`Seq`].
+type SeqBody<T> = dyn FnOnce(&mut Yield<'_, T>);
 
 /// The handle a [`Seq`] body pushes values through.
 pub struct Yield<'a, T> {

@@ -39,10 +39,16 @@ impl<T> Copy for Yielder<T> {}
 unsafe impl<T: Send> Send for Yielder<T> {}
 
 impl<T> Yielder<T> {
-    /// Suspends the generator with `value` as its next item.
-    #[inline]
-    pub fn yield_(self, value: T) -> YieldOnce<T> {
-        YieldOnce { yielder: self, value: Some(value) }
+    /// Makes `value` the generator's next item and returns the await point that suspends
+    /// the body until the item is taken.
+    #[inline(always)]
+    pub fn yield_(self, value: T) -> SuspendOnce {
+        // SAFETY: the yielder points to the slot of the generator whose body is running
+        // right now (a yielder never leaves that body), and the slot is declared after the
+        // future, so it is alive; `Cell` allows the write through a shared pointer, and
+        // nothing else touches the slot while the body runs.
+        unsafe { self.slot.as_ref() }.set(Some(value));
+        SuspendOnce { suspended: false }
     }
 }
 
@@ -52,38 +58,24 @@ impl<T> fmt::Debug for Yielder<T> {
     }
 }
 
-/// The await point of one `yield`: stores the value, suspends once, then resumes.
+/// The await point of one `yield`: suspends once, then resumes. One byte in the state
+/// machine, as the value already sits in the generator's slot.
 #[must_use = "a yield does nothing unless awaited"]
-pub struct YieldOnce<T> {
-    yielder: Yielder<T>,
-    value: Option<T>,
+#[derive(Debug)]
+pub struct SuspendOnce {
+    suspended: bool,
 }
 
-impl<T> Unpin for YieldOnce<T> {}
-
-impl<T> fmt::Debug for YieldOnce<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("YieldOnce").field("yielded", &self.value.is_none()).finish()
-    }
-}
-
-impl<T> Future for YieldOnce<T> {
+impl Future for SuspendOnce {
     type Output = ();
 
-    #[inline]
-    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
-        match this.value.take() {
-            Some(value) => {
-                // SAFETY: the yielder points to the slot of the generator whose future is
-                // being polled right now (it never leaves that future), and the slot is
-                // declared after the future, so it is alive; `Cell` allows the write through
-                // a shared pointer, and nothing else touches the slot during the poll.
-                unsafe { this.yielder.slot.as_ref() }.set(Some(value));
-                Poll::Pending
-            }
-            None => Poll::Ready(()),
+    #[inline(always)]
+    fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+        if self.suspended {
+            return Poll::Ready(());
         }
+        self.suspended = true;
+        Poll::Pending
     }
 }
 
@@ -106,7 +98,7 @@ fn start<T, F>(body: impl FnOnce(Yielder<T>) -> F) -> Pin<Box<State<T, F>>> {
 }
 
 /// Polls the body once; `Ready(None)` when it returned.
-#[inline]
+#[inline(always)]
 fn resume<T, F: Future<Output = ()>>(state: Pin<&mut State<T, F>>, cx: &mut Context<'_>) -> Poll<Option<T>> {
     // SAFETY: `future` is structurally pinned (never moved while the state is pinned, only
     // dropped in place), and `slot` is not pinned; neither is moved out here.
@@ -141,11 +133,11 @@ impl<T, F: Future<Output = ()>> Generator<T, F> {
 impl<T, F: Future<Output = ()>> Iterator for Generator<T, F> {
     type Item = T;
 
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<T> {
         match resume(self.state.as_mut(), &mut Context::from_waker(Waker::noop())) {
             Poll::Ready(item) => item,
-            Poll::Pending => panic!("a synchronous generator awaited a future that is not a yield"),
+            Poll::Pending => awaited_in_sync_generator(),
         }
     }
 
@@ -165,44 +157,79 @@ impl<T, F> fmt::Debug for Generator<T, F> {
     }
 }
 
-/// A generator as a [`futures_core::Stream`]; the expansion of an `async` `#[generator]`
-/// and `stream!`. Awaiting inside the body forwards the caller's waker.
-pub struct AsyncGenerator<T, F> {
-    state: Pin<Box<State<T, F>>>,
+#[cold]
+#[inline(never)]
+fn awaited_in_sync_generator() -> ! {
+    panic!("a synchronous generator awaited a future that is not a yield")
 }
 
-impl<T, F: Future<Output = ()>> AsyncGenerator<T, F> {
+/// A generator as a [`futures_core::Stream`]; the expansion of an `async` `#[generator]`
+/// and `stream!`. Awaiting inside the body forwards the caller's waker.
+///
+/// A stream is polled pinned, so the state lives inline (no allocation): the body's future
+/// is built at the first poll, once the slot has its final address.
+pub struct AsyncGenerator<T, B, F> {
+    body: Option<B>,
+    /// Declared before `slot` so that it drops first: its yielders point into `slot`.
+    future: Option<F>,
+    slot: Cell<Option<T>>,
+    _pinned: PhantomPinned,
+}
+
+impl<T, B: FnOnce(Yielder<T>) -> F, F: Future<Output = ()>> AsyncGenerator<T, B, F> {
     #[doc(hidden)]
-    pub fn new(body: impl FnOnce(Yielder<T>) -> F) -> Self {
-        AsyncGenerator { state: start(body) }
+    pub fn new(body: B) -> Self {
+        AsyncGenerator { body: Some(body), future: None, slot: Cell::new(None), _pinned: PhantomPinned }
     }
 }
 
-impl<T, F: Future<Output = ()>> futures_core::Stream for AsyncGenerator<T, F> {
+impl<T, B: FnOnce(Yielder<T>) -> F, F: Future<Output = ()>> futures_core::Stream for AsyncGenerator<T, B, F> {
     type Item = T;
 
     #[inline]
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        resume(self.state.as_mut(), cx)
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        // SAFETY: `future` is structurally pinned: it is created in place below and never
+        // moved until it is dropped in place; `body` and `slot` are not pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        if let Some(body) = this.body.take() {
+            this.future = Some(body(Yielder { slot: NonNull::from(&this.slot) }));
+        }
+        let Some(future) = this.future.as_mut() else { return Poll::Ready(None) };
+        // SAFETY: see above; the generator is pinned, so the future stays at this address.
+        let future = unsafe { Pin::new_unchecked(future) };
+        match future.poll(cx) {
+            Poll::Ready(()) => {
+                this.future = None;
+                Poll::Ready(None)
+            }
+            Poll::Pending => match this.slot.take() {
+                Some(value) => Poll::Ready(Some(value)),
+                None => Poll::Pending,
+            },
+        }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        match self.state.future {
-            Some(_) => (0, None),
-            None => (0, Some(0)),
+        match (&self.body, &self.future) {
+            (None, None) => (0, Some(0)),
+            _ => (0, None),
         }
     }
 }
 
-impl<T, F: Future<Output = ()>> futures_core::FusedStream for AsyncGenerator<T, F> {
+impl<T, B: FnOnce(Yielder<T>) -> F, F: Future<Output = ()>> futures_core::FusedStream
+    for AsyncGenerator<T, B, F>
+{
     fn is_terminated(&self) -> bool {
-        self.state.future.is_none()
+        self.body.is_none() && self.future.is_none()
     }
 }
 
-impl<T, F> fmt::Debug for AsyncGenerator<T, F> {
+impl<T, B, F> fmt::Debug for AsyncGenerator<T, B, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AsyncGenerator").field("finished", &self.state.future.is_none()).finish()
+        f.debug_struct("AsyncGenerator")
+            .field("finished", &(self.body.is_none() && self.future.is_none()))
+            .finish()
     }
 }
 
