@@ -7,9 +7,38 @@ use gonext_examples::section;
 fn main() {
     section("gonext tour");
     println!("gonext {}", env!("CARGO_PKG_VERSION"));
+    generators();
     virtual_time();
     max_procs();
     tagged_cas();
+}
+
+/// Go's range-over-func and iter.Pull: generators with `yield`, and push iterators pulled.
+fn generators() {
+    use gonext::iter::{Seq, pull};
+    use gonext::{generator, seq};
+
+    #[generator]
+    fn fib() -> impl Iterator<Item = u64> {
+        let (mut a, mut b) = (0u64, 1u64);
+        loop {
+            yield_!(a);
+            (a, b) = (b, a + b);
+        }
+    }
+
+    section("iter — generators, seq!, pull (range-over-func, iter.Pull)");
+    println!("#[generator] fib: {:?}", fib().take(8).collect::<Vec<_>>());
+    let evens = seq! { for x in 0..10 { if x % 2 == 0 { yield x; } } };
+    println!("seq! evens: {:?}", evens.collect::<Vec<u32>>());
+    let mut walk = pull(Seq::new(|y| {
+        for depth in 0..3 {
+            if !y.yield_(format!("level {depth}")) {
+                return;
+            }
+        }
+    }));
+    println!("pull: {:?}, {:?}", walk.next(), walk.next());
 }
 
 /// Go's testing/synctest: a bubble whose clock only moves when every member is blocked.

@@ -7,26 +7,32 @@
 //!
 //! | Go feature (proposal)                         | gonext                                                |
 //! |-----------------------------------------------|-------------------------------------------------------|
-//! | range-over-func, `iter.Seq` (#61897, #61405)  | `#[generator]` fns, `seq!{}`, `Seq` push iterators   |
-//! | `iter.Pull` coroutines                        | `iter::pull`                                          |
-//! | async generators (none in Go)                 | `stream!{}` → `futures::Stream`                      |
-//! | `testing/synctest` (#67434)                   | `#[virtual_time_test]`, `time::bubble`, `time::wait`  |
+//! | range-over-func, `iter.Seq` (#61897, #61405)  | [`generator`] fns, [`seq!`], [`iter::Seq`]            |
+//! | `iter.Pull` coroutines                        | [`iter::pull`]                                        |
+//! | async generators (none in Go)                 | [`stream!`] → `futures::Stream`                       |
+//! | `testing/synctest` (#67434)                   | [`virtual_time_test`], [`time::bubble`], [`time::wait`] |
 //! | `go` statement, errgroup, nursery (#40221)    | `scope!{ go f(x); }`, `try_scope!`, `sync::Group`     |
-//! | `context.Context`                             | `context::Context`                                    |
+//! | `context.Context`                             | [`context::Context`]                                  |
 //! | `weak.Pointer` (#67552), `unique` (1.23)      | `weak::Pointer`, `#[weak_cache]`, `unique::Handle`    |
 //! | `runtime.AddCleanup` (#67535)                 | `runtime::add_cleanup`, `Cleanup::stop`               |
 //! | double-width CAS (#61236)                     | [`atomic::AtomicTagged`], [`atomic::DoubleWord`]      |
 //! | GOMAXPROCS from cgroup quota (#33803, #73193) | [`runtime::max_procs()`] with a full report           |
 //! | goroutine-local storage (declined, #21355)    | not provided on purpose: use `Context::with_value`    |
 //!
-//! Rows link to their module once the feature has landed; see `CHANGELOG.md` for what
-//! is available in this release.
+//! Rows link to their module once the feature has landed (rows without links are planned);
+//! see `CHANGELOG.md` for what is available in this release.
 //!
 //! # Modules
 //!
 //! The modules available in this release are listed below; a module appears only once
 //! its feature works.
 //!
+//! - [`iter`]: generators and coroutines (range-over-func, `iter.Pull`), with the
+//!   [`generator`], [`seq!`] and [`stream!`] macros.
+//! - [`time`]: virtual-time bubbles (`testing/synctest`) and bubble-aware clocks and timers,
+//!   with [`thread`] and [`task`] for members, and [`virtual_time_test`].
+//! - [`sync`]: Go channels, `WaitGroup` and bubble-aware locks, waited on with [`select!`].
+//! - [`context`]: Go's `context.Context`; [`retry`]: exponential backoff on gonext's clock.
 //! - [`atomic`]: double-width compare-and-swap (Go's atomic vector operations proposal) —
 //!   ABA-safe [`atomic::AtomicTagged`], its polyfills and a [`atomic::TreiberStack`].
 //! - [`runtime`]: Go's `runtime` package — [`runtime::max_procs`] (automatic `GOMAXPROCS`
