@@ -325,3 +325,37 @@ fn a_pull_with_a_larger_stack_walks_deeper() {
     );
     assert_eq!(values.next(), Some(0));
 }
+
+#[test]
+fn to_channel_feeds_several_consumers_and_closes() {
+    let rx = gonext::iter::to_channel(0..1000u32, 4);
+    let consumers: Vec<_> = (0..3)
+        .map(|_| {
+            let rx = rx.clone();
+            gonext::thread::spawn(move || rx.iter().collect::<Vec<_>>())
+        })
+        .collect();
+    drop(rx);
+    let mut all: Vec<u32> = consumers.into_iter().flat_map(|c| c.join().unwrap()).collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..1000).collect::<Vec<_>>());
+}
+
+#[test]
+fn to_channel_producer_stops_when_the_receiver_drops() {
+    let produced = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&produced);
+    gonext::time::bubble(move || {
+        let rx = gonext::iter::to_channel(
+            (0..).inspect(move |_| {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }),
+            0,
+        );
+        assert_eq!(rx.recv(), Some(0));
+        drop(rx);
+    });
+    // The bubble returned, so its member (the producer thread) has exited: it stopped after
+    // the item it was blocked sending when the receiver went away.
+    assert_eq!(produced.load(Ordering::SeqCst), 2);
+}

@@ -10,6 +10,8 @@
 //! - [`Seq`] is Go's push iterator (`iter.Seq`), and [`pull`] is `iter.Pull`: the push
 //!   function runs as a *stackful* coroutine on a pooled stack, so it may recurse (tree
 //!   walks) and still be consumed one `next()` at a time.
+//! - [`to_channel`] is Go's `IterToChan`: an iterator drained into a [`crate::sync::chan`] by
+//!   a producer thread, for several consumers.
 //!
 //! ```
 //! use gonext::{generator, seq};
@@ -34,7 +36,9 @@
 //! Rust's `for` pulls from an `Iterator`, so gonext compiles generator bodies into pull
 //! iterators directly (no coroutine needed) and keeps the push form for [`Seq`].
 
+mod channel;
 mod pull;
 pub(crate) mod stackless;
 
+pub use channel::to_channel;
 pub use pull::{DEFAULT_STACK_SIZE, Pull, Seq, Yield, pull};

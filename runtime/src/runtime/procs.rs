@@ -15,6 +15,9 @@
 //! [`Rounding::Ceil`] by default, then is raised to the configured minimum and capped at the
 //! affinity count.
 //!
+//! On other systems than Linux there is no `/proc`: detection finds no cgroup and no
+//! affinity list and falls back to `std::thread::available_parallelism`, without warnings.
+//!
 //! Nothing here panics on bad input: an unreadable or malformed file, or an unusable
 //! environment value, is recorded in [`Procs::warnings`] and detection moves on to the next
 //! source. The mechanics of reading cgroup files live in the private `cgroup` submodule.
