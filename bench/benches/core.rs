@@ -17,7 +17,7 @@ fn fib() -> impl Iterator<Item = u64> {
 
 fn generators(c: &mut Criterion) {
     c.bench_function("generator fib 1000 steps", |b| {
-        b.iter(|| fib().take(1000).fold(0u64, u64::wrapping_add))
+        b.iter(|| fib().take(1000).fold(0u64, u64::wrapping_add));
     });
 }
 
