@@ -53,14 +53,25 @@ type SeqBody<T> = dyn FnOnce(&mut Yield<'_, T>);
 
 /// The handle a [`Seq`] body pushes values through.
 pub struct Yield<'a, T> {
-    sink: &'a mut dyn FnMut(T) -> bool,
+    sink: Sink<'a, T>,
+}
+
+/// Where a [`Yield`] sends values: straight to a suspended [`pull`] consumer (no indirect call
+/// per value) or to the closure of [`Seq::for_each`].
+enum Sink<'a, T> {
+    Coroutine(&'a Suspend<Resume, T>),
+    Closure(&'a mut dyn FnMut(T) -> bool),
 }
 
 impl<T> Yield<'_, T> {
     /// Pushes `value` to the consumer; `false` means the consumer stopped and the body should
     /// return.
+    #[inline]
     pub fn yield_(&mut self, value: T) -> bool {
-        (self.sink)(value)
+        match &mut self.sink {
+            Sink::Coroutine(suspend) => suspend.suspend(value) == Resume::Next,
+            Sink::Closure(f) => f(value),
+        }
     }
 }
 
@@ -91,7 +102,7 @@ impl<T: 'static> Seq<T> {
     /// assert_eq!(first_two, [0, 1]);
     /// ```
     pub fn for_each(self, mut f: impl FnMut(T) -> bool) {
-        (self.body)(&mut Yield { sink: &mut f });
+        (self.body)(&mut Yield { sink: Sink::Closure(&mut f) });
     }
 }
 
@@ -176,8 +187,7 @@ impl<T: 'static> Pull<T> {
             if first == Resume::Stop {
                 return;
             }
-            let mut sink = |value: T| suspend.suspend(value) == Resume::Next;
-            (seq.body)(&mut Yield { sink: &mut sink });
+            (seq.body)(&mut Yield { sink: Sink::Coroutine(suspend) });
         });
         Pull { coroutine: Some(coroutine), stack_size }
     }
