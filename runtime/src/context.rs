@@ -417,12 +417,7 @@ impl fmt::Debug for Done {
 
 /// Panics when a context that belongs to a bubble is awaited from outside it.
 fn check_bubble(node: &Node, site: Site) {
-    let Some(own) = &node.bubble else { return };
-    if !bubble::with_current(|c| c.is_some_and(|c| Arc::ptr_eq(&c.bubble, own))) {
-        panic!(
-            "Context created at {} in {} awaited outside it at {site}; objects of a bubble stay in it",
-            node.site,
-            own.label()
-        );
+    if let Some(owner) = &node.bubble {
+        bubble::check_owner(owner, "Context", node.site, site);
     }
 }

@@ -84,17 +84,8 @@ impl<T> Chan<T> {
     /// Locks the channel after checking that the caller may use it.
     #[track_caller]
     fn lock(&self) -> MutexGuard<'_, State<T>> {
-        if let Some(own) = &self.bubble {
-            let same = bubble::with_current(|c| c.is_some_and(|c| Arc::ptr_eq(&c.bubble, own)));
-            if !same {
-                let here = bubble::current().map_or_else(|| "outside any bubble".to_owned(), |b| b.label());
-                panic!(
-                    "sync::chan created at {} in {} used {here} at {}; objects of a bubble stay in it",
-                    self.site,
-                    own.label(),
-                    Location::caller()
-                );
-            }
+        if let Some(owner) = &self.bubble {
+            bubble::check_owner(owner, "sync::chan", self.site, Location::caller());
         }
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }

@@ -93,13 +93,14 @@ impl Sleep {
             (None, None) => Some(TimerTarget::Waker(waker.clone())),
             _ => None,
         });
-        target.unwrap_or_else(|| {
-            let own = self.bubble.as_ref().map_or_else(|| "outside any bubble".to_owned(), |b| b.label());
-            let here = bubble::current().map_or_else(|| "outside any bubble".to_owned(), |b| b.label());
-            panic!(
-                "time::sleep created at {} ({own}) was polled {here}; timers belong to their bubble",
-                self.site
-            );
+        target.unwrap_or_else(|| match &self.bubble {
+            Some(owner) => bubble::foreign_use(owner, "time::sleep", self.site, self.site),
+            None => panic!(
+                "time::sleep created at {} outside any bubble was polled inside {}; timers belong to \
+                 the clock they were created on",
+                self.site,
+                bubble::current().map_or_else(String::new, |b| b.label())
+            ),
         })
     }
 

@@ -196,6 +196,25 @@ pub(crate) fn with_membership<R>(current: Current, f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Panics unless the caller runs inside `owner`, the bubble `what` (created at
+/// `created_at`) belongs to; `used_at` is where it is used.
+pub(crate) fn check_owner(owner: &Arc<BubbleState>, what: &str, created_at: Site, used_at: Site) {
+    if !with_current(|c| c.is_some_and(|c| Arc::ptr_eq(&c.bubble, owner))) {
+        foreign_use(owner, what, created_at, used_at);
+    }
+}
+
+/// The panic of an object of `owner` used elsewhere.
+#[cold]
+#[inline(never)]
+pub(crate) fn foreign_use(owner: &BubbleState, what: &str, created_at: Site, used_at: Site) -> ! {
+    let here = current().map_or_else(|| "outside any bubble".to_owned(), |b| format!("in {}", b.label()));
+    panic!(
+        "{what} created at {created_at} in {} was used {here} at {used_at}; objects of a bubble stay in it",
+        owner.label()
+    );
+}
+
 static NEXT_BUBBLE: AtomicU64 = AtomicU64::new(1);
 
 impl BubbleState {
