@@ -383,6 +383,18 @@ fn a_channel_used_outside_its_bubble_panics() {
 }
 
 #[test]
+fn a_waitgroup_waited_on_outside_its_bubble_panics() {
+    let group = time::bubble(|| {
+        let group = sync::WaitGroup::new();
+        group.add(1);
+        group
+    });
+    let message = panic_message(|| group.wait());
+    assert!(message.starts_with("WaitGroup created at tests/virtual_time.rs:"), "{message}");
+    assert!(message.contains("was used outside any bubble"), "{message}");
+}
+
+#[test]
 fn threads_spawned_with_std_keep_real_time() {
     time::bubble(|| {
         let real = std::thread::spawn(|| {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use super::waiters::Waiters;
-use crate::time::bubble::{self, Site};
+use crate::time::bubble::{self, BubbleState, Site};
 
 /// A counter of outstanding work with a blocking (or async) wait for it to reach zero.
 ///
@@ -36,9 +36,12 @@ use crate::time::bubble::{self, Site};
 ///
 /// Go's `Add` takes a signed delta; here [`add`](Self::add) only adds and [`done`](Self::done)
 /// subtracts one, so the counter cannot be driven negative by a typo in the sign.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct WaitGroup {
     shared: Arc<Mutex<Counter>>,
+    /// The bubble it was created in, and where: waiting from elsewhere panics.
+    owner: Option<Arc<BubbleState>>,
+    site: Site,
 }
 
 #[derive(Default)]
@@ -49,8 +52,9 @@ struct Counter {
 
 impl WaitGroup {
     /// A group with nothing outstanding.
+    #[track_caller]
     pub fn new() -> WaitGroup {
-        WaitGroup::default()
+        WaitGroup { shared: Arc::default(), owner: bubble::current(), site: Location::caller() }
     }
 
     fn lock(&self) -> MutexGuard<'_, Counter> {
@@ -136,6 +140,9 @@ impl Future for Wait<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
+        if let Some(owner) = &this.group.owner {
+            bubble::check_owner(owner, "WaitGroup", this.group.site, this.site);
+        }
         let mut counter = this.group.lock();
         if counter.outstanding == 0 {
             counter.waiters.forget(&mut this.slot);
@@ -152,6 +159,13 @@ impl Drop for Wait<'_> {
         if self.slot.is_some() {
             self.group.lock().waiters.forget(&mut self.slot);
         }
+    }
+}
+
+impl Default for WaitGroup {
+    #[track_caller]
+    fn default() -> Self {
+        WaitGroup::new()
     }
 }
 
