@@ -41,12 +41,17 @@
 pub mod atomic;
 pub mod context;
 pub mod iter;
+mod ptr;
 pub mod retry;
 pub mod runtime;
 pub mod sync;
 pub mod task;
 pub mod thread;
 pub mod time;
+pub mod unique;
+pub mod weak;
+
+pub use ptr::Ptr;
 
 /// Turns a function whose body yields with [`yield_!`] into a generator: Go's
 /// range-over-func iterators as Rust syntax.

@@ -5,7 +5,12 @@
 //!   CPU quota and the CPU affinity mask, in that order. [`max_procs_report`] says where the
 //!   number came from, for a startup log line, and [`Detector`] runs the same detection against
 //!   a fake filesystem root.
+//! - [`add_cleanup`] mirrors Go 1.24's `runtime.AddCleanup`: a function run on a background
+//!   worker after a [`Ptr`](crate::Ptr)'s object dies, cancellable with [`Cleanup::stop`];
+//!   [`flush_cleanups`] waits for the queued ones.
 
+pub(crate) mod cleanup;
 mod procs;
 
+pub use cleanup::{Cleanup, add_cleanup, flush_cleanups};
 pub use procs::{Detector, Procs, Rounding, Source, max_procs, max_procs_report, refresh};

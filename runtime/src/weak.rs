@@ -1,0 +1,81 @@
+//! Go's `weak` package: pointers that do not keep their object alive.
+//!
+//! A [`Pointer`] is made from a [`Ptr`] and gives it back with [`Pointer::value`] while any
+//! strong `Ptr` lives. Like Go's weak pointers, two `Pointer`s compare equal exactly when
+//! they were made from the same allocation — also after the object died — so they can key a
+//! map (the canonicalization-map pattern of Go's proposal #67552).
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Weak;
+
+use crate::Ptr;
+use crate::ptr::Shared;
+
+/// A weak pointer to a [`Ptr`]'s allocation.
+///
+/// ```
+/// use gonext::{Ptr, weak};
+///
+/// let strong = Ptr::new(42);
+/// let w1 = weak::make(&strong);
+/// let w2 = weak::make(&strong.clone());
+/// assert_eq!(w1, w2); // same allocation
+/// assert_eq!(w1.value().as_deref(), Some(&42));
+/// drop(strong);
+/// assert_eq!(w1.value(), None);
+/// assert_eq!(w1, w2); // still equal after the object died
+/// ```
+///
+/// # Differences from Go
+///
+/// Go's `weak.Pointer[T]` is comparable by value; here `Eq` and `Hash` use the allocation
+/// address, which Rust keeps reserved while any weak pointer to it exists, so the identity
+/// cannot be reused by another object in the meantime.
+pub struct Pointer<T> {
+    weak: Weak<Shared<T>>,
+}
+
+/// A weak pointer to `ptr`'s allocation: Go's `weak.Make`.
+pub fn make<T>(ptr: &Ptr<T>) -> Pointer<T> {
+    Pointer { weak: std::sync::Arc::downgrade(&ptr.shared) }
+}
+
+impl<T> Pointer<T> {
+    /// A strong pointer to the object, or `None` if it died: Go's `Pointer.Value`.
+    #[inline]
+    pub fn value(&self) -> Option<Ptr<T>> {
+        self.weak.upgrade().map(|shared| Ptr { shared })
+    }
+
+    /// Whether this weak pointer was made from `ptr`'s allocation.
+    pub fn points_to(&self, ptr: &Ptr<T>) -> bool {
+        std::ptr::eq(self.weak.as_ptr(), std::sync::Arc::as_ptr(&ptr.shared))
+    }
+}
+
+impl<T> Clone for Pointer<T> {
+    fn clone(&self) -> Self {
+        Pointer { weak: self.weak.clone() }
+    }
+}
+
+impl<T> PartialEq for Pointer<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.weak.ptr_eq(&other.weak)
+    }
+}
+
+impl<T> Eq for Pointer<T> {}
+
+impl<T> Hash for Pointer<T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.weak.as_ptr().hash(state);
+    }
+}
+
+impl<T> fmt::Debug for Pointer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pointer").field("alive", &(self.weak.strong_count() > 0)).finish()
+    }
+}
