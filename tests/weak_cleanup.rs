@@ -1,0 +1,214 @@
+//! `Ptr`, `weak`, cleanups and `unique`: Go's Tasks 3 and 4 and the weak-pointer rules.
+
+use gonext::runtime::{self, Cleanup};
+use gonext::{Ptr, unique, weak};
+use std::collections::HashSet;
+use std::fs::File;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Tests that count open file descriptors run one at a time.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count)
+}
+
+/// Go's Task 4: a handle to a resource with an explicit `close` and a cleanup as safety net.
+struct Db {
+    file: Ptr<Mutex<Option<File>>>,
+    cleanup: Cleanup,
+}
+
+impl Db {
+    fn open(closed_by_cleanup: &Arc<AtomicUsize>) -> Db {
+        let file = File::open("/proc/self/status").expect("a readable file");
+        let fd = Arc::new(Mutex::new(Some(file.try_clone().expect("dup"))));
+        let shared = Ptr::new(Mutex::new(Some(file)));
+        let counter = Arc::clone(closed_by_cleanup);
+        let cleanup = runtime::add_cleanup(
+            &shared,
+            move |duplicate: Arc<Mutex<Option<File>>>| {
+                drop(duplicate.lock().unwrap().take());
+                counter.fetch_add(1, Ordering::SeqCst);
+            },
+            fd,
+        );
+        Db { file: shared, cleanup }
+    }
+
+    /// Closes explicitly and stops the cleanup; the stopped cleanup is dropped unrun, which
+    /// releases the descriptor it held.
+    fn close(self) {
+        self.cleanup.stop();
+        drop(self.file.lock().unwrap().take());
+    }
+}
+
+#[test]
+fn task4_cleanups_close_what_close_did_not() {
+    let _serial = serial();
+    runtime::flush_cleanups();
+    let before = open_fds();
+    let by_cleanup = Arc::new(AtomicUsize::new(0));
+    for _ in 0..1000 {
+        Db::open(&by_cleanup).close();
+    }
+    for _ in 0..1000 {
+        drop(Db::open(&by_cleanup));
+    }
+    runtime::flush_cleanups();
+    assert_eq!(by_cleanup.load(Ordering::SeqCst), 1000, "only the dropped DBs needed their cleanup");
+    // Stopped cleanups are dropped unrun, which drops their argument (the duplicate fd) too.
+    assert_eq!(open_fds(), before, "no descriptor leaked");
+}
+
+#[test]
+fn task3_a_weak_map_does_not_keep_values_alive() {
+    let mut cache: Vec<weak::Pointer<String>> = Vec::new();
+    let value = Ptr::new(String::from("expensive"));
+    cache.push(weak::make(&value));
+    assert_eq!(cache[0].value().as_deref().map(String::as_str), Some("expensive"));
+    drop(value);
+    assert!(cache[0].value().is_none(), "the cache did not keep it alive");
+}
+
+#[test]
+fn weak_pointers_compare_by_allocation_even_after_death() {
+    let a = Ptr::new(1);
+    let b = Ptr::new(1);
+    let (wa1, wa2, wb) = (weak::make(&a), weak::make(&a.clone()), Ptr::downgrade(&b));
+    assert_eq!(wa1, wa2);
+    assert_ne!(wa1, wb, "equal values, different allocations");
+    assert_eq!(a, b, "Ptr compares by value, like Arc");
+    drop((a, b));
+    assert_eq!(wa1, wa2);
+    let set: HashSet<_> = [wa1, wa2, wb].into_iter().collect();
+    assert_eq!(set.len(), 2);
+}
+
+#[test]
+fn several_cleanups_run_off_the_dropping_thread() {
+    let _serial = serial();
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let object = Ptr::new(());
+    for i in 0..3 {
+        let ran = Arc::clone(&ran);
+        runtime::add_cleanup(
+            &object,
+            move |i: u32| ran.lock().unwrap().push((i, std::thread::current().id())),
+            i,
+        );
+    }
+    drop(object);
+    runtime::flush_cleanups();
+    let mut ran = ran.lock().unwrap().clone();
+    ran.sort_by_key(|(i, _)| *i);
+    assert_eq!(ran.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0, 1, 2]);
+    assert!(ran.iter().all(|(_, thread)| *thread != std::thread::current().id()));
+}
+
+#[test]
+fn stop_cancels_before_start_and_is_a_no_op_after() {
+    let _serial = serial();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let object = Ptr::new(5);
+    let counter = Arc::clone(&ran);
+    let stopped = runtime::add_cleanup(
+        &object,
+        move |_: ()| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        },
+        (),
+    );
+    let counter = Arc::clone(&ran);
+    let kept = runtime::add_cleanup(
+        &object,
+        move |_: ()| {
+            counter.fetch_add(10, Ordering::SeqCst);
+        },
+        (),
+    );
+    assert!(stopped.stop());
+    assert!(!stopped.stop(), "a second stop does nothing");
+    drop(object);
+    runtime::flush_cleanups();
+    assert_eq!(ran.load(Ordering::SeqCst), 10);
+    assert!(!kept.stop(), "stop after the cleanup ran is a no-op");
+}
+
+#[test]
+fn a_panicking_cleanup_does_not_stop_the_others() {
+    let _serial = serial();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let object = Ptr::new(());
+    runtime::add_cleanup(&object, |_: ()| panic!("cleanup failed on purpose"), ());
+    let counter = Arc::clone(&ran);
+    runtime::add_cleanup(
+        &object,
+        move |_: ()| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        },
+        (),
+    );
+    drop(object);
+    runtime::flush_cleanups();
+    assert_eq!(ran.load(Ordering::SeqCst), 1);
+    let later = Ptr::new(());
+    let counter = Arc::clone(&ran);
+    runtime::add_cleanup(
+        &later,
+        move |_: ()| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        },
+        (),
+    );
+    drop(later);
+    runtime::flush_cleanups();
+    assert_eq!(ran.load(Ordering::SeqCst), 2, "the worker survived the panic");
+}
+
+#[test]
+fn passing_the_object_itself_as_the_argument_panics_at_the_caller() {
+    let object = Ptr::new(String::from("self"));
+    let same = object.clone();
+    let payload = catch_unwind(AssertUnwindSafe(|| runtime::add_cleanup(&object, drop, same))).unwrap_err();
+    let message = payload.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(message.starts_with("runtime::add_cleanup at tests/weak_cleanup.rs:"), "{message}");
+    assert!(message.contains("the object itself"), "{message}");
+    let weak_self = weak::make(&object);
+    assert!(catch_unwind(AssertUnwindSafe(|| runtime::add_cleanup(&object, drop, weak_self))).is_err());
+    let other = Ptr::new(String::from("other"));
+    runtime::add_cleanup(&object, drop, other).stop();
+}
+
+#[test]
+fn unique_handles_are_equal_for_equal_values_across_threads() {
+    let handles: Vec<unique::Handle<String>> = (0..8)
+        .map(|_| std::thread::spawn(|| unique::make(String::from("shared-key"))))
+        .map(|t| t.join().unwrap())
+        .collect();
+    assert!(handles.windows(2).all(|w| w[0] == w[1]));
+    assert_eq!(handles[0].value(), "shared-key");
+    assert_ne!(handles[0], unique::make(String::from("other-key")));
+}
+
+#[test]
+fn unique_entries_disappear_when_the_last_handle_drops() {
+    #[derive(PartialEq, Eq, Hash)]
+    struct Region(&'static str);
+    assert_eq!(unique::live::<Region>(), 0);
+    let a = unique::make(Region("a"));
+    let b = unique::make(Region("b"));
+    let a2 = a.clone();
+    assert_eq!(unique::live::<Region>(), 2);
+    drop((a, b));
+    assert_eq!(unique::live::<Region>(), 1, "a2 still holds \"a\"");
+    drop(a2);
+    assert_eq!(unique::live::<Region>(), 0);
+    assert_eq!(unique::make(Region("a")).value().0, "a", "a dead value is interned afresh");
+}
