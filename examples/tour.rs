@@ -9,8 +9,25 @@ fn main() {
     println!("gonext {}", env!("CARGO_PKG_VERSION"));
     generators();
     virtual_time();
+    weak_and_unique();
     max_procs();
     tagged_cas();
+}
+
+/// Go's weak pointers, runtime.AddCleanup and unique.Make.
+fn weak_and_unique() {
+    use gonext::{Ptr, runtime, unique, weak};
+
+    section("weak, runtime::add_cleanup, unique — weak pointers, cleanups, interning");
+    let object = Ptr::new(vec![1, 2, 3]);
+    let observer = weak::make(&object);
+    runtime::add_cleanup(&object, |name: &str| println!("cleanup ran for {name}"), "the vector");
+    println!("alive: {:?}", observer.value().map(|v| v.len()));
+    drop(object);
+    runtime::flush_cleanups();
+    println!("after the last Ptr: {:?}", observer.value().map(|v| v.len()));
+    let (a, b) = (unique::make("eu-west-1".to_owned()), unique::make("eu-west-1".to_owned()));
+    println!("unique handles equal: {}", a == b);
 }
 
 /// Go's range-over-func and iter.Pull: generators with `yield`, and push iterators pulled.

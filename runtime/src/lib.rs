@@ -13,8 +13,8 @@
 //! | `testing/synctest` (#67434)                   | [`virtual_time_test`], [`time::bubble`], [`time::wait`] |
 //! | `go` statement, errgroup, nursery (#40221)    | `scope!{ go f(x); }`, `try_scope!`, `sync::Group`     |
 //! | `context.Context`                             | [`context::Context`]                                  |
-//! | `weak.Pointer` (#67552), `unique` (1.23)      | `weak::Pointer`, `#[weak_cache]`, `unique::Handle`    |
-//! | `runtime.AddCleanup` (#67535)                 | `runtime::add_cleanup`, `Cleanup::stop`               |
+//! | `weak.Pointer` (#67552), `unique` (1.23)      | [`weak::Pointer`], `#[weak_cache]`, [`unique::Handle`] |
+//! | `runtime.AddCleanup` (#67535)                 | [`runtime::add_cleanup`], [`runtime::Cleanup::stop`]  |
 //! | double-width CAS (#61236)                     | [`atomic::AtomicTagged`], [`atomic::DoubleWord`]      |
 //! | GOMAXPROCS from cgroup quota (#33803, #73193) | [`runtime::max_procs()`] with a full report           |
 //! | goroutine-local storage (declined, #21355)    | not provided on purpose: use `Context::with_value`    |
@@ -33,6 +33,8 @@
 //!   with [`thread`] and [`task`] for members, and [`virtual_time_test`].
 //! - [`sync`]: Go channels, `WaitGroup` and bubble-aware locks, waited on with [`select!`].
 //! - [`context`]: Go's `context.Context`; [`retry`]: exponential backoff on gonext's clock.
+//! - [`Ptr`], [`weak`], [`unique`] and [`runtime::add_cleanup`]: Go's weak pointers, cleanups
+//!   and interning, where "collected" means "the last strong `Ptr` was dropped".
 //! - [`atomic`]: double-width compare-and-swap (Go's atomic vector operations proposal) —
 //!   ABA-safe [`atomic::AtomicTagged`], its polyfills and a [`atomic::TreiberStack`].
 //! - [`runtime`]: Go's `runtime` package — [`runtime::max_procs`] (automatic `GOMAXPROCS`

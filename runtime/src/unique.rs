@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::ops::Deref;
 use std::sync::{Arc, RwLock, RwLockWriteGuard, Weak};
 
@@ -49,16 +49,38 @@ struct Entry<T: Internable> {
 
 type Bucket<T> = Vec<Weak<Entry<T>>>;
 
+/// Keys that are already hashes (value hashes, `TypeId`s) need no second hashing.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+}
+
+type PrehashedMap<K, V> = HashMap<K, V, BuildHasherDefault<Prehashed>>;
+
 struct Interner<T: Internable> {
     hasher: RandomState,
-    shards: Vec<RwLock<HashMap<u64, Bucket<T>>>>,
+    shards: Vec<RwLock<PrehashedMap<u64, Bucket<T>>>>,
 }
 
 /// Interners by type, leaked on first use: one per interned type for the whole process.
-static INTERNERS: RwLock<Option<HashMap<TypeId, &'static (dyn Any + Send + Sync)>>> = RwLock::new(None);
+static INTERNERS: RwLock<Option<PrehashedMap<TypeId, &'static (dyn Any + Send + Sync)>>> = RwLock::new(None);
 
 thread_local! {
-    static LOCAL_INTERNERS: RefCell<HashMap<TypeId, &'static (dyn Any + Send + Sync)>> = RefCell::new(HashMap::new());
+    static LOCAL_INTERNERS: RefCell<PrehashedMap<TypeId, &'static (dyn Any + Send + Sync)>> = RefCell::new(PrehashedMap::default());
 }
 
 fn interner<T: Internable>() -> &'static Interner<T> {
@@ -73,18 +95,18 @@ fn interner<T: Internable>() -> &'static Interner<T> {
 
 fn shared_interner<T: Internable>(id: TypeId) -> &'static (dyn Any + Send + Sync) {
     let mut all = INTERNERS.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-    *all.get_or_insert_with(HashMap::new).entry(id).or_insert_with(|| {
-        let shards = (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect();
+    *all.get_or_insert_with(PrehashedMap::default).entry(id).or_insert_with(|| {
+        let shards = (0..SHARDS).map(|_| RwLock::new(PrehashedMap::default())).collect();
         Box::leak(Box::new(Interner::<T> { hasher: RandomState::new(), shards }))
     })
 }
 
 impl<T: Internable> Interner<T> {
-    fn shard(&self, hash: u64) -> &RwLock<HashMap<u64, Bucket<T>>> {
+    fn shard(&self, hash: u64) -> &RwLock<PrehashedMap<u64, Bucket<T>>> {
         &self.shards[(hash >> 58) as usize % SHARDS]
     }
 
-    fn write(&self, hash: u64) -> RwLockWriteGuard<'_, HashMap<u64, Bucket<T>>> {
+    fn write(&self, hash: u64) -> RwLockWriteGuard<'_, PrehashedMap<u64, Bucket<T>>> {
         self.shard(hash).write().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 

@@ -7,8 +7,12 @@ mod atomic;
 mod iter;
 mod procs;
 mod time;
+mod weak;
 
 /// Every registered case, in report order.
 pub fn all() -> Vec<Case> {
-    [iter::cases(), time::cases(), atomic::cases(), procs::cases()].into_iter().flatten().collect()
+    [iter::cases(), time::cases(), weak::cases(), atomic::cases(), procs::cases()]
+        .into_iter()
+        .flatten()
+        .collect()
 }

@@ -28,10 +28,20 @@ struct Queue {
     queued: u64,
     finished: u64,
     worker: bool,
+    /// The worker waits for jobs: only then does queuing pay for a wake-up.
+    worker_idle: bool,
+    /// `flush_cleanups` callers waiting: only then does the worker signal progress.
+    flushing: usize,
 }
 
-static QUEUE: Mutex<Queue> =
-    Mutex::new(Queue { jobs: VecDeque::new(), queued: 0, finished: 0, worker: false });
+static QUEUE: Mutex<Queue> = Mutex::new(Queue {
+    jobs: VecDeque::new(),
+    queued: 0,
+    finished: 0,
+    worker: false,
+    worker_idle: false,
+    flushing: 0,
+});
 static QUEUED: Condvar = Condvar::new();
 static FINISHED: Condvar = Condvar::new();
 
@@ -51,26 +61,39 @@ pub(crate) fn queue(jobs: Vec<Job>) {
             .spawn(work)
             .expect("the cleanup worker thread starts");
     }
+    let wake = std::mem::take(&mut queue.worker_idle);
     drop(queue);
-    QUEUED.notify_one();
+    if wake {
+        QUEUED.notify_one();
+    }
 }
 
 fn work() {
     let mut queue = lock();
     loop {
-        let Some(job) = queue.jobs.pop_front() else {
+        let batch: Vec<Job> = queue.jobs.drain(..).collect();
+        if batch.is_empty() {
+            queue.worker_idle = true;
             queue = QUEUED.wait(queue).unwrap_or_else(|poisoned| poisoned.into_inner());
             continue;
-        };
-        drop(queue);
-        if job.state.compare_exchange(PENDING, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_ok()
-            && let Err(payload) = catch_unwind(AssertUnwindSafe(job.run))
-        {
-            eprintln!("gonext: a cleanup panicked (the other cleanups still run): {}", message(&*payload));
         }
+        drop(queue);
+        let ran = batch.len() as u64;
+        batch.into_iter().for_each(run);
         queue = lock();
-        queue.finished += 1;
-        FINISHED.notify_all();
+        queue.finished += ran;
+        if queue.flushing > 0 {
+            FINISHED.notify_all();
+        }
+    }
+}
+
+/// Runs one job unless it was stopped; a panic is reported and contained.
+fn run(job: Job) {
+    if job.state.compare_exchange(PENDING, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        && let Err(payload) = catch_unwind(AssertUnwindSafe(job.run))
+    {
+        eprintln!("gonext: a cleanup panicked (the other cleanups still run): {}", message(&*payload));
     }
 }
 
@@ -148,9 +171,11 @@ fn check_arg<T: 'static, V: 'static>(ptr: &Ptr<T>, arg: &V) {
 pub fn flush_cleanups() {
     let mut queue = lock();
     let target = queue.queued;
+    queue.flushing += 1;
     while queue.finished < target {
         queue = FINISHED.wait(queue).unwrap_or_else(|poisoned| poisoned.into_inner());
     }
+    queue.flushing -= 1;
 }
 
 /// The handle of a registered cleanup: [`stop`](Self::stop) cancels it.

@@ -1,0 +1,124 @@
+//! `Ptr`, weak pointers, cleanups and interning against `Arc`, `std::sync::Weak` and
+//! internment.
+
+use std::hint::black_box;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use gonext::{Ptr, runtime, unique, weak};
+use internment::ArcIntern;
+
+use crate::harness::{Case, iter};
+
+fn ptr_clone_drop() -> Case {
+    let ptr = Ptr::new(7u64);
+    let arc = Arc::new(7u64);
+    Case::time("ptr/clone_drop", iter(move || drop(black_box(ptr.clone()))))
+        .peer("std_arc", iter(move || drop(black_box(arc.clone()))))
+}
+
+fn weak_value() -> Case {
+    let ptr = Ptr::new(7u64);
+    let weak = weak::make(&ptr);
+    let arc = Arc::new(7u64);
+    let std_weak = Arc::downgrade(&arc);
+    Case::time(
+        "weak/value",
+        iter(move || {
+            let _keep = &ptr;
+            black_box(weak.value())
+        }),
+    )
+    .peer(
+        "std_weak_upgrade",
+        iter(move || {
+            let _keep = &arc;
+            black_box(std_weak.upgrade())
+        }),
+    )
+}
+
+/// `Ptr::new` + `add_cleanup` + drop, with the cleanups flushed inside the timing.
+fn cleanup_cycle(iters: u64) -> Duration {
+    let start = Instant::now();
+    for i in 0..iters {
+        let object = Ptr::new(i);
+        runtime::add_cleanup(
+            &object,
+            |n: u64| {
+                black_box(n);
+            },
+            i,
+        );
+        drop(object);
+    }
+    runtime::flush_cleanups();
+    start.elapsed()
+}
+
+fn cleanups() -> Case {
+    Case::time("cleanup/add_drop_run", cleanup_cycle)
+}
+
+const KEYS: [&str; 8] = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"];
+
+/// Interning hits on `threads` threads, `iters` in total; the keys are kept alive meanwhile.
+fn hits<H: Send + 'static>(threads: usize, intern: fn(String) -> H) -> impl FnMut(u64) -> Duration {
+    let _alive: Vec<H> = KEYS.iter().map(|k| intern((*k).to_owned())).collect();
+    move |iters| {
+        let per_thread = iters.div_ceil(threads as u64);
+        let start_line = Arc::new(Barrier::new(threads + 1));
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let start_line = Arc::clone(&start_line);
+                thread::spawn(move || {
+                    let keys: Vec<String> = KEYS.iter().map(|k| (*k).to_owned()).collect();
+                    start_line.wait();
+                    for i in 0..per_thread {
+                        black_box(intern(keys[(i as usize + t) % keys.len()].clone()));
+                    }
+                })
+            })
+            .collect();
+        let began = Instant::now();
+        start_line.wait();
+        workers.into_iter().for_each(|w| w.join().expect("intern thread"));
+        began.elapsed().mul_f64(iters as f64 / (per_thread * threads as u64) as f64)
+    }
+}
+
+fn intern_hits(name: &'static str, threads: usize) -> Case {
+    Case::time(name, hits(threads, unique::make::<String>))
+        .peer("internment_arcintern", hits(threads, ArcIntern::<String>::new))
+}
+
+fn intern_miss() -> Case {
+    let mut n = 0u64;
+    let mut m = 0u64;
+    Case::time(
+        "intern/miss",
+        iter(move || {
+            n += 1;
+            unique::make(n)
+        }),
+    )
+    .peer(
+        "internment_arcintern",
+        iter(move || {
+            m += 1;
+            ArcIntern::new(m)
+        }),
+    )
+}
+
+pub(super) fn cases() -> Vec<Case> {
+    vec![
+        ptr_clone_drop(),
+        weak_value(),
+        cleanups(),
+        intern_hits("intern/hit_1t", 1),
+        intern_hits("intern/hit_2t", 2),
+        intern_miss(),
+    ]
+}

@@ -1,0 +1,23 @@
+//! Interning with `unique::make` (Go's `unique` package) and a weak canonicalization map
+//! (the pattern of Go's weak-pointer proposal).
+//!
+//! Run it with `cargo run --example intern`.
+
+use gonext::{Ptr, unique, weak};
+use std::collections::HashMap;
+
+fn main() {
+    let zones: Vec<unique::Handle<String>> =
+        ["us-east-1", "eu-west-1", "us-east-1"].iter().map(|z| unique::make((*z).to_owned())).collect();
+    println!("zones[0] == zones[2]: {} (a pointer comparison)", zones[0] == zones[2]);
+    println!("live interned strings: {}", unique::live::<String>());
+    drop(zones);
+    println!("after dropping every handle: {}", unique::live::<String>());
+
+    let mut canonical: HashMap<String, weak::Pointer<String>> = HashMap::new();
+    let config = Ptr::new(String::from("max_conns=10"));
+    canonical.insert(config.to_string(), weak::make(&config));
+    println!("cached while used: {:?}", canonical["max_conns=10"].value());
+    drop(config);
+    println!("cached after the last user left: {:?}", canonical["max_conns=10"].value());
+}
