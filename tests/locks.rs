@@ -155,3 +155,24 @@ fn waitgroup_waits_for_every_member() {
 fn waitgroup_done_without_add_panics_at_the_caller() {
     WaitGroup::new().done();
 }
+
+#[test]
+fn condvar_notify_all_releases_every_waiter() {
+    let pair = Arc::new((Mutex::new(false), Condvar::new()));
+    let start = Arc::new(std::sync::Barrier::new(8));
+    let waiters: Vec<_> = (0..7)
+        .map(|_| {
+            let (pair, start) = (Arc::clone(&pair), Arc::clone(&start));
+            thread::spawn(move || {
+                start.wait();
+                let (lock, cv) = &*pair;
+                drop(cv.wait_while(lock.lock().unwrap(), |done| !*done).unwrap());
+            })
+        })
+        .collect();
+    start.wait();
+    std::thread::sleep(Duration::from_millis(20));
+    *pair.0.lock().unwrap() = true;
+    pair.1.notify_all();
+    waiters.into_iter().for_each(|w| w.join().unwrap());
+}

@@ -212,3 +212,77 @@ fn unique_entries_disappear_when_the_last_handle_drops() {
     assert_eq!(unique::live::<Region>(), 0);
     assert_eq!(unique::make(Region("a")).value().0, "a", "a dead value is interned afresh");
 }
+
+static LOADS: AtomicUsize = AtomicUsize::new(0);
+
+#[gonext::weak_cache]
+fn slow_load(name: &str) -> Ptr<String> {
+    LOADS.fetch_add(1, Ordering::SeqCst);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    Ptr::new(name.to_uppercase())
+}
+
+#[test]
+fn weak_cache_runs_the_body_once_for_concurrent_equal_keys() {
+    let _serial = serial();
+    let start = Arc::new(std::sync::Barrier::new(8));
+    let callers: Vec<_> = (0..8)
+        .map(|_| {
+            let start = Arc::clone(&start);
+            std::thread::spawn(move || {
+                start.wait();
+                slow_load("shared")
+            })
+        })
+        .collect();
+    let results: Vec<Ptr<String>> = callers.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(LOADS.load(Ordering::SeqCst), 1, "singleflight: one load for 8 callers");
+    assert!(results.windows(2).all(|w| Ptr::ptr_eq(&w[0], &w[1])));
+    assert_eq!(*results[0], "SHARED");
+}
+
+#[gonext::weak_cache]
+fn cached_len(text: String, times: usize) -> Ptr<usize> {
+    Ptr::new(text.len() * times)
+}
+
+#[test]
+fn weak_cache_entries_disappear_with_their_values() {
+    let _serial = serial();
+    let a = cached_len("abc".to_owned(), 2);
+    let again = cached_len("abc".to_owned(), 2);
+    let other = cached_len("abc".to_owned(), 3);
+    assert!(Ptr::ptr_eq(&a, &again));
+    assert!(!Ptr::ptr_eq(&a, &other));
+    assert_eq!(cached_len::len(), 2);
+    let observer = weak::make(&a);
+    drop((a, again));
+    assert!(observer.value().is_none(), "the cache did not keep the value alive");
+    runtime::flush_cleanups();
+    assert_eq!(cached_len::len(), 1, "the dead entry was removed by its cleanup");
+    cached_len::clear();
+    assert!(cached_len::is_empty());
+    assert_eq!(*other, 9, "clearing does not touch values still in use");
+}
+
+static ATTEMPTS: AtomicUsize = AtomicUsize::new(0);
+
+#[gonext::weak_cache]
+fn flaky(id: u32) -> Result<Ptr<u32>, String> {
+    match ATTEMPTS.fetch_add(1, Ordering::SeqCst) {
+        0 => Err(format!("{id}: first attempt fails")),
+        1 => panic!("second attempt panics"),
+        _ => Ok(Ptr::new(id * 100)),
+    }
+}
+
+#[test]
+fn weak_cache_does_not_cache_errors_or_poison_on_panic() {
+    let _serial = serial();
+    assert_eq!(flaky(7).unwrap_err(), "7: first attempt fails");
+    assert!(catch_unwind(|| flaky(7)).is_err());
+    let value = flaky(7).unwrap();
+    assert_eq!(*value, 700);
+    assert!(Ptr::ptr_eq(&value, &flaky(7).unwrap()), "the success is cached");
+    assert_eq!(ATTEMPTS.load(Ordering::SeqCst), 3);
+}

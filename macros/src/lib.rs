@@ -13,6 +13,7 @@ mod generator;
 mod select;
 mod seq;
 mod virtual_time_test;
+mod weak_cache;
 
 use proc_macro::TokenStream;
 
@@ -58,6 +59,13 @@ fn misplaced_yield(input: TokenStream, name: &str) -> TokenStream {
     )
     .into_compile_error()
     .into()
+}
+
+/// Memoizes a fn returning `Ptr<V>` by its arguments while the value lives; see
+/// `gonext::weak_cache`.
+#[proc_macro_attribute]
+pub fn weak_cache(args: TokenStream, item: TokenStream) -> TokenStream {
+    weak_cache::weak_cache(args.into(), item.into()).unwrap_or_else(syn::Error::into_compile_error).into()
 }
 
 /// Waits for the first ready of several futures from blocking code; see `gonext::select!`.

@@ -13,7 +13,7 @@
 //! | `testing/synctest` (#67434)                   | [`virtual_time_test`], [`time::bubble`], [`time::wait`] |
 //! | `go` statement, errgroup, nursery (#40221)    | `scope!{ go f(x); }`, `try_scope!`, `sync::Group`     |
 //! | `context.Context`                             | [`context::Context`]                                  |
-//! | `weak.Pointer` (#67552), `unique` (1.23)      | [`weak::Pointer`], `#[weak_cache]`, [`unique::Handle`] |
+//! | `weak.Pointer` (#67552), `unique` (1.23)      | [`weak::Pointer`], [`weak_cache`], [`unique::Handle`] |
 //! | `runtime.AddCleanup` (#67535)                 | [`runtime::add_cleanup`], [`runtime::Cleanup::stop`]  |
 //! | double-width CAS (#61236)                     | [`atomic::AtomicTagged`], [`atomic::DoubleWord`]      |
 //! | GOMAXPROCS from cgroup quota (#33803, #73193) | [`runtime::max_procs()`] with a full report           |
@@ -157,6 +157,44 @@ pub use gonext_macros::yield_;
 /// body; anywhere else it is a compile error.
 pub use gonext_macros::yield_from;
 
+/// Memoizes a function returning [`Ptr<V>`](Ptr) (or `Result<Ptr<V>, E>`) by its arguments,
+/// for as long as anyone holds the value: the cache of Go's weak-pointer proposal.
+///
+/// Equal arguments — owned into a key: `&str` becomes `String`, other references go through
+/// `ToOwned` — return the same `Ptr` while any strong reference lives. When the value dies a
+/// cleanup removes its entry, so the cache never keeps values alive and stays bounded.
+/// Concurrent calls with an equal key run the body once and share the result (singleflight);
+/// errors are not cached and a panicking body does not poison the key. A module with the same
+/// name offers `len()`, `is_empty()` and `clear()`.
+///
+/// ```
+/// use gonext::{Ptr, weak_cache};
+///
+/// #[weak_cache]
+/// fn load_config(name: &str, version: u32) -> Ptr<String> {
+///     Ptr::new(format!("{name}@{version}"))
+/// }
+///
+/// fn main() {
+///     let a = load_config("db", 3);
+///     let b = load_config("db", 3);
+///     assert!(Ptr::ptr_eq(&a, &b)); // the body ran once
+///     assert_eq!(load_config::len(), 1);
+///     drop((a, b));
+///     gonext::runtime::flush_cleanups(); // the dead entry is removed by its cleanup
+///     assert_eq!(load_config::len(), 0);
+/// }
+/// ```
+///
+/// Put cached functions at module level: the companion module reaches the cache through
+/// `super`, which a function-local item cannot offer.
+///
+/// # Differences from Go
+///
+/// Go builds this by hand from `weak.Pointer`, `runtime.AddCleanup` and a map; the attribute
+/// writes it for one function, with the singleflight Go's sketch leaves out.
+pub use gonext_macros::weak_cache;
+
 /// Waits for the first of several futures to complete, from blocking code: Go's `select`.
 ///
 /// Each branch is `pattern = future => body`; the futures are polled in the order written
@@ -244,6 +282,15 @@ pub mod __private {
 
     pub use crate::iter::stackless::{AsyncGenerator, Generator, TryItem, Yielder, next_of};
     pub use crate::time;
+    pub use crate::weak::cache::{CacheKey, WeakCache};
+
+    /// The entry points of `#[weak_cache]` expansions.
+    pub mod weak_cache {
+        pub use crate::weak::cache::{clear, get_or_load, len, try_get_or_load};
+    }
+
+    /// Fails to compile, with `CacheKey`'s message, when an argument cannot key a cache.
+    pub const fn assert_cache_key<K: CacheKey>() {}
     pub use futures_core::Stream;
 
     /// The `start` option of `#[virtual_time_test]`.

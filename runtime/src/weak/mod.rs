@@ -5,6 +5,8 @@
 //! they were made from the same allocation — also after the object died — so they can key a
 //! map (the canonicalization-map pattern of Go's proposal #67552).
 
+pub(crate) mod cache;
+
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Weak;
