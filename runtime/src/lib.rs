@@ -42,6 +42,7 @@
 
 pub mod atomic;
 pub mod context;
+mod hash;
 pub mod iter;
 mod ptr;
 pub mod retry;

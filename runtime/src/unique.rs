@@ -7,10 +7,9 @@
 
 use std::any::{Any, TypeId};
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::ops::Deref;
 use std::sync::{Arc, RwLock, RwLockWriteGuard, Weak};
 
@@ -50,26 +49,7 @@ struct Entry<T: Internable> {
 type Bucket<T> = Vec<Weak<Entry<T>>>;
 
 /// Keys that are already hashes (value hashes, `TypeId`s) need no second hashing.
-#[derive(Default)]
-struct Prehashed(u64);
-
-impl Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 ^= n;
-    }
-}
-
-type PrehashedMap<K, V> = HashMap<K, V, BuildHasherDefault<Prehashed>>;
+type PrehashedMap<K, V> = crate::hash::FastMap<K, V>;
 
 struct Interner<T: Internable> {
     hasher: RandomState,
