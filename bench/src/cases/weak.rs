@@ -65,8 +65,10 @@ const KEYS: [&str; 8] = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "
 
 /// Interning hits on `threads` threads, `iters` in total; the keys are kept alive meanwhile.
 fn hits<H: Send + 'static>(threads: usize, intern: fn(String) -> H) -> impl FnMut(u64) -> Duration {
-    let _alive: Vec<H> = KEYS.iter().map(|k| intern((*k).to_owned())).collect();
+    let alive: Vec<H> = KEYS.iter().map(|k| intern((*k).to_owned())).collect();
     move |iters| {
+        // Captured, so the interned keys stay alive and every lookup is a hit.
+        let _alive = &alive;
         let per_thread = iters.div_ceil(threads as u64);
         let start_line = Arc::new(Barrier::new(threads + 1));
         let workers: Vec<_> = (0..threads)
