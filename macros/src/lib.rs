@@ -10,6 +10,7 @@
 
 mod common;
 mod generator;
+mod scope;
 mod select;
 mod seq;
 mod virtual_time_test;
@@ -66,6 +67,20 @@ fn misplaced_yield(input: TokenStream, name: &str) -> TokenStream {
 #[proc_macro_attribute]
 pub fn weak_cache(args: TokenStream, item: TokenStream) -> TokenStream {
     weak_cache::weak_cache(args.into(), item.into()).unwrap_or_else(syn::Error::into_compile_error).into()
+}
+
+/// A block whose `go` statements start tasks joined before it returns; see `gonext::scope!`.
+#[proc_macro]
+pub fn scope(input: TokenStream) -> TokenStream {
+    scope::scope(input.into(), scope::Flavor::Infallible)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// `scope!` for tasks returning `Result<(), E>`; see `gonext::try_scope!`.
+#[proc_macro]
+pub fn try_scope(input: TokenStream) -> TokenStream {
+    scope::scope(input.into(), scope::Flavor::Fallible).unwrap_or_else(syn::Error::into_compile_error).into()
 }
 
 /// Waits for the first ready of several futures from blocking code; see `gonext::select!`.

@@ -47,6 +47,7 @@ pub mod iter;
 mod ptr;
 pub mod retry;
 pub mod runtime;
+pub(crate) mod scope;
 pub mod sync;
 pub mod task;
 pub mod thread;
@@ -157,6 +158,86 @@ pub use gonext_macros::yield_;
 /// Yields every value of an iterator (a stream, in an async generator) from a [`generator`]
 /// body; anywhere else it is a compile error.
 pub use gonext_macros::yield_from;
+
+/// A block whose `go` statements start tasks on gonext's worker pool; the block returns its
+/// value only after every task has finished: Go's `go` statement inside a nursery.
+///
+/// `go f(a, b);` and `go recv.method(a);` evaluate the callee and the arguments in the parent,
+/// at the `go` statement, as Go does (the receiver is borrowed), then run the call as a task;
+/// `go { … }` runs a block that borrows from the surroundings, `go move { … }` one that moves
+/// them, and `go |ctx| …` (or `go move |ctx| …`) a closure that receives the scope's
+/// [`Context`](context::Context), cancelled by the first failure. `go` may appear in loops,
+/// `if`s and `match` arms, never in a nested closure or fn. Tasks may borrow anything that
+/// outlives the `scope!`, as with `std::thread::scope`.
+///
+/// Options come first: `scope!(limit = 4; …)` bounds the running tasks (`go` waits for a
+/// slot). A panicking task cancels the others' context, waits for them, and resumes in the
+/// parent with its original payload. Inside a virtual-time bubble, tasks are bubble members
+/// and the join is a durable block.
+///
+/// ```
+/// use gonext::scope;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+///
+/// fn add(total: &AtomicU64, n: u64) {
+///     total.fetch_add(n, Ordering::Relaxed);
+/// }
+///
+/// let sum = AtomicU64::new(0);
+/// let total = &sum;
+/// let words = ["go", "statement", "scope"];
+/// let count = scope!(limit = 2; {
+///     for n in 1..=10 {
+///         go add(total, n); // `n` is evaluated here, at the go statement
+///     }
+///     for word in &words {
+///         go move |_ctx| add(total, word.len() as u64);
+///     }
+///     go { add(total, 100) }
+///     words.len()
+/// });
+/// assert_eq!(count, 3);
+/// assert_eq!(sum.load(Ordering::Relaxed), 55 + 16 + 100);
+/// ```
+///
+/// # Differences from Go
+///
+/// A Go `go` statement can outlive its caller; a gonext `go` cannot outlive its `scope!`
+/// (structured concurrency, as in Go's proposal #40221 and the nursery pattern). Tasks are
+/// OS threads from a pool, not goroutines: blocking in a task is fine, spawning millions is
+/// not.
+pub use gonext_macros::scope;
+
+/// [`scope!`] for tasks that return `Result<(), E>`: the block evaluates to `Ok(value)`, or to
+/// the first task error (`errors = all`: `Err(Vec<E>)` with every error in completion order);
+/// the first error cancels the scope's context.
+///
+/// ```
+/// use gonext::context::Context;
+/// use gonext::try_scope;
+///
+/// fn check(ctx: &Context, n: u32) -> Result<(), String> {
+///     if ctx.is_done() {
+///         return Ok(()); // a sibling failed: stop early
+///     }
+///     if n == 3 { Err(format!("{n} is unlucky")) } else { Ok(()) }
+/// }
+///
+/// let result = try_scope! {
+///     for n in 0..5 {
+///         go move |ctx| check(ctx, n); // `move`: each task owns its `n`
+///     }
+///     "all checked"
+/// };
+/// assert_eq!(result, Err("3 is unlucky".to_owned()));
+///
+/// let all: Result<(), Vec<String>> = try_scope!(errors = all; {
+///     go |_ctx| Err::<(), _>("a".to_owned());
+///     go |_ctx| Err::<(), _>("b".to_owned());
+/// });
+/// assert_eq!(all.map_err(|e| e.len()), Err(2));
+/// ```
+pub use gonext_macros::try_scope;
 
 /// Memoizes a function returning [`Ptr<V>`](Ptr) (or `Result<Ptr<V>, E>`) by its arguments,
 /// for as long as anyone holds the value: the cache of Go's weak-pointer proposal.
@@ -278,10 +359,28 @@ pub mod __private {
     //! may change in any release.
 
     use std::panic::Location;
-    use std::task::{Context, Poll};
+    use std::task::Poll;
     use std::time::Duration;
 
+    pub use crate::context::Context;
     pub use crate::iter::stackless::{AsyncGenerator, Generator, TryItem, Yielder, next_of};
+    pub use crate::scope::{Options as ScopeOptions, Scope, TaskOutput, run_scope};
+
+    /// The value of a `scope!`, whose tasks cannot fail.
+    pub fn scope_value<T>(result: Result<T, Vec<std::convert::Infallible>>) -> T {
+        match result {
+            Ok(value) => value,
+            Err(errors) => match errors.into_iter().next() {
+                Some(never) => match never {},
+                None => unreachable!("a failed scope has an error"),
+            },
+        }
+    }
+
+    /// The value of a `try_scope!`: its first error, if any.
+    pub fn first_error<T, E>(result: Result<T, Vec<E>>) -> Result<T, E> {
+        result.map_err(|errors| errors.into_iter().next().expect("a failed scope has an error"))
+    }
     pub use crate::time;
     pub use crate::weak::cache::{CacheKey, WeakCache};
 
@@ -304,10 +403,10 @@ pub mod __private {
     pub fn select<T>(
         has_default: bool,
         site: &'static Location<'static>,
-        mut poll: impl FnMut(&mut Context<'_>) -> Poll<T>,
+        mut poll: impl FnMut(&mut std::task::Context<'_>) -> Poll<T>,
     ) -> Option<T> {
         if has_default {
-            return match poll(&mut Context::from_waker(std::task::Waker::noop())) {
+            return match poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
                 Poll::Ready(output) => Some(output),
                 Poll::Pending => None,
             };

@@ -1,0 +1,185 @@
+//! The expansion: the statements inside `run_scope`, each `go` marker replaced by a task
+//! started on the scope (its callee and arguments evaluated first, in the parent).
+
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::visit::Visit;
+use syn::visit_mut::{self, VisitMut};
+use syn::{Expr, ExprMacro, Item, Macro, Stmt, StmtMacro};
+
+use super::Flavor;
+use super::validate::Scope;
+use crate::common::private;
+
+fn scope_ident() -> Ident {
+    Ident::new("__gonext_scope", Span::mixed_site())
+}
+
+fn is_go(mac: &Macro) -> bool {
+    mac.path.is_ident("__gonext_go")
+}
+
+struct GoRewriter {
+    errors: Vec<syn::Error>,
+}
+
+impl GoRewriter {
+    fn task(&mut self, mac: &Macro) -> Expr {
+        let span = mac.path.span();
+        match spawn(&mac.tokens, span) {
+            Ok(expr) => expr,
+            Err(error) => {
+                self.errors.push(error);
+                syn::parse_quote!(())
+            }
+        }
+    }
+
+    fn report_nested(&mut self, visit: &dyn Fn(&mut NestedGo)) {
+        let mut finder = NestedGo { found: Vec::new() };
+        visit(&mut finder);
+        self.errors.extend(finder.found.into_iter().map(|span| {
+            syn::Error::new(
+                span,
+                "`go` inside a closure, `async` block or nested fn cannot be joined by the scope around it; \
+                 put it directly in the scope's block",
+            )
+        }));
+    }
+}
+
+impl VisitMut for GoRewriter {
+    fn visit_expr_mut(&mut self, expr: &mut Expr) {
+        match expr {
+            Expr::Macro(ExprMacro { mac, .. }) if is_go(mac) => *expr = self.task(mac),
+            Expr::Closure(closure) => self.report_nested(&|f| f.visit_expr_closure(closure)),
+            Expr::Async(block) => self.report_nested(&|f| f.visit_expr_async(block)),
+            _ => visit_mut::visit_expr_mut(self, expr),
+        }
+    }
+
+    fn visit_stmt_mut(&mut self, stmt: &mut Stmt) {
+        if let Stmt::Macro(StmtMacro { mac, .. }) = stmt
+            && is_go(mac)
+        {
+            *stmt = Stmt::Expr(self.task(mac), Some(Default::default()));
+            return;
+        }
+        visit_mut::visit_stmt_mut(self, stmt);
+    }
+
+    fn visit_item_mut(&mut self, item: &mut Item) {
+        self.report_nested(&|f| f.visit_item(item));
+    }
+}
+
+/// Finds `go` where no scope can join it.
+struct NestedGo {
+    found: Vec<Span>,
+}
+
+impl<'ast> Visit<'ast> for NestedGo {
+    fn visit_macro(&mut self, mac: &'ast Macro) {
+        if is_go(mac) {
+            self.found.push(mac.path.span());
+        }
+    }
+}
+
+/// The statement that starts the task written after `go`.
+fn spawn(tokens: &TokenStream, span: Span) -> syn::Result<Expr> {
+    let scope = scope_ident();
+    let private = private();
+    let ctx = Ident::new("__gonext_ctx", Span::mixed_site());
+    if tokens.is_empty() {
+        return Err(syn::Error::new(
+            span,
+            "`go` needs a task: a call `go f(x);`, a block `go { … }`, `go move { … }` or a closure `go |ctx| …`",
+        ));
+    }
+    let trees: Vec<proc_macro2::TokenTree> = tokens.clone().into_iter().collect();
+    if let [proc_macro2::TokenTree::Ident(m), proc_macro2::TokenTree::Group(g)] = trees.as_slice()
+        && m == "move"
+        && g.delimiter() == proc_macro2::Delimiter::Brace
+    {
+        let block: syn::Block = syn::parse2(quote!(#g))?;
+        return Ok(syn::parse_quote_spanned!(span=> #scope.go(move |_: &#private::Context| #block)));
+    }
+    let expr: Expr = syn::parse2(tokens.clone())?;
+    Ok(match expr {
+        Expr::Block(block) => syn::parse_quote_spanned!(span=> #scope.go(|_: &#private::Context| #block)),
+        Expr::Closure(closure) => syn::parse_quote_spanned!(span=> #scope.go(#closure)),
+        Expr::Call(call) => {
+            let names: Vec<Ident> = (0..call.args.len())
+                .map(|i| format_ident!("__gonext_arg{}", i, span = Span::mixed_site()))
+                .collect();
+            let func_name = Ident::new("__gonext_fn", Span::mixed_site());
+            let (func, args) = (&call.func, call.args.iter());
+            syn::parse_quote_spanned!(span=> {
+                let #func_name = #func;
+                #(let #names = #args;)*
+                #scope.go(move |#ctx: &#private::Context| { let _ = #ctx; #func_name(#(#names),*) })
+            })
+        }
+        Expr::MethodCall(call) => {
+            let names: Vec<Ident> = (0..call.args.len())
+                .map(|i| format_ident!("__gonext_arg{}", i, span = Span::mixed_site()))
+                .collect();
+            let receiver_name = Ident::new("__gonext_receiver", Span::mixed_site());
+            let (receiver, method, turbofish, args) =
+                (&call.receiver, &call.method, &call.turbofish, call.args.iter());
+            syn::parse_quote_spanned!(span=> {
+                let #receiver_name = &#receiver;
+                #(let #names = #args;)*
+                #scope.go(move |#ctx: &#private::Context| { let _ = #ctx; #receiver_name.#method #turbofish(#(#names),*) })
+            })
+        }
+        other => {
+            return Err(syn::Error::new(
+                other.span(),
+                "`go` runs a call `f(x)`, a method call `recv.m(x)`, a block, `move { … }` or a closure `|ctx| …`",
+            ));
+        }
+    })
+}
+
+pub(super) fn expand(scope: Scope, flavor: Flavor) -> syn::Result<TokenStream> {
+    let Scope { limit, all_errors, mut stmts } = scope;
+    let mut rewriter = GoRewriter { errors: Vec::new() };
+    for stmt in &mut stmts {
+        rewriter.visit_stmt_mut(stmt);
+    }
+    let mut errors = rewriter.errors.into_iter();
+    if let Some(first) = errors.next() {
+        return Err(errors.fold(first, |mut all, next| {
+            all.combine(next);
+            all
+        }));
+    }
+    let private = private();
+    let scope_ident = scope_ident();
+    let limit = match limit {
+        Some(n) => quote!(::core::option::Option::Some(#n)),
+        None => quote!(::core::option::Option::None),
+    };
+    let run = quote_spanned! {Span::call_site()=>
+        #private::run_scope(
+            #private::ScopeOptions { limit: #limit, all_errors: #all_errors },
+            |#scope_ident| { #(#stmts)* },
+        )
+    };
+    Ok(match (flavor, all_errors) {
+        (Flavor::Infallible, _) => {
+            let run = quote_spanned! {Span::call_site()=>
+                #private::run_scope::<_, ::core::convert::Infallible>(
+                    #private::ScopeOptions { limit: #limit, all_errors: false },
+                    |#scope_ident| { #(#stmts)* },
+                )
+            };
+            quote!(#private::scope_value(#run))
+        }
+        (Flavor::Fallible, false) => quote!(#private::first_error(#run)),
+        (Flavor::Fallible, true) => run,
+    })
+}

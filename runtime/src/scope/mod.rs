@@ -1,0 +1,240 @@
+//! The runtime of `scope!`, `try_scope!` and `sync::Group`: tasks started by `go` on the
+//! worker pool, joined before the scope returns.
+//!
+//! The three open questions of Go's structured-concurrency proposal, answered:
+//!
+//! - **Panics**: a panicking task cancels the scope's `Context`, the scope waits for every
+//!   other task, then the panic resumes in the parent with its original payload (the `go`
+//!   site is printed to stderr as it resumes).
+//! - **Cancellation**: every task can read the scope's `Context`; the first error or panic
+//!   cancels it, and the scope still waits for all tasks — nothing is killed.
+//! - **Errors**: the first error is returned (`errors = all`: every error, in completion
+//!   order).
+//!
+//! Tasks borrow from the parent's stack, as with `std::thread::scope`: the scope joins them
+//! even when the parent's own code panics, so no borrow outlives its data. Inside a
+//! virtual-time bubble each task is a member while it runs, and the join is a durable block.
+
+pub(crate) mod pool;
+
+use std::any::Any;
+use std::convert::Infallible;
+use std::fmt;
+use std::marker::PhantomData;
+use std::panic::{self, AssertUnwindSafe, Location, catch_unwind};
+use std::sync::{Arc, Mutex};
+
+use crate::context::{Cancel, Context};
+use crate::sync::{Condvar, Mutex as BubbleMutex, WaitGroup};
+use crate::time::bubble::{self, Site};
+
+/// What a task returns: `()` in `scope!`, `Result<(), E>` in `try_scope!`.
+pub trait TaskOutput<E>: Send {
+    /// The task's error, if it failed.
+    fn into_error(self) -> Option<E>;
+}
+
+impl<E> TaskOutput<E> for () {
+    fn into_error(self) -> Option<E> {
+        None
+    }
+}
+
+impl<E: Send> TaskOutput<E> for Result<(), E> {
+    fn into_error(self) -> Option<E> {
+        self.err()
+    }
+}
+
+/// Options of a scope: `limit = N` and `errors = all`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// At most this many tasks run at once; `go` waits for a slot.
+    pub limit: Option<usize>,
+    /// Collect every error instead of the first.
+    pub all_errors: bool,
+}
+
+struct Outcome<E> {
+    errors: Vec<E>,
+    panic: Option<(Box<dyn Any + Send>, Site)>,
+}
+
+/// Running tasks, bounded by the scope's limit.
+struct Slots {
+    running: BubbleMutex<usize>,
+    freed: Condvar,
+    limit: usize,
+}
+
+/// A scope: start tasks with [`go`](Self::go); they are all joined before the scope ends.
+pub struct Scope<'scope, 'env: 'scope, E = Infallible> {
+    ctx: Context,
+    cancel: Mutex<Option<Cancel>>,
+    outcome: Arc<Mutex<Outcome<E>>>,
+    tasks: WaitGroup,
+    slots: Option<Arc<Slots>>,
+    all_errors: bool,
+    scope: PhantomData<&'scope mut &'scope ()>,
+    env: PhantomData<&'env mut &'env ()>,
+}
+
+impl<E> fmt::Debug for Scope<'_, '_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scope").field("tasks", &self.tasks.outstanding()).finish_non_exhaustive()
+    }
+}
+
+impl<'scope, 'env, E: Send + 'env> Scope<'scope, 'env, E> {
+    fn new(parent: &Context, options: Options) -> Self {
+        let (ctx, cancel) = parent.with_cancel();
+        Scope {
+            ctx,
+            cancel: Mutex::new(Some(cancel)),
+            outcome: Arc::new(Mutex::new(Outcome { errors: Vec::new(), panic: None })),
+            tasks: WaitGroup::new(),
+            slots: options
+                .limit
+                .map(|limit| Arc::new(Slots { running: BubbleMutex::new(0), freed: Condvar::new(), limit })),
+            all_errors: options.all_errors,
+            scope: PhantomData,
+            env: PhantomData,
+        }
+    }
+
+    /// The scope's context, cancelled by the first error or panic.
+    pub fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    /// Starts `task` on the pool, after waiting for a slot under a `limit`.
+    #[track_caller]
+    pub fn go<R: TaskOutput<E>>(&'scope self, task: impl FnOnce(&Context) -> R + Send + 'scope) {
+        let site = Location::caller();
+        if let Some(slots) = &self.slots {
+            let running = slots.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut running = slots
+                .freed
+                .wait_while(running, |running| *running >= slots.limit)
+                .unwrap_or_else(|p| p.into_inner());
+            *running += 1;
+        }
+        self.start(task, site);
+    }
+
+    /// Starts `task` if a slot is free (always, without a `limit`); returns whether it did.
+    #[track_caller]
+    pub fn try_go<R: TaskOutput<E>>(&'scope self, task: impl FnOnce(&Context) -> R + Send + 'scope) -> bool {
+        let site = Location::caller();
+        if let Some(slots) = &self.slots {
+            let mut running = slots.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if *running >= slots.limit {
+                return false;
+            }
+            *running += 1;
+        }
+        self.start(task, site);
+        true
+    }
+
+    fn start<R: TaskOutput<E>>(&'scope self, task: impl FnOnce(&Context) -> R + Send + 'scope, site: Site) {
+        self.tasks.add(1);
+        let ctx = self.ctx.clone();
+        let run = move || {
+            let result = catch_unwind(AssertUnwindSafe(|| task(&ctx)));
+            self.finish(result, site);
+        };
+        let job: Box<dyn FnOnce() + Send + 'scope> = match bubble::current() {
+            None => Box::new(run),
+            Some(bubble) => {
+                let member = bubble.add_member(None, site, false);
+                Box::new(move || {
+                    let membership = bubble::enter_thread_member(&bubble, member);
+                    bubble::with_membership(membership, run);
+                    bubble.remove_member(member);
+                })
+            }
+        };
+        // SAFETY: the job borrows data that lives for 'scope. `run_scope` does not return (nor
+        // unwind) before every started task has called `finish`, which is the job's last use
+        // of those borrows: the wait in `join` is reached on every path, including a panic of
+        // the scope's body. So the job never touches 'scope data after 'scope ends, although
+        // its box is typed 'static for the pool.
+        let job: pool::Job =
+            unsafe { std::mem::transmute::<Box<dyn FnOnce() + Send + 'scope>, pool::Job>(job) };
+        pool::submit(job);
+    }
+
+    fn finish<R: TaskOutput<E>>(&self, result: std::thread::Result<R>, site: Site) {
+        let failed = {
+            let mut outcome = self.outcome.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            match result {
+                Ok(output) => match output.into_error() {
+                    Some(error) => {
+                        if self.all_errors || outcome.errors.is_empty() {
+                            outcome.errors.push(error);
+                        }
+                        true
+                    }
+                    None => false,
+                },
+                Err(payload) => {
+                    outcome.panic.get_or_insert((payload, site));
+                    true
+                }
+            }
+        };
+        if failed {
+            self.cancel_all();
+        }
+        if let Some(slots) = &self.slots {
+            *slots.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) -= 1;
+            slots.freed.notify_one();
+        }
+        self.tasks.done();
+    }
+
+    fn cancel_all(&self) {
+        let cancel = self.cancel.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        drop(cancel);
+    }
+
+    /// Waits for every task (durably, inside a bubble).
+    #[track_caller]
+    fn join(&self) {
+        self.tasks.wait();
+    }
+}
+
+/// Runs `body` with a new scope and joins every task it started; the first error (or all of
+/// them) comes back in `Err`. A panic of a task or of `body` resumes after the join.
+#[track_caller]
+pub fn run_scope<'env, T, E: Send + 'env>(
+    options: Options,
+    body: impl for<'scope> FnOnce(&'scope Scope<'scope, 'env, E>) -> T,
+) -> Result<T, Vec<E>> {
+    let parent = Context::background();
+    let scope = Scope::new(&parent, options);
+    let body_result = catch_unwind(AssertUnwindSafe(|| body(&scope)));
+    if body_result.is_err() {
+        scope.cancel_all();
+    }
+    scope.join();
+    let outcome = std::mem::replace(
+        &mut *scope.outcome.lock().unwrap_or_else(|poisoned| poisoned.into_inner()),
+        Outcome { errors: Vec::new(), panic: None },
+    );
+    let value = match body_result {
+        Ok(value) => value,
+        Err(payload) => panic::resume_unwind(payload),
+    };
+    if let Some((payload, go_site)) = outcome.panic {
+        if !payload.is::<bubble::BubbleAborted>() {
+            eprintln!(
+                "gonext: the task started by `go` at {go_site} panicked; resuming the panic in its scope"
+            );
+        }
+        panic::resume_unwind(payload);
+    }
+    if outcome.errors.is_empty() { Ok(value) } else { Err(outcome.errors) }
+}
