@@ -21,13 +21,15 @@ fn is_go(mac: &Macro) -> bool {
 }
 
 struct GoRewriter {
+    /// `scope!` tasks return nothing: their value is discarded (a diverging task is fine).
+    discard: bool,
     errors: Vec<syn::Error>,
 }
 
 impl GoRewriter {
     fn task(&mut self, mac: &Macro) -> Expr {
         let span = mac.path.span();
-        match spawn(&mac.tokens, span) {
+        match spawn(&mac.tokens, span, self.discard) {
             Ok(expr) => expr,
             Err(error) => {
                 self.errors.push(error);
@@ -88,7 +90,7 @@ impl<'ast> Visit<'ast> for NestedGo {
 }
 
 /// The statement that starts the task written after `go`.
-fn spawn(tokens: &TokenStream, span: Span) -> syn::Result<Expr> {
+fn spawn(tokens: &TokenStream, span: Span, discard: bool) -> syn::Result<Expr> {
     let scope = scope_ident();
     let private = private();
     let ctx = Ident::new("__gonext_ctx", Span::mixed_site());
@@ -98,28 +100,53 @@ fn spawn(tokens: &TokenStream, span: Span) -> syn::Result<Expr> {
             "`go` needs a task: a call `go f(x);`, a block `go { … }`, `go move { … }` or a closure `go |ctx| …`",
         ));
     }
+    // The task's body; `scope!` discards its value, and the `-> ()` keeps a diverging task
+    // (a `panic!`) from making the closure return `!`.
+    let finish = |body: TokenStream| if discard { quote!(-> () { #body; }) } else { body };
     let trees: Vec<proc_macro2::TokenTree> = tokens.clone().into_iter().collect();
     if let [proc_macro2::TokenTree::Ident(m), proc_macro2::TokenTree::Group(g)] = trees.as_slice()
         && m == "move"
         && g.delimiter() == proc_macro2::Delimiter::Brace
     {
-        let block: syn::Block = syn::parse2(quote!(#g))?;
-        return Ok(syn::parse_quote_spanned!(span=> #scope.go(move |_: &#private::Context| #block)));
+        let body = finish(quote!(#g));
+        return Ok(syn::parse_quote_spanned!(span=> #scope.go(move |_: &#private::Context| #body)));
     }
     let expr: Expr = syn::parse2(tokens.clone())?;
     Ok(match expr {
-        Expr::Block(block) => syn::parse_quote_spanned!(span=> #scope.go(|_: &#private::Context| #block)),
-        Expr::Closure(closure) => syn::parse_quote_spanned!(span=> #scope.go(#closure)),
+        Expr::Block(block) => {
+            let body = finish(quote!(#block));
+            syn::parse_quote_spanned!(span=> #scope.go(|_: &#private::Context| #body))
+        }
+        Expr::Closure(mut closure) => {
+            // Bound to a local first, the closure needs its parameter's type spelled out.
+            if let Some(param) = closure.inputs.first_mut()
+                && !matches!(param, syn::Pat::Type(_))
+            {
+                *param = syn::Pat::Type(syn::PatType {
+                    attrs: Vec::new(),
+                    pat: Box::new(param.clone()),
+                    colon_token: Default::default(),
+                    ty: Box::new(syn::parse_quote!(&#private::Context)),
+                });
+            }
+            let task = Ident::new("__gonext_task", Span::mixed_site());
+            let body = finish(quote!(#task(#ctx)));
+            syn::parse_quote_spanned!(span=> {
+                let #task = #closure;
+                #scope.go(move |#ctx: &#private::Context| #body)
+            })
+        }
         Expr::Call(call) => {
             let names: Vec<Ident> = (0..call.args.len())
                 .map(|i| format_ident!("__gonext_arg{}", i, span = Span::mixed_site()))
                 .collect();
             let func_name = Ident::new("__gonext_fn", Span::mixed_site());
             let (func, args) = (&call.func, call.args.iter());
+            let body = finish(quote!(#func_name(#(#names),*)));
             syn::parse_quote_spanned!(span=> {
                 let #func_name = #func;
                 #(let #names = #args;)*
-                #scope.go(move |#ctx: &#private::Context| { let _ = #ctx; #func_name(#(#names),*) })
+                #scope.go(move |_: &#private::Context| #body)
             })
         }
         Expr::MethodCall(call) => {
@@ -129,10 +156,11 @@ fn spawn(tokens: &TokenStream, span: Span) -> syn::Result<Expr> {
             let receiver_name = Ident::new("__gonext_receiver", Span::mixed_site());
             let (receiver, method, turbofish, args) =
                 (&call.receiver, &call.method, &call.turbofish, call.args.iter());
+            let body = finish(quote!(#receiver_name.#method #turbofish(#(#names),*)));
             syn::parse_quote_spanned!(span=> {
                 let #receiver_name = &#receiver;
                 #(let #names = #args;)*
-                #scope.go(move |#ctx: &#private::Context| { let _ = #ctx; #receiver_name.#method #turbofish(#(#names),*) })
+                #scope.go(move |_: &#private::Context| #body)
             })
         }
         other => {
@@ -146,7 +174,7 @@ fn spawn(tokens: &TokenStream, span: Span) -> syn::Result<Expr> {
 
 pub(super) fn expand(scope: Scope, flavor: Flavor) -> syn::Result<TokenStream> {
     let Scope { limit, all_errors, mut stmts } = scope;
-    let mut rewriter = GoRewriter { errors: Vec::new() };
+    let mut rewriter = GoRewriter { discard: flavor == Flavor::Infallible, errors: Vec::new() };
     for stmt in &mut stmts {
         rewriter.visit_stmt_mut(stmt);
     }

@@ -1,0 +1,195 @@
+//! `scope!` / `try_scope!`: Go's `go` statement inside structured-concurrency blocks.
+
+use gonext::context::{Context, ContextError};
+use gonext::{scope, select, thread, time, try_scope, virtual_time_test};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+fn record(seen: &Mutex<Vec<usize>>, value: usize) {
+    seen.lock().unwrap().push(value);
+}
+
+#[test]
+fn go_statement_args_are_evaluated_eagerly() {
+    let seen = Mutex::new(Vec::new());
+    let seen_ref = &seen;
+    scope! {
+        let mut i = 0;
+        while i < 5 {
+            go record(seen_ref, i * 10); // evaluated now: later changes to `i` do not leak in
+            i += 1;
+        }
+    };
+    let mut seen = seen.into_inner().unwrap();
+    seen.sort_unstable();
+    assert_eq!(seen, [0, 10, 20, 30, 40]);
+}
+
+struct Counter {
+    hits: AtomicUsize,
+}
+
+impl Counter {
+    fn hit(&self, by: usize) {
+        self.hits.fetch_add(by, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn method_calls_blocks_and_closures_borrow_from_the_parent() {
+    let counter = Counter { hits: AtomicUsize::new(0) };
+    let names = vec!["a".to_owned(), "bb".to_owned()];
+    let shared = &counter; // `move` closures copy this reference, not the counter
+    let value = scope! {
+        go counter.hit(1);
+        go { counter.hit(names.len()) }
+        for name in &names {
+            go move |_ctx| shared.hit(name.len());
+        }
+        if names.is_empty() { go counter.hit(1000); } else { go counter.hit(100); }
+        "done"
+    };
+    assert_eq!(value, "done");
+    assert_eq!(counter.hits.load(Ordering::SeqCst), 1 + 2 + 3 + 100);
+}
+
+#[test]
+fn first_error_is_returned_and_cancels_the_siblings() {
+    let cancelled = AtomicUsize::new(0);
+    let cancelled = &cancelled;
+    let result: Result<(), String> = try_scope! {
+        go |_ctx| Err::<(), _>("boom".to_owned());
+        for _ in 0..3 {
+            go move |ctx| {
+                // Observed through the context: each sibling waits until it is cancelled.
+                futures::executor::block_on(ctx.done());
+                cancelled.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            };
+        }
+    };
+    assert_eq!(result, Err("boom".to_owned()));
+    assert_eq!(cancelled.load(Ordering::SeqCst), 3, "every sibling saw the cancellation and finished");
+}
+
+#[test]
+fn errors_all_collects_every_error() {
+    let result: Result<u8, Vec<u32>> = try_scope!(errors = all; {
+        for n in 0..6u32 {
+            go move |_ctx| if n % 2 == 0 { Err(n) } else { Ok(()) };
+        }
+        7
+    });
+    let mut errors = result.unwrap_err();
+    errors.sort_unstable();
+    assert_eq!(errors, [0, 2, 4]);
+    let fine: Result<u8, Vec<u32>> = try_scope!(errors = all; { go |_ctx| Ok::<(), u32>(()); 7 });
+    assert_eq!(fine, Ok(7));
+}
+
+#[derive(Debug, PartialEq)]
+struct TaskFailure(&'static str);
+
+#[test]
+fn a_panic_keeps_its_payload_and_siblings_are_joined_first() {
+    let finished = AtomicUsize::new(0);
+    let finished = &finished;
+    let payload = catch_unwind(AssertUnwindSafe(|| {
+        scope! {
+            go { std::panic::panic_any(TaskFailure("disk on fire")) }
+            for _ in 0..4 {
+                go move |ctx| {
+                    futures::executor::block_on(ctx.done());
+                    finished.fetch_add(1, Ordering::SeqCst);
+                };
+            }
+        }
+    }))
+    .unwrap_err();
+    assert_eq!(payload.downcast_ref::<TaskFailure>(), Some(&TaskFailure("disk on fire")));
+    assert_eq!(finished.load(Ordering::SeqCst), 4, "the siblings were cancelled and joined");
+}
+
+#[test]
+fn limit_is_never_exceeded() {
+    let running = AtomicUsize::new(0);
+    let high_water = AtomicUsize::new(0);
+    let (running, high_water) = (&running, &high_water);
+    scope!(limit = 3; {
+        for _ in 0..40 {
+            go move |_ctx| {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                high_water.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(1));
+                running.fetch_sub(1, Ordering::SeqCst);
+            };
+        }
+    });
+    let peak = high_water.load(Ordering::SeqCst);
+    assert!((1..=3).contains(&peak), "peak {peak}");
+}
+
+#[test]
+fn nested_scopes_do_not_deadlock_the_pool() {
+    let total = AtomicUsize::new(0);
+    let total = &total;
+    scope! {
+        for _ in 0..16 {
+            go move |_ctx| {
+                scope! {
+                    for _ in 0..16 {
+                        go move |_ctx| { total.fetch_add(1, Ordering::SeqCst); };
+                    }
+                }
+            };
+        }
+    };
+    assert_eq!(total.load(Ordering::SeqCst), 256);
+}
+
+#[test]
+fn ten_thousand_tasks() {
+    let total = AtomicUsize::new(0);
+    let total = &total;
+    scope! {
+        for i in 0..10_000 {
+            go move |_ctx| { total.fetch_add(i, Ordering::Relaxed); };
+        }
+    };
+    assert_eq!(total.load(Ordering::Relaxed), (0..10_000).sum());
+}
+
+/// Go's Task 6: a `Run` that starts workers with `Go` and waits; in virtual time.
+#[virtual_time_test]
+fn scopes_inside_a_bubble_advance_virtual_time() {
+    let start = time::Instant::now();
+    let results = Mutex::new(Vec::new());
+    let results_ref = &results;
+    scope! {
+        for (i, secs) in [3u64, 1, 2].into_iter().enumerate() {
+            go move |_ctx| {
+                thread::sleep(Duration::from_secs(secs));
+                results_ref.lock().unwrap().push(i);
+            };
+        }
+    };
+    assert_eq!(start.elapsed(), Duration::from_secs(3), "the tasks slept in parallel, virtually");
+    assert_eq!(results.into_inner().unwrap(), [1, 2, 0], "woken in deadline order");
+}
+
+#[virtual_time_test]
+fn a_scope_context_deadline_cancels_tasks_in_virtual_time() {
+    let outcome: Result<(), ContextError> = try_scope! {
+        go |ctx| {
+            let (deadline, _cancel) = ctx.with_timeout(Duration::from_secs(5));
+            select! {
+                err = deadline.done() => Err(err),
+                _ = time::sleep(Duration::from_secs(60)) => Ok(()),
+            }
+        };
+    };
+    assert_eq!(outcome, Err(ContextError::DeadlineExceeded));
+    let _ = Context::background();
+}
