@@ -1,0 +1,5 @@
+fn work() {}
+
+fn main() {
+    go work();
+}

@@ -1,0 +1,5 @@
+fn main() {
+    gonext::scope!(limit = 0; {
+        go { let _ = 1; }
+    });
+}

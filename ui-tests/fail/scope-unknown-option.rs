@@ -1,0 +1,5 @@
+fn main() {
+    gonext::scope!(workers = 4; {
+        go { let _ = 1; }
+    });
+}
