@@ -6,12 +6,13 @@ use crate::harness::Case;
 mod atomic;
 mod iter;
 mod procs;
+mod scope;
 mod time;
 mod weak;
 
 /// Every registered case, in report order.
 pub fn all() -> Vec<Case> {
-    [iter::cases(), time::cases(), weak::cases(), atomic::cases(), procs::cases()]
+    [iter::cases(), time::cases(), scope::cases(), weak::cases(), atomic::cases(), procs::cases()]
         .into_iter()
         .flatten()
         .collect()

@@ -22,6 +22,7 @@ use std::convert::Infallible;
 use std::fmt;
 use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe, Location, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::context::{Cancel, Context};
@@ -72,7 +73,10 @@ pub struct Scope<'scope, 'env: 'scope, E = Infallible> {
     ctx: Context,
     cancel: Mutex<Option<Cancel>>,
     outcome: Arc<Mutex<Outcome<E>>>,
-    tasks: WaitGroup,
+    /// Unfinished tasks, plus one for the scope's own body; whoever takes it to zero
+    /// releases `joined`.
+    pending: AtomicUsize,
+    joined: WaitGroup,
     slots: Option<Arc<Slots>>,
     all_errors: bool,
     scope: PhantomData<&'scope mut &'scope ()>,
@@ -81,7 +85,9 @@ pub struct Scope<'scope, 'env: 'scope, E = Infallible> {
 
 impl<E> fmt::Debug for Scope<'_, '_, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Scope").field("tasks", &self.tasks.outstanding()).finish_non_exhaustive()
+        f.debug_struct("Scope")
+            .field("pending", &self.pending.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
     }
 }
 
@@ -92,7 +98,12 @@ impl<'scope, 'env, E: Send + 'env> Scope<'scope, 'env, E> {
             ctx,
             cancel: Mutex::new(Some(cancel)),
             outcome: Arc::new(Mutex::new(Outcome { errors: Vec::new(), panic: None })),
-            tasks: WaitGroup::new(),
+            pending: AtomicUsize::new(1),
+            joined: {
+                let joined = WaitGroup::new();
+                joined.add(1);
+                joined
+            },
             slots: options
                 .limit
                 .map(|limit| Arc::new(Slots { running: BubbleMutex::new(0), freed: Condvar::new(), limit })),
@@ -138,10 +149,9 @@ impl<'scope, 'env, E: Send + 'env> Scope<'scope, 'env, E> {
     }
 
     fn start<R: TaskOutput<E>>(&'scope self, task: impl FnOnce(&Context) -> R + Send + 'scope, site: Site) {
-        self.tasks.add(1);
-        let ctx = self.ctx.clone();
+        self.pending.fetch_add(1, Ordering::Relaxed);
         let run = move || {
-            let result = catch_unwind(AssertUnwindSafe(|| task(&ctx)));
+            let result = catch_unwind(AssertUnwindSafe(|| task(&self.ctx)));
             self.finish(result, site);
         };
         let job: Box<dyn FnOnce() + Send + 'scope> = match bubble::current() {
@@ -166,32 +176,34 @@ impl<'scope, 'env, E: Send + 'env> Scope<'scope, 'env, E> {
     }
 
     fn finish<R: TaskOutput<E>>(&self, result: std::thread::Result<R>, site: Site) {
-        let failed = {
+        let failure = match result {
+            Ok(output) => output.into_error().map(Ok),
+            Err(payload) => Some(Err(payload)),
+        };
+        if let Some(failure) = failure {
             let mut outcome = self.outcome.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            match result {
-                Ok(output) => match output.into_error() {
-                    Some(error) => {
-                        if self.all_errors || outcome.errors.is_empty() {
-                            outcome.errors.push(error);
-                        }
-                        true
-                    }
-                    None => false,
-                },
+            match failure {
+                Ok(error) if self.all_errors || outcome.errors.is_empty() => outcome.errors.push(error),
+                Ok(_) => {}
                 Err(payload) => {
                     outcome.panic.get_or_insert((payload, site));
-                    true
                 }
             }
-        };
-        if failed {
+            drop(outcome);
             self.cancel_all();
         }
         if let Some(slots) = &self.slots {
             *slots.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) -= 1;
             slots.freed.notify_one();
         }
-        self.tasks.done();
+        self.release();
+    }
+
+    /// Drops one pending count; the last one releases the join.
+    fn release(&self) {
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.joined.done();
+        }
     }
 
     fn cancel_all(&self) {
@@ -202,7 +214,8 @@ impl<'scope, 'env, E: Send + 'env> Scope<'scope, 'env, E> {
     /// Waits for every task (durably, inside a bubble).
     #[track_caller]
     fn join(&self) {
-        self.tasks.wait();
+        self.release();
+        self.joined.wait();
     }
 }
 

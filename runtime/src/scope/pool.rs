@@ -15,11 +15,18 @@ pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
 
 struct Pool {
     jobs: VecDeque<Job>,
+    /// Workers asleep on `AVAILABLE`.
     idle: usize,
+    /// Workers out of jobs but still polling the queue for a moment before sleeping.
+    spinning: usize,
     threads: usize,
 }
 
-static POOL: Mutex<Pool> = Mutex::new(Pool { jobs: VecDeque::new(), idle: 0, threads: 0 });
+static POOL: Mutex<Pool> = Mutex::new(Pool { jobs: VecDeque::new(), idle: 0, spinning: 0, threads: 0 });
+
+/// How many times an out-of-work worker polls the queue (yielding in between) before it
+/// sleeps: bursts of `go` then cost no wake-up system call.
+const POLLS_BEFORE_SLEEP: u32 = 32;
 static AVAILABLE: Condvar = Condvar::new();
 
 /// How long a surplus idle worker (beyond `max_procs`) waits before retiring.
@@ -35,7 +42,11 @@ fn lock() -> MutexGuard<'static, Pool> {
 pub(crate) fn submit(job: Job) {
     let mut pool = lock();
     pool.jobs.push_back(job);
-    if pool.idle > pool.jobs.len() - 1 {
+    let waiting = pool.jobs.len() - 1;
+    if pool.spinning > waiting {
+        return;
+    }
+    if pool.spinning + pool.idle > waiting {
         drop(pool);
         AVAILABLE.notify_one();
         return;
@@ -65,6 +76,21 @@ fn work() {
             drop(pool);
             job();
             pool = lock();
+            continue;
+        }
+        pool.spinning += 1;
+        let mut found = false;
+        for _ in 0..POLLS_BEFORE_SLEEP {
+            drop(pool);
+            thread::yield_now();
+            pool = lock();
+            if !pool.jobs.is_empty() {
+                found = true;
+                break;
+            }
+        }
+        pool.spinning -= 1;
+        if found {
             continue;
         }
         let surplus = pool.threads > crate::runtime::max_procs();

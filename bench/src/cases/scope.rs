@@ -1,0 +1,81 @@
+//! Structured concurrency: spawning and joining 10 000 trivial `go` tasks, against
+//! `std::thread::scope`, `rayon::scope` and a tokio `JoinSet`.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use gonext::scope;
+
+use crate::harness::Case;
+
+const TASKS: u64 = 10_000;
+
+/// Runs `round` (10 000 tasks) `iters / 10 000` times; ns per task.
+fn per_task(mut round: impl FnMut(&AtomicU64)) -> impl FnMut(u64) -> Duration {
+    move |iters| {
+        let rounds = iters.div_ceil(TASKS);
+        let sum = AtomicU64::new(0);
+        let start = Instant::now();
+        for _ in 0..rounds {
+            round(&sum);
+        }
+        black_box(sum.load(Ordering::Relaxed));
+        start.elapsed().mul_f64(iters as f64 / (rounds * TASKS) as f64)
+    }
+}
+
+fn gonext_round(sum: &AtomicU64) {
+    scope! {
+        for i in 0..TASKS {
+            go move |_ctx| { sum.fetch_add(i, Ordering::Relaxed); };
+        }
+    };
+}
+
+fn rayon_round(sum: &AtomicU64) {
+    rayon::scope(|s| {
+        for i in 0..TASKS {
+            s.spawn(move |_| {
+                sum.fetch_add(i, Ordering::Relaxed);
+            });
+        }
+    });
+}
+
+fn std_round(sum: &AtomicU64) {
+    std::thread::scope(|s| {
+        for i in 0..TASKS {
+            s.spawn(move || sum.fetch_add(i, Ordering::Relaxed));
+        }
+    });
+}
+
+fn tokio_joinset(runtime: &tokio::runtime::Runtime) -> impl FnMut(&AtomicU64) + '_ {
+    move |sum| {
+        let total = runtime.block_on(async {
+            let mut set = tokio::task::JoinSet::new();
+            for i in 0..TASKS {
+                set.spawn(async move { i });
+            }
+            let mut total = 0;
+            while let Some(v) = set.join_next().await {
+                total += v.expect("task");
+            }
+            total
+        });
+        sum.fetch_add(total, Ordering::Relaxed);
+    }
+}
+
+pub(super) fn cases() -> Vec<Case> {
+    let runtime = Box::leak(Box::new(
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().expect("tokio runtime"),
+    ));
+    vec![
+        Case::time("scope/10k_trivial", per_task(gonext_round))
+            .peer("std_thread_scope", per_task(std_round))
+            .peer("rayon_scope", per_task(rayon_round))
+            .peer("tokio_joinset", per_task(tokio_joinset(runtime))),
+    ]
+}
