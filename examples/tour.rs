@@ -8,6 +8,7 @@ fn main() {
     section("gonext tour");
     println!("gonext {}", env!("CARGO_PKG_VERSION"));
     generators();
+    scopes();
     virtual_time();
     weak_and_unique();
     max_procs();
@@ -56,6 +57,32 @@ fn generators() {
         }
     }));
     println!("pull: {:?}, {:?}", walk.next(), walk.next());
+}
+
+/// Go's `go` statement inside a structured-concurrency block.
+fn scopes() {
+    use gonext::{scope, try_scope};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    fn square_into(total: &AtomicU64, n: u64) {
+        total.fetch_add(n * n, Ordering::Relaxed);
+    }
+
+    section("scope! / try_scope! — go statements that cannot leak");
+    let sum = AtomicU64::new(0);
+    let total = &sum;
+    let tasks = scope!(limit = 4; {
+        for n in 1..=10 {
+            go square_into(total, n);
+        }
+        10
+    });
+    println!("{tasks} tasks joined, sum of squares = {}", sum.load(Ordering::Relaxed));
+    let failed: Result<(), String> = try_scope! {
+        go |_ctx| Err::<(), _>("the first error cancels the rest".to_owned());
+        go |_ctx| Ok::<(), String>(());
+    };
+    println!("try_scope! returned {failed:?}");
 }
 
 /// Go's testing/synctest: a bubble whose clock only moves when every member is blocked.

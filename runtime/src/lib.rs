@@ -11,7 +11,7 @@
 //! | `iter.Pull` coroutines                        | [`iter::pull`]                                        |
 //! | async generators (none in Go)                 | [`stream!`] → `futures::Stream`                       |
 //! | `testing/synctest` (#67434)                   | [`virtual_time_test`], [`time::bubble`], [`time::wait`] |
-//! | `go` statement, errgroup, nursery (#40221)    | `scope!{ go f(x); }`, `try_scope!`, `sync::Group`     |
+//! | `go` statement, errgroup, nursery (#40221)    | [`scope!`]`{ go f(x); }`, [`try_scope!`], `sync::Group` |
 //! | `context.Context`                             | [`context::Context`]                                  |
 //! | `weak.Pointer` (#67552), `unique` (1.23)      | [`weak::Pointer`], [`weak_cache`], [`unique::Handle`] |
 //! | `runtime.AddCleanup` (#67535)                 | [`runtime::add_cleanup`], [`runtime::Cleanup::stop`]  |
@@ -31,6 +31,7 @@
 //!   [`generator`], [`seq!`] and [`stream!`] macros.
 //! - [`time`]: virtual-time bubbles (`testing/synctest`) and bubble-aware clocks and timers,
 //!   with [`thread`] and [`task`] for members, and [`virtual_time_test`].
+//! - [`scope!`] and [`try_scope!`]: `go` statements in blocks that join every task.
 //! - [`sync`]: Go channels, `WaitGroup` and bubble-aware locks, waited on with [`select!`].
 //! - [`context`]: Go's `context.Context`; [`retry`]: exponential backoff on gonext's clock.
 //! - [`Ptr`], [`weak`], [`unique`] and [`runtime::add_cleanup`]: Go's weak pointers, cleanups
