@@ -193,3 +193,43 @@ fn a_scope_context_deadline_cancels_tasks_in_virtual_time() {
     assert_eq!(outcome, Err(ContextError::DeadlineExceeded));
     let _ = Context::background();
 }
+
+#[test]
+fn group_try_go_respects_the_limit() {
+    use gonext::sync::Group;
+    let group: Group<String> = Group::new();
+    group.set_limit(1);
+    let (release_tx, release_rx) = gonext::sync::chan::<()>(0);
+    assert!(group.try_go(move |_ctx| {
+        release_rx.recv();
+        Ok(())
+    }));
+    assert!(!group.try_go(|_ctx| Ok(())), "the only slot is taken");
+    release_tx.send(()).unwrap();
+    assert_eq!(group.wait(), Ok(()));
+}
+
+#[test]
+fn group_wait_reraises_a_task_panic() {
+    let group: gonext::sync::Group<()> = gonext::sync::Group::new();
+    group.go(|_ctx| -> Result<(), ()> { std::panic::panic_any(TaskFailure("in a group")) });
+    let payload = catch_unwind(AssertUnwindSafe(|| group.wait())).unwrap_err();
+    assert_eq!(payload.downcast_ref::<TaskFailure>(), Some(&TaskFailure("in a group")));
+}
+
+#[virtual_time_test]
+fn manager_stop_cancels_long_lived_tasks_and_returns_the_first_error() {
+    let manager = gonext::sync::Manager::<String>::new();
+    manager.go(|ctx| {
+        // `select!` waits durably; a foreign `block_on` would count as running and stall.
+        select! { _ = ctx.done() => Ok(()) }
+    });
+    manager.go(|ctx| {
+        while !ctx.is_done() {
+            thread::sleep(Duration::from_secs(1));
+        }
+        Err("worker saw the stop".to_owned())
+    });
+    thread::sleep(Duration::from_secs(10));
+    assert_eq!(manager.stop(), Err("worker saw the stop".to_owned()));
+}

@@ -11,7 +11,7 @@
 //! | `iter.Pull` coroutines                        | [`iter::pull`]                                        |
 //! | async generators (none in Go)                 | [`stream!`] → `futures::Stream`                       |
 //! | `testing/synctest` (#67434)                   | [`virtual_time_test`], [`time::bubble`], [`time::wait`] |
-//! | `go` statement, errgroup, nursery (#40221)    | [`scope!`]`{ go f(x); }`, [`try_scope!`], `sync::Group` |
+//! | `go` statement, errgroup, nursery (#40221)    | [`scope!`]`{ go f(x); }`, [`try_scope!`], [`sync::Group`] |
 //! | `context.Context`                             | [`context::Context`]                                  |
 //! | `weak.Pointer` (#67552), `unique` (1.23)      | [`weak::Pointer`], [`weak_cache`], [`unique::Handle`] |
 //! | `runtime.AddCleanup` (#67535)                 | [`runtime::add_cleanup`], [`runtime::Cleanup::stop`]  |

@@ -68,93 +68,86 @@ struct Slots {
     limit: usize,
 }
 
-/// A scope: start tasks with [`go`](Self::go); they are all joined before the scope ends.
-pub struct Scope<'scope, 'env: 'scope, E = Infallible> {
+/// The tasks of a scope or group: their context, outcome, count and slots.
+pub(crate) struct TaskSet<E> {
     ctx: Context,
     cancel: Mutex<Option<Cancel>>,
-    outcome: Arc<Mutex<Outcome<E>>>,
-    /// Unfinished tasks, plus one for the scope's own body; whoever takes it to zero
-    /// releases `joined`.
+    outcome: Mutex<Outcome<E>>,
+    /// Unfinished tasks, plus one for the owner; whoever takes it to zero releases `joined`.
     pending: AtomicUsize,
     joined: WaitGroup,
-    slots: Option<Arc<Slots>>,
+    slots: Mutex<Option<Arc<Slots>>>,
     all_errors: bool,
-    scope: PhantomData<&'scope mut &'scope ()>,
-    env: PhantomData<&'env mut &'env ()>,
 }
 
-impl<E> fmt::Debug for Scope<'_, '_, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Scope")
-            .field("pending", &self.pending.load(Ordering::Relaxed))
-            .finish_non_exhaustive()
-    }
-}
-
-impl<'scope, 'env, E: Send + 'env> Scope<'scope, 'env, E> {
-    fn new(parent: &Context, options: Options) -> Self {
+impl<E: Send> TaskSet<E> {
+    #[track_caller]
+    pub(crate) fn new(parent: &Context, options: Options) -> Self {
         let (ctx, cancel) = parent.with_cancel();
-        Scope {
+        let joined = WaitGroup::new();
+        joined.add(1);
+        TaskSet {
             ctx,
             cancel: Mutex::new(Some(cancel)),
-            outcome: Arc::new(Mutex::new(Outcome { errors: Vec::new(), panic: None })),
+            outcome: Mutex::new(Outcome { errors: Vec::new(), panic: None }),
             pending: AtomicUsize::new(1),
-            joined: {
-                let joined = WaitGroup::new();
-                joined.add(1);
-                joined
-            },
-            slots: options
-                .limit
-                .map(|limit| Arc::new(Slots { running: BubbleMutex::new(0), freed: Condvar::new(), limit })),
+            joined,
+            slots: Mutex::new(options.limit.map(Slots::new)),
             all_errors: options.all_errors,
-            scope: PhantomData,
-            env: PhantomData,
         }
     }
 
-    /// The scope's context, cancelled by the first error or panic.
-    pub fn context(&self) -> &Context {
+    pub(crate) fn context(&self) -> &Context {
         &self.ctx
     }
 
-    /// Starts `task` on the pool, after waiting for a slot under a `limit`.
-    #[track_caller]
-    pub fn go<R: TaskOutput<E>>(&'scope self, task: impl FnOnce(&Context) -> R + Send + 'scope) {
-        let site = Location::caller();
-        if let Some(slots) = &self.slots {
-            let running = slots.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let mut running = slots
+    fn slots(&self) -> Option<Arc<Slots>> {
+        self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Bounds the running tasks from now on (tasks already running are not counted).
+    pub(crate) fn set_limit(&self, limit: usize) {
+        *self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Slots::new(limit));
+    }
+
+    /// Takes a slot, waiting for one if `wait`; `None` when none is free and not waiting.
+    fn acquire(&self, wait: bool) -> Option<Option<Arc<Slots>>> {
+        let Some(slots) = self.slots() else { return Some(None) };
+        let running = slots.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut running = if wait {
+            slots
                 .freed
                 .wait_while(running, |running| *running >= slots.limit)
-                .unwrap_or_else(|p| p.into_inner());
-            *running += 1;
-        }
-        self.start(task, site);
-    }
-
-    /// Starts `task` if a slot is free (always, without a `limit`); returns whether it did.
-    #[track_caller]
-    pub fn try_go<R: TaskOutput<E>>(&'scope self, task: impl FnOnce(&Context) -> R + Send + 'scope) -> bool {
-        let site = Location::caller();
-        if let Some(slots) = &self.slots {
-            let mut running = slots.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            if *running >= slots.limit {
-                return false;
-            }
-            *running += 1;
-        }
-        self.start(task, site);
-        true
-    }
-
-    fn start<R: TaskOutput<E>>(&'scope self, task: impl FnOnce(&Context) -> R + Send + 'scope, site: Site) {
-        self.pending.fetch_add(1, Ordering::Relaxed);
-        let run = move || {
-            let result = catch_unwind(AssertUnwindSafe(|| task(&self.ctx)));
-            self.finish(result, site);
+                .unwrap_or_else(|p| p.into_inner())
+        } else if *running >= slots.limit {
+            return None;
+        } else {
+            running
         };
-        let job: Box<dyn FnOnce() + Send + 'scope> = match bubble::current() {
+        *running += 1;
+        drop(running);
+        Some(Some(slots))
+    }
+
+    /// Starts `task` after taking a slot (waiting for one if `wait`); `false` if none was free.
+    /// `submit` receives the job, wrapped for bubble membership, to run on the pool.
+    pub(crate) fn launch<'a, R: TaskOutput<E>>(
+        set: impl std::ops::Deref<Target = TaskSet<E>> + Send + 'a,
+        task: impl FnOnce(&Context) -> R + Send + 'a,
+        site: Site,
+        wait: bool,
+        submit: impl FnOnce(Box<dyn FnOnce() + Send + 'a>),
+    ) -> bool
+    where
+        E: 'a,
+    {
+        let Some(slot) = set.acquire(wait) else { return false };
+        set.pending.fetch_add(1, Ordering::Relaxed);
+        let run = move || {
+            let result = catch_unwind(AssertUnwindSafe(|| task(&set.ctx)));
+            set.finish(result, site, slot);
+        };
+        submit(match bubble::current() {
             None => Box::new(run),
             Some(bubble) => {
                 let member = bubble.add_member(None, site, false);
@@ -164,18 +157,11 @@ impl<'scope, 'env, E: Send + 'env> Scope<'scope, 'env, E> {
                     bubble.remove_member(member);
                 })
             }
-        };
-        // SAFETY: the job borrows data that lives for 'scope. `run_scope` does not return (nor
-        // unwind) before every started task has called `finish`, which is the job's last use
-        // of those borrows: the wait in `join` is reached on every path, including a panic of
-        // the scope's body. So the job never touches 'scope data after 'scope ends, although
-        // its box is typed 'static for the pool.
-        let job: pool::Job =
-            unsafe { std::mem::transmute::<Box<dyn FnOnce() + Send + 'scope>, pool::Job>(job) };
-        pool::submit(job);
+        });
+        true
     }
 
-    fn finish<R: TaskOutput<E>>(&self, result: std::thread::Result<R>, site: Site) {
+    fn finish<R: TaskOutput<E>>(&self, result: std::thread::Result<R>, site: Site, slot: Option<Arc<Slots>>) {
         let failure = match result {
             Ok(output) => output.into_error().map(Ok),
             Err(payload) => Some(Err(payload)),
@@ -192,7 +178,7 @@ impl<'scope, 'env, E: Send + 'env> Scope<'scope, 'env, E> {
             drop(outcome);
             self.cancel_all();
         }
-        if let Some(slots) = &self.slots {
+        if let Some(slots) = slot {
             *slots.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) -= 1;
             slots.freed.notify_one();
         }
@@ -206,17 +192,82 @@ impl<'scope, 'env, E: Send + 'env> Scope<'scope, 'env, E> {
         }
     }
 
-    fn cancel_all(&self) {
+    pub(crate) fn cancel_all(&self) {
         let cancel = self.cancel.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
         drop(cancel);
     }
 
-    /// Waits for every task (durably, inside a bubble).
+    /// Waits for every task (durably, inside a bubble) and takes the outcome: a task's panic
+    /// resumes here; otherwise the errors (the first, or all).
     #[track_caller]
-    fn join(&self) {
+    pub(crate) fn join(&self) -> Vec<E> {
         self.release();
         self.joined.wait();
+        let outcome = std::mem::replace(
+            &mut *self.outcome.lock().unwrap_or_else(|poisoned| poisoned.into_inner()),
+            Outcome { errors: Vec::new(), panic: None },
+        );
+        if let Some((payload, go_site)) = outcome.panic {
+            if !payload.is::<bubble::BubbleAborted>() {
+                eprintln!(
+                    "gonext: the task started at {go_site} panicked; resuming the panic where it is joined"
+                );
+            }
+            panic::resume_unwind(payload);
+        }
+        outcome.errors
     }
+}
+
+impl Slots {
+    fn new(limit: usize) -> Arc<Slots> {
+        Arc::new(Slots { running: BubbleMutex::new(0), freed: Condvar::new(), limit })
+    }
+}
+
+/// A scope: start tasks with [`go`](Self::go); they are all joined before the scope ends.
+pub struct Scope<'scope, 'env: 'scope, E = Infallible> {
+    tasks: TaskSet<E>,
+    scope: PhantomData<&'scope mut &'scope ()>,
+    env: PhantomData<&'env mut &'env ()>,
+}
+
+impl<E> fmt::Debug for Scope<'_, '_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scope")
+            .field("pending", &self.tasks.pending.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'scope, 'env, E: Send + 'env> Scope<'scope, 'env, E> {
+    /// The scope's context, cancelled by the first error or panic.
+    pub fn context(&self) -> &Context {
+        self.tasks.context()
+    }
+
+    /// Starts `task` on the pool, after waiting for a slot under a `limit`.
+    #[track_caller]
+    pub fn go<R: TaskOutput<E>>(&'scope self, task: impl FnOnce(&Context) -> R + Send + 'scope) {
+        TaskSet::launch(&self.tasks, task, Location::caller(), true, submit_scoped);
+    }
+
+    /// Starts `task` if a slot is free (always, without a `limit`); returns whether it did.
+    #[track_caller]
+    pub fn try_go<R: TaskOutput<E>>(&'scope self, task: impl FnOnce(&Context) -> R + Send + 'scope) -> bool {
+        TaskSet::launch(&self.tasks, task, Location::caller(), false, submit_scoped)
+    }
+}
+
+/// Hands a job that borrows for 'scope to the pool.
+fn submit_scoped<'scope>(job: Box<dyn FnOnce() + Send + 'scope>) {
+    // SAFETY: the job borrows data that lives for 'scope. `run_scope` does not return (nor
+    // unwind) before every started task has called `finish`, which is the job's last use of
+    // those borrows: the join is reached on every path, including a panic of the scope's
+    // body. So the job never touches 'scope data after 'scope ends, although its box is typed
+    // 'static for the pool.
+    let job: pool::Job = unsafe { std::mem::transmute::<Box<dyn FnOnce() + Send + 'scope>, pool::Job>(job) };
+    pool::submit(job);
 }
 
 /// Runs `body` with a new scope and joins every task it started; the first error (or all of
@@ -226,28 +277,17 @@ pub fn run_scope<'env, T, E: Send + 'env>(
     options: Options,
     body: impl for<'scope> FnOnce(&'scope Scope<'scope, 'env, E>) -> T,
 ) -> Result<T, Vec<E>> {
-    let parent = Context::background();
-    let scope = Scope::new(&parent, options);
+    let scope =
+        Scope { tasks: TaskSet::new(&Context::background(), options), scope: PhantomData, env: PhantomData };
     let body_result = catch_unwind(AssertUnwindSafe(|| body(&scope)));
     if body_result.is_err() {
-        scope.cancel_all();
+        scope.tasks.cancel_all();
     }
-    scope.join();
-    let outcome = std::mem::replace(
-        &mut *scope.outcome.lock().unwrap_or_else(|poisoned| poisoned.into_inner()),
-        Outcome { errors: Vec::new(), panic: None },
-    );
+    let joined = catch_unwind(AssertUnwindSafe(|| scope.tasks.join()));
     let value = match body_result {
         Ok(value) => value,
         Err(payload) => panic::resume_unwind(payload),
     };
-    if let Some((payload, go_site)) = outcome.panic {
-        if !payload.is::<bubble::BubbleAborted>() {
-            eprintln!(
-                "gonext: the task started by `go` at {go_site} panicked; resuming the panic in its scope"
-            );
-        }
-        panic::resume_unwind(payload);
-    }
-    if outcome.errors.is_empty() { Ok(value) } else { Err(outcome.errors) }
+    let errors = joined.unwrap_or_else(|payload| panic::resume_unwind(payload));
+    if errors.is_empty() { Ok(value) } else { Err(errors) }
 }

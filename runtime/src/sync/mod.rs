@@ -5,6 +5,8 @@
 //!   the last sender drops), with blocking and async operations, usable in
 //!   [`select!`](crate::select).
 //! - [`WaitGroup`]: wait for a set of threads or tasks (with Go 1.25's [`WaitGroup::go`]).
+//! - [`Group`] (Go's errgroup) and [`Manager`] (long-lived background tasks), the library
+//!   forms of [`scope!`](crate::scope).
 //! - [`Mutex`], [`RwLock`], [`Condvar`]: std's APIs, durable inside a bubble, one atomic
 //!   operation when uncontended outside one.
 //!
@@ -15,6 +17,7 @@
 //! is what the deadlock report shows.
 
 mod chan;
+mod group;
 mod mutex;
 mod queue;
 mod rwlock;
@@ -22,6 +25,7 @@ mod wait_group;
 pub(crate) mod waiters;
 
 pub use chan::{Iter, Receiver, Recv, Send, SendError, Sender, TryRecvError, TrySendError, chan};
+pub use group::{Group, Manager};
 pub use mutex::{Condvar, Mutex, MutexGuard, WaitTimeoutResult};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use wait_group::{Wait, WaitGroup};
