@@ -233,3 +233,63 @@ fn manager_stop_cancels_long_lived_tasks_and_returns_the_first_error() {
     thread::sleep(Duration::from_secs(10));
     assert_eq!(manager.stop(), Err("worker saw the stop".to_owned()));
 }
+
+async fn bump(counter: &AtomicUsize, by: usize) {
+    time::sleep(Duration::from_millis(1)).await;
+    counter.fetch_add(by, Ordering::SeqCst);
+}
+
+#[test]
+fn async_scope_runs_borrowing_children_under_futures_and_tokio() {
+    let counter = AtomicUsize::new(0);
+    let value = futures::executor::block_on(gonext::async_scope! {
+        for n in 1..=3 {
+            go bump(&counter, n);
+        }
+        go { bump(&counter, 10).await }
+        "body"
+    });
+    assert_eq!((value, counter.load(Ordering::SeqCst)), ("body", 16));
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    let counter = AtomicUsize::new(0);
+    let counter_ref = &counter;
+    runtime.block_on(gonext::async_scope! {
+        for n in 0..100 {
+            go move { counter_ref.fetch_add(n, Ordering::SeqCst); }
+        }
+    });
+    assert_eq!(counter.load(Ordering::SeqCst), 4950);
+}
+
+#[test]
+fn async_scope_child_panic_resumes_after_the_others_and_cancels_them() {
+    let finished = AtomicUsize::new(0);
+    let finished_ref = &finished;
+    let payload = catch_unwind(AssertUnwindSafe(|| {
+        futures::executor::block_on(gonext::async_scope! {
+            go |ctx| async move {
+                ctx.done().await;
+                finished_ref.fetch_add(1, Ordering::SeqCst);
+            };
+            go { std::panic::panic_any(TaskFailure("async child")) }
+        })
+    }))
+    .unwrap_err();
+    assert_eq!(payload.downcast_ref::<TaskFailure>(), Some(&TaskFailure("async child")));
+    assert_eq!(finished.load(Ordering::SeqCst), 1, "the sibling was cancelled and finished first");
+}
+
+#[test]
+fn async_scope_in_virtual_time() {
+    let elapsed = time::bubble_async(async {
+        let start = time::Instant::now();
+        gonext::async_scope! {
+            for secs in [3u64, 1, 2] {
+                go time::sleep(Duration::from_secs(secs));
+            }
+        }
+        .await;
+        start.elapsed()
+    });
+    assert_eq!(elapsed, Duration::from_secs(3));
+}

@@ -83,6 +83,12 @@ pub fn try_scope(input: TokenStream) -> TokenStream {
     scope::scope(input.into(), scope::Flavor::Fallible).unwrap_or_else(syn::Error::into_compile_error).into()
 }
 
+/// A future whose `go` statements add futures it polls itself; see `gonext::async_scope!`.
+#[proc_macro]
+pub fn async_scope(input: TokenStream) -> TokenStream {
+    scope::scope(input.into(), scope::Flavor::Async).unwrap_or_else(syn::Error::into_compile_error).into()
+}
+
 /// Waits for the first ready of several futures from blocking code; see `gonext::select!`.
 #[proc_macro]
 pub fn select(input: TokenStream) -> TokenStream {

@@ -240,6 +240,39 @@ pub use gonext_macros::scope;
 /// ```
 pub use gonext_macros::try_scope;
 
+/// [`scope!`] for async code: an `async` block whose `go` statements add futures that the
+/// block polls itself, together with its own body — no spawning, no `'static`, any executor.
+///
+/// `go fut;` evaluates `fut` at the `go` (calling an async fn evaluates its arguments there);
+/// `go { … }` / `go move { … }` run a block as a future; `go |ctx| …` builds the future from
+/// the scope's [`Context`](context::Context), cancelled when a child panics. The block's value
+/// comes back once every child finished; a child's panic resumes after the others.
+///
+/// ```
+/// use gonext::async_scope;
+/// use std::sync::atomic::{AtomicU32, Ordering};
+///
+/// async fn add(total: &AtomicU32, n: u32) {
+///     gonext::time::sleep(std::time::Duration::from_millis(1)).await;
+///     total.fetch_add(n, Ordering::SeqCst);
+/// }
+///
+/// let total = AtomicU32::new(0);
+/// let children = futures::executor::block_on(async_scope! {
+///     for n in 1..=4 {
+///         go add(&total, n);
+///     }
+///     4
+/// });
+/// assert_eq!((children, total.load(Ordering::SeqCst)), (4, 10));
+/// ```
+///
+/// # Differences from Go
+///
+/// Go has no async/await; this is the async twin of [`scope!`], like moro's `async_scope!`.
+/// Children are polled on the task that awaits the scope, not in parallel.
+pub use gonext_macros::async_scope;
+
 /// Memoizes a function returning [`Ptr<V>`](Ptr) (or `Result<Ptr<V>, E>`) by its arguments,
 /// for as long as anyone holds the value: the cache of Go's weak-pointer proposal.
 ///
@@ -365,7 +398,7 @@ pub mod __private {
 
     pub use crate::context::Context;
     pub use crate::iter::stackless::{AsyncGenerator, Generator, TryItem, Yielder, next_of};
-    pub use crate::scope::{Options as ScopeOptions, Scope, TaskOutput, run_scope};
+    pub use crate::scope::{AsyncScope, Options as ScopeOptions, Scope, TaskOutput, run_scope};
 
     /// The value of a `scope!`, whose tasks cannot fail.
     pub fn scope_value<T>(result: Result<T, Vec<std::convert::Infallible>>) -> T {

@@ -68,6 +68,26 @@ fn tokio_joinset(runtime: &tokio::runtime::Runtime) -> impl FnMut(&AtomicU64) + 
     }
 }
 
+/// `async_scope!` with 10 000 ready children, polled with a no-op waker loop.
+fn async_round(sum: &AtomicU64) {
+    futures::executor::block_on(gonext::async_scope! {
+        for i in 0..TASKS {
+            go async move { sum.fetch_add(i, Ordering::Relaxed); };
+        }
+    });
+}
+
+fn futures_unordered_round(sum: &AtomicU64) {
+    use futures::StreamExt;
+    let mut set = futures::stream::FuturesUnordered::new();
+    for i in 0..TASKS {
+        set.push(async move {
+            sum.fetch_add(i, Ordering::Relaxed);
+        });
+    }
+    futures::executor::block_on(async { while set.next().await.is_some() {} });
+}
+
 pub(super) fn cases() -> Vec<Case> {
     let runtime = Box::leak(Box::new(
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().expect("tokio runtime"),
@@ -77,5 +97,7 @@ pub(super) fn cases() -> Vec<Case> {
             .peer("std_thread_scope", per_task(std_round))
             .peer("rayon_scope", per_task(rayon_round))
             .peer("tokio_joinset", per_task(tokio_joinset(runtime))),
+        Case::time("scope/async_10k", per_task(async_round))
+            .peer("futures_unordered", per_task(futures_unordered_round)),
     ]
 }

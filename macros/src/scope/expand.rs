@@ -21,15 +21,18 @@ fn is_go(mac: &Macro) -> bool {
 }
 
 struct GoRewriter {
-    /// `scope!` tasks return nothing: their value is discarded (a diverging task is fine).
-    discard: bool,
+    flavor: Flavor,
     errors: Vec<syn::Error>,
 }
 
 impl GoRewriter {
     fn task(&mut self, mac: &Macro) -> Expr {
         let span = mac.path.span();
-        match spawn(&mac.tokens, span, self.discard) {
+        let started = match self.flavor {
+            Flavor::Async => spawn_future(&mac.tokens, span),
+            flavor => spawn(&mac.tokens, span, flavor == Flavor::Infallible),
+        };
+        match started {
             Ok(expr) => expr,
             Err(error) => {
                 self.errors.push(error);
@@ -89,6 +92,58 @@ impl<'ast> Visit<'ast> for NestedGo {
     }
 }
 
+/// Spells out the type of a task closure's context parameter: bound to a local before it is
+/// called, the closure cannot infer it.
+fn annotate_context(closure: &mut syn::ExprClosure, ty: syn::Type) {
+    if let Some(param) = closure.inputs.first_mut()
+        && !matches!(param, syn::Pat::Type(_))
+    {
+        *param = syn::Pat::Type(syn::PatType {
+            attrs: Vec::new(),
+            pat: Box::new(param.clone()),
+            colon_token: Default::default(),
+            ty: Box::new(ty),
+        });
+    }
+}
+
+/// The statement that adds the future written after `go` to an `async_scope!`: the future
+/// (or the closure that makes it from the scope's context) is evaluated at the `go`.
+fn spawn_future(tokens: &TokenStream, span: Span) -> syn::Result<Expr> {
+    let scope = scope_ident();
+    let private = private();
+    if tokens.is_empty() {
+        return Err(syn::Error::new(
+            span,
+            "`go` needs a future: `go fetch(url);`, `go async { … }` or `go |ctx| …`",
+        ));
+    }
+    let trees: Vec<proc_macro2::TokenTree> = tokens.clone().into_iter().collect();
+    let is_move_block = matches!(trees.as_slice(), [proc_macro2::TokenTree::Ident(m), proc_macro2::TokenTree::Group(g)]
+        if m == "move" && g.delimiter() == proc_macro2::Delimiter::Brace);
+    let future: TokenStream = if is_move_block {
+        let block = &trees[1];
+        quote!(async move #block)
+    } else {
+        match syn::parse2::<Expr>(tokens.clone())? {
+            Expr::Block(block) => quote!(async #block),
+            Expr::Closure(mut closure) => {
+                annotate_context(&mut closure, syn::parse_quote!(#private::Context));
+                return Ok(syn::parse_quote_spanned!(span=> #scope.go_with(move |ctx: #private::Context| {
+                    let future = (#closure)(ctx);
+                    async move { let _ = future.await; }
+                })));
+            }
+            other => quote!(#other),
+        }
+    };
+    let name = Ident::new("__gonext_future", Span::mixed_site());
+    Ok(syn::parse_quote_spanned!(span=> {
+        let #name = #future;
+        #scope.go(async move { let _ = #name.await; })
+    }))
+}
+
 /// The statement that starts the task written after `go`.
 fn spawn(tokens: &TokenStream, span: Span, discard: bool) -> syn::Result<Expr> {
     let scope = scope_ident();
@@ -118,17 +173,7 @@ fn spawn(tokens: &TokenStream, span: Span, discard: bool) -> syn::Result<Expr> {
             syn::parse_quote_spanned!(span=> #scope.go(|_: &#private::Context| #body))
         }
         Expr::Closure(mut closure) => {
-            // Bound to a local first, the closure needs its parameter's type spelled out.
-            if let Some(param) = closure.inputs.first_mut()
-                && !matches!(param, syn::Pat::Type(_))
-            {
-                *param = syn::Pat::Type(syn::PatType {
-                    attrs: Vec::new(),
-                    pat: Box::new(param.clone()),
-                    colon_token: Default::default(),
-                    ty: Box::new(syn::parse_quote!(&#private::Context)),
-                });
-            }
+            annotate_context(&mut closure, syn::parse_quote!(&#private::Context));
             let task = Ident::new("__gonext_task", Span::mixed_site());
             let body = finish(quote!(#task(#ctx)));
             syn::parse_quote_spanned!(span=> {
@@ -174,7 +219,7 @@ fn spawn(tokens: &TokenStream, span: Span, discard: bool) -> syn::Result<Expr> {
 
 pub(super) fn expand(scope: Scope, flavor: Flavor) -> syn::Result<TokenStream> {
     let Scope { limit, all_errors, mut stmts } = scope;
-    let mut rewriter = GoRewriter { discard: flavor == Flavor::Infallible, errors: Vec::new() };
+    let mut rewriter = GoRewriter { flavor, errors: Vec::new() };
     for stmt in &mut stmts {
         rewriter.visit_stmt_mut(stmt);
     }
@@ -197,6 +242,14 @@ pub(super) fn expand(scope: Scope, flavor: Flavor) -> syn::Result<TokenStream> {
             |#scope_ident| { #(#stmts)* },
         )
     };
+    if flavor == Flavor::Async {
+        return Ok(quote! {
+            async {
+                let #scope_ident = #private::AsyncScope::new();
+                #scope_ident.run(async { #(#stmts)* }).await
+            }
+        });
+    }
     Ok(match (flavor, all_errors) {
         (Flavor::Infallible, _) => {
             let run = quote_spanned! {Span::call_site()=>
@@ -208,6 +261,6 @@ pub(super) fn expand(scope: Scope, flavor: Flavor) -> syn::Result<TokenStream> {
             quote!(#private::scope_value(#run))
         }
         (Flavor::Fallible, false) => quote!(#private::first_error(#run)),
-        (Flavor::Fallible, true) => run,
+        (Flavor::Fallible, true) | (Flavor::Async, _) => run,
     })
 }

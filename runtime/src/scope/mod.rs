@@ -15,7 +15,10 @@
 //! even when the parent's own code panics, so no borrow outlives its data. Inside a
 //! virtual-time bubble each task is a member while it runs, and the join is a durable block.
 
+mod async_scope;
 pub(crate) mod pool;
+
+pub use async_scope::AsyncScope;
 
 use std::any::Any;
 use std::convert::Infallible;
