@@ -272,7 +272,7 @@ fn async_scope_child_panic_resumes_after_the_others_and_cancels_them() {
                 finished_ref.fetch_add(1, Ordering::SeqCst);
             };
             go { std::panic::panic_any(TaskFailure("async child")) }
-        })
+        });
     }))
     .unwrap_err();
     assert_eq!(payload.downcast_ref::<TaskFailure>(), Some(&TaskFailure("async child")));

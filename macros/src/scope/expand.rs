@@ -129,10 +129,14 @@ fn spawn_future(tokens: &TokenStream, span: Span) -> syn::Result<Expr> {
             Expr::Block(block) => quote!(async #block),
             Expr::Closure(mut closure) => {
                 annotate_context(&mut closure, syn::parse_quote!(#private::Context));
-                return Ok(syn::parse_quote_spanned!(span=> #scope.go_with(move |ctx: #private::Context| {
-                    let future = (#closure)(ctx);
-                    async move { let _ = future.await; }
-                })));
+                let make = Ident::new("__gonext_make", Span::mixed_site());
+                return Ok(syn::parse_quote_spanned!(span=> {
+                    let #make = #closure;
+                    #scope.go_with(move |ctx: #private::Context| {
+                        let future = #make(ctx);
+                        async move { let _ = future.await; }
+                    })
+                }));
             }
             other => quote!(#other),
         }
