@@ -88,6 +88,42 @@ fn futures_unordered_round(sum: &AtomicU64) {
     futures::executor::block_on(async { while set.next().await.is_some() {} });
 }
 
+const ELEMENTS: usize = 16 * 1024 * 1024;
+const CHUNKS: usize = 64;
+
+/// Sums a 16M-element slice in 64 chunks: one "op" is one element.
+fn fanout(sum_chunks: fn(&[u64]) -> u64) -> impl FnMut(u64) -> Duration {
+    let data: Vec<u64> = (0..ELEMENTS as u64).collect();
+    move |iters| {
+        let rounds = iters.div_ceil(ELEMENTS as u64);
+        let start = Instant::now();
+        for _ in 0..rounds {
+            black_box(sum_chunks(black_box(&data)));
+        }
+        start.elapsed().mul_f64(iters as f64 / (rounds * ELEMENTS as u64) as f64)
+    }
+}
+
+fn gonext_fanout(data: &[u64]) -> u64 {
+    let total = AtomicU64::new(0);
+    let total_ref = &total;
+    scope! {
+        for chunk in data.chunks(data.len() / CHUNKS) {
+            go move |_ctx| { total_ref.fetch_add(chunk.iter().sum::<u64>(), Ordering::Relaxed); };
+        }
+    };
+    total.into_inner()
+}
+
+fn rayon_fanout(data: &[u64]) -> u64 {
+    use rayon::prelude::*;
+    data.par_chunks(data.len() / CHUNKS).map(|chunk| chunk.iter().sum::<u64>()).sum()
+}
+
+fn sequential(data: &[u64]) -> u64 {
+    data.iter().sum()
+}
+
 pub(super) fn cases() -> Vec<Case> {
     let runtime = Box::leak(Box::new(
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().expect("tokio runtime"),
@@ -97,6 +133,9 @@ pub(super) fn cases() -> Vec<Case> {
             .peer("std_thread_scope", per_task(std_round))
             .peer("rayon_scope", per_task(rayon_round))
             .peer("tokio_joinset", per_task(tokio_joinset(runtime))),
+        Case::time("scope/fanout_sum", fanout(gonext_fanout))
+            .peer("rayon_par_chunks", fanout(rayon_fanout))
+            .peer("sequential", fanout(sequential)),
         Case::time("scope/async_10k", per_task(async_round))
             .peer("futures_unordered", per_task(futures_unordered_round)),
     ]
