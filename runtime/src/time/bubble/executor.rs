@@ -6,33 +6,13 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 
-use super::member::take_blocked_at;
+use super::member::{member_waker, take_blocked_at};
 use super::{BubbleAborted, BubbleState, CURRENT, Current, IdMap, MemberId, State, with_membership};
 
 /// A spawned task, type-erased.
 pub(crate) type BoxTask = Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// Makes task `id` runnable.
-struct TaskWaker {
-    bubble: Arc<BubbleState>,
-    id: MemberId,
-}
-
-impl Wake for TaskWaker {
-    fn wake(self: Arc<Self>) {
-        self.bubble.wake(self.id);
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.bubble.wake(self.id);
-    }
-}
-
-fn task_waker(bubble: &Arc<BubbleState>, id: MemberId) -> Waker {
-    Waker::from(Arc::new(TaskWaker { bubble: Arc::clone(bubble), id }))
-}
 
 /// Runs `root` (member `root_id`, already registered and queued) and the tasks spawned into
 /// the bubble until every task finished or the bubble failed. Returns the root's output if
@@ -42,7 +22,7 @@ pub(crate) fn run_async<F: Future>(
     root_id: MemberId,
     root: F,
 ) -> Option<F::Output> {
-    let root_waker = task_waker(bubble, root_id);
+    let root_waker = member_waker(bubble, root_id);
     let membership =
         Current { bubble: Arc::clone(bubble), member: root_id, waker: root_waker.clone(), is_task: true };
     with_membership(membership, || run_tasks(bubble, root_id, &root_waker, root))
@@ -121,7 +101,7 @@ fn next_runnable(
             return None;
         }
         for (id, task) in std::mem::take(&mut inner.spawned) {
-            tasks.insert(id, (task, task_waker(bubble, id)));
+            tasks.insert(id, (task, member_waker(bubble, id)));
         }
         if !inner.run_queue.is_empty() {
             std::mem::swap(batch, &mut inner.run_queue);

@@ -50,7 +50,8 @@ impl Wake for ThreadNotify {
     }
 }
 
-/// Wakes a thread member of a bubble: makes it count as running, then unparks it.
+/// Wakes a member of a bubble: makes it count as running, then unparks its thread or queues
+/// its task.
 struct MemberWaker {
     bubble: Arc<BubbleState>,
     id: MemberId,
@@ -66,10 +67,15 @@ impl Wake for MemberWaker {
     }
 }
 
+/// The waker of member `id` (a thread or a task).
+pub(super) fn member_waker(bubble: &Arc<BubbleState>, id: MemberId) -> Waker {
+    Waker::from(Arc::new(MemberWaker { bubble: Arc::clone(bubble), id }))
+}
+
 /// The membership of thread member `id`, to install with `with_membership`.
 pub(crate) fn enter_thread_member(bubble: &Arc<BubbleState>, id: MemberId) -> Current {
     bubble.attach_thread(id, thread::current());
-    let waker = Waker::from(Arc::new(MemberWaker { bubble: Arc::clone(bubble), id }));
+    let waker = member_waker(bubble, id);
     Current { bubble: Arc::clone(bubble), member: id, waker, is_task: false }
 }
 
