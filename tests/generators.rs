@@ -194,6 +194,75 @@ fn streams_run_in_virtual_time() {
     assert_eq!(elapsed, std::time::Duration::from_millis(5));
 }
 
+/// Counts the wake-ups it receives.
+#[derive(Default)]
+struct WakeCounter(AtomicUsize);
+
+impl std::task::Wake for WakeCounter {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_stream_forwards_its_callers_waker_to_the_futures_it_awaits() {
+    use futures::Stream;
+    use std::task::{Context, Poll, Waker};
+
+    let stored: Rc<Cell<Option<Waker>>> = Rc::default();
+    let store = Rc::clone(&stored);
+    let mut ticks = Box::pin(stream! {
+        let mut polled = false;
+        std::future::poll_fn(|cx| {
+            if std::mem::replace(&mut polled, true) {
+                return Poll::Ready(());
+            }
+            cx.waker().wake_by_ref();
+            store.set(Some(cx.waker().clone()));
+            Poll::Pending
+        })
+        .await;
+        yield 1u8;
+    });
+    let counter = Arc::new(WakeCounter::default());
+    let waker = Waker::from(Arc::clone(&counter));
+    let mut cx = Context::from_waker(&waker);
+
+    assert_eq!(ticks.as_mut().poll_next(&mut cx), Poll::Pending);
+    assert_eq!(counter.0.load(Ordering::SeqCst), 1, "wake_by_ref reached the caller's waker");
+    let clone = stored.take().expect("the awaited future kept a clone");
+    assert!(clone.will_wake(&waker), "a clone of the lent waker is the caller's waker");
+    std::thread::spawn(move || clone.wake()).join().unwrap();
+    assert_eq!(counter.0.load(Ordering::SeqCst), 2, "the clone outlived the poll and woke the caller");
+    assert_eq!(ticks.as_mut().poll_next(&mut cx), Poll::Ready(Some(1)));
+    assert_eq!(ticks.as_mut().poll_next(&mut cx), Poll::Ready(None));
+}
+
+#[test]
+fn a_yield_smuggled_out_of_its_generator_panics_instead_of_writing() {
+    use gonext::__private::{Generator, Yielder};
+
+    let leaked: Rc<Cell<Option<Yielder<u64>>>> = Rc::default();
+    let leak = Rc::clone(&leaked);
+    let mut owner = Generator::<u64, _>::new(move |y: Yielder<u64>| {
+        leak.set(Some(y));
+        async move { y.yield_(1).await }
+    });
+    let smuggled = leaked.take().expect("the body builder ran");
+    let mut thief = Generator::<String, _>::new(move |_: Yielder<String>| async move {
+        smuggled.yield_(7).await;
+    });
+    let panic = catch_unwind(AssertUnwindSafe(|| thief.next())).expect_err("a foreign yield must not write");
+    let message = panic.downcast_ref::<&str>().copied().unwrap_or_default();
+    assert!(message.contains("polled outside that generator"), "{message}");
+
+    let polled_by_an_executor =
+        catch_unwind(AssertUnwindSafe(|| futures::executor::block_on(smuggled.yield_(2))));
+    assert!(polled_by_an_executor.is_err(), "an executor's waker is not a generator's hand");
+    assert_eq!(owner.next(), Some(1), "the owner is unaffected");
+    assert_eq!(owner.next(), None);
+}
+
 enum Tree {
     Leaf(u32),
     Node(Box<Tree>, Box<Tree>),

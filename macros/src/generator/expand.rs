@@ -32,7 +32,7 @@ pub(super) fn expand(generator: Generator) -> syn::Result<TokenStream> {
     };
     let constructor = match flavor {
         Flavor::Iterator => quote!(#private::Generator::<#item, _>),
-        Flavor::Stream => quote!(#private::AsyncGenerator::<#item, _, _>),
+        Flavor::Stream => quote!(#private::AsyncGenerator::<#item, _>),
     };
     function.sig.asyncness = None;
     let (attrs, vis, sig) = (&function.attrs, &function.vis, &function.sig);

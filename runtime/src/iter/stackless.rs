@@ -2,28 +2,61 @@
 //!
 //! The macros turn a generator body into an `async` block: the compiler's async transform
 //! is the state machine, with every `yield` an await point. Driving it needs no executor:
-//! the generator polls the future itself, and a yield stores its value in the generator's
-//! slot and suspends once. The slot lives next to the future in one heap allocation made
-//! when the generator is created, so a step allocates nothing and calls nothing virtual.
+//! the generator polls the future itself, and a yield hands its value back and suspends
+//! once.
 //!
-//! The [`Yielder`] is a pointer to that slot. It is handed to the body as a hygienic
+//! The hand-off goes through the poll's [`Context`]: each poll lends the body a waker whose
+//! data points to a [`Hand`] on the polling frame, and the yield moves its item there. Once
+//! the poll is inlined, the hand is a local the optimizer keeps in registers, and nothing
+//! else in the generator's memory is written behind its back, so a `fib` generator compiles
+//! to nearly the hand-written loop. A stream's hand also carries the caller's waker, to which
+//! the lent waker forwards `wake` and `clone`, so awaiting other futures inside a `stream!`
+//! works under any executor.
+//!
+//! The [`Yielder`] is the generator's identity: it is handed to the body as a hygienic
 //! identifier no user code can name, and the macros reject a `yield` inside a nested
-//! closure, `async` block or fn, so a yielder never leaves the future that owns it (the
-//! lesson of async-stream's soundness bugs). The constructors here are `#[doc(hidden)]`
-//! plumbing for those expansions only.
+//! closure, `async` block or fn, so a yield only ever runs inside its own generator's poll
+//! (the lesson of async-stream's soundness bugs). A yield still checks both the waker's
+//! vtable and the generator's id before it writes, so even a yield smuggled into another
+//! context panics instead of writing into a hand of the wrong type. The constructors here
+//! are `#[doc(hidden)]` plumbing for those expansions only.
 
 use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::iter::FusedIterator;
-use std::marker::PhantomPinned;
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
-use std::ptr::NonNull;
-use std::task::{Context, Poll, Waker};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
-/// The yield handle of one generator: a pointer to its slot.
+/// Which generator a yield belongs to: unique among the live generators of the process.
+type GeneratorId = u64;
+
+/// Ids are handed out in blocks per thread, so creating a generator touches no shared line.
+const ID_BLOCK: u64 = 1 << 16;
+
+#[inline]
+fn next_generator_id() -> GeneratorId {
+    static BLOCKS: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        static NEXT: Cell<GeneratorId> = const { Cell::new(0) };
+    }
+    NEXT.with(|next| {
+        let mut id = next.get();
+        if id % ID_BLOCK == 0 {
+            id = BLOCKS.fetch_add(ID_BLOCK, Ordering::Relaxed) + 1;
+        }
+        next.set(id + 1);
+        id
+    })
+}
+
+/// The yield handle of one generator: its id, typed by its item.
 pub struct Yielder<T> {
-    slot: NonNull<Cell<Option<T>>>,
+    generator: GeneratorId,
+    _item: PhantomData<fn(T) -> T>,
 }
 
 impl<T> Clone for Yielder<T> {
@@ -34,99 +67,148 @@ impl<T> Clone for Yielder<T> {
 
 impl<T> Copy for Yielder<T> {}
 
-// SAFETY: a yielder only travels inside its generator's future, together with the slot it
-// points to; sending the generator (which needs `T: Send` for the slot) sends both.
-unsafe impl<T: Send> Send for Yielder<T> {}
-
 impl<T> Yielder<T> {
-    /// Makes `value` the generator's next item and returns the await point that suspends
-    /// the body until the item is taken.
+    fn new(generator: GeneratorId) -> Self {
+        Yielder { generator, _item: PhantomData }
+    }
+
+    /// Makes `value` the generator's next item: the returned await point hands it to the
+    /// poll that drives the body and suspends until the item is taken.
     #[inline(always)]
-    pub fn yield_(self, value: T) -> SuspendOnce {
-        // SAFETY: the yielder points to the slot of the generator whose body is running
-        // right now (a yielder never leaves that body), and the slot is declared after the
-        // future, so it is alive; `Cell` allows the write through a shared pointer, and
-        // nothing else touches the slot while the body runs.
-        unsafe { self.slot.as_ref() }.set(Some(value));
-        SuspendOnce { suspended: false }
+    pub fn yield_(self, value: T) -> Yield<T> {
+        Yield { item: Some(value), generator: self.generator }
     }
 }
 
 impl<T> fmt::Debug for Yielder<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Yielder").finish_non_exhaustive()
+        f.debug_struct("Yielder").field("generator", &self.generator).finish()
     }
 }
 
-/// The await point of one `yield`: suspends once, then resumes. One byte in the state
-/// machine, as the value already sits in the generator's slot.
-#[must_use = "a yield does nothing unless awaited"]
-#[derive(Debug)]
-pub struct SuspendOnce {
-    suspended: bool,
+/// The part of a [`Hand`] that does not depend on the item type, at the same offsets for
+/// every `T`, so the lent waker's functions can read it.
+#[repr(C)]
+struct HandHeader {
+    generator: GeneratorId,
+    /// The waker of the poll's caller; null for a synchronous generator.
+    outer: *const Waker,
 }
 
-impl Future for SuspendOnce {
+/// Where one poll of a generator body receives the item its yield hands over.
+#[repr(C)]
+struct Hand<T> {
+    header: HandHeader,
+    item: Option<T>,
+}
+
+/// The vtable of the wakers lent to generator bodies. A `static`, so its address is unique
+/// and identifies them.
+static HAND_VTABLE: RawWakerVTable = RawWakerVTable::new(clone_hand, wake_hand, wake_hand, drop_hand);
+
+/// Clones into the caller's waker (a no-op waker for a synchronous generator): the hand
+/// lives only for one poll, a clone may outlive it.
+unsafe fn clone_hand(data: *const ()) -> RawWaker {
+    // SAFETY: the hand wakers are only created by `Hand::lend` with data pointing to a live
+    // hand, and only reachable through the `Context` of that poll.
+    let outer = unsafe { (*data.cast::<HandHeader>()).outer };
+    // SAFETY: a non-null `outer` is the caller's waker, borrowed for the whole poll.
+    let waker = ManuallyDrop::new(unsafe { outer.as_ref() }.unwrap_or(Waker::noop()).clone());
+    RawWaker::new(waker.data(), waker.vtable())
+}
+
+/// `wake` and `wake_by_ref` alike: a lent waker is never owned by anyone but its poll.
+unsafe fn wake_hand(data: *const ()) {
+    // SAFETY: as in `clone_hand`.
+    let outer = unsafe { (*data.cast::<HandHeader>()).outer };
+    // SAFETY: as in `clone_hand`.
+    if let Some(outer) = unsafe { outer.as_ref() } {
+        outer.wake_by_ref();
+    }
+}
+
+unsafe fn drop_hand(_: *const ()) {}
+
+impl<T> Hand<T> {
+    fn new(generator: GeneratorId, outer: Option<&Waker>) -> Self {
+        let outer = outer.map_or(std::ptr::null(), std::ptr::from_ref);
+        Hand { header: HandHeader { generator, outer }, item: None }
+    }
+
+    /// Polls `future` with a context whose waker points at this hand.
+    #[inline(always)]
+    fn poll<F: Future<Output = ()>>(&mut self, future: Pin<&mut F>) -> Poll<()> {
+        let data = std::ptr::from_mut(self).cast::<()>().cast_const();
+        // SAFETY: the vtable's functions only read the header of the hand `data` points to,
+        // which outlives the waker: both go at the end of this poll. The waker is never
+        // dropped: its drop would be a no-op, but a call through a `static` of another crate
+        // that the optimizer cannot see through.
+        let waker = ManuallyDrop::new(unsafe { Waker::new(data, &HAND_VTABLE) });
+        future.poll(&mut Context::from_waker(&waker))
+    }
+}
+
+/// The await point of one `yield`: hands its item over at the first poll and suspends
+/// once, then resumes.
+#[must_use = "a yield does nothing unless awaited"]
+pub struct Yield<T> {
+    item: Option<T>,
+    generator: GeneratorId,
+}
+
+/// The item is moved out, never pinned.
+impl<T> Unpin for Yield<T> {}
+
+impl<T> Future for Yield<T> {
     type Output = ();
 
     #[inline(always)]
-    fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
-        if self.suspended {
-            return Poll::Ready(());
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(item) = self.item.take() else { return Poll::Ready(()) };
+        let waker = cx.waker();
+        if !std::ptr::eq(waker.vtable(), &HAND_VTABLE) {
+            yield_outside_generator();
         }
-        self.suspended = true;
+        // SAFETY: a waker with the hand vtable points to a live `Hand` (see `Hand::poll`),
+        // which starts with its header whatever its item type.
+        if unsafe { (*waker.data().cast::<HandHeader>()).generator } != self.generator {
+            yield_outside_generator();
+        }
+        let hand = waker.data().cast::<Hand<T>>().cast_mut();
+        // SAFETY: the id matches, so this is the hand of the generator this yield belongs
+        // to, whose item type is `T`; the polling frame does not touch it during the poll.
+        unsafe { (*hand).item = Some(item) };
         Poll::Pending
     }
 }
 
-/// The future and the slot its yields write to, pinned together in one allocation.
-struct State<T, F> {
-    /// Declared first so that it drops first: its yielders point into `slot`.
-    future: Option<F>,
-    slot: Cell<Option<T>>,
-    _pinned: PhantomPinned,
-}
-
-/// Allocates the state and builds the body's future with a yielder pointing into it.
-fn start<T, F>(body: impl FnOnce(Yielder<T>) -> F) -> Pin<Box<State<T, F>>> {
-    let mut state = Box::pin(State { future: None, slot: Cell::new(None), _pinned: PhantomPinned });
-    let yielder = Yielder { slot: NonNull::from(&state.slot) };
-    let future = body(yielder);
-    // SAFETY: only the `future` field is written; nothing is moved out of the pinned state.
-    unsafe { state.as_mut().get_unchecked_mut() }.future = Some(future);
-    state
-}
-
-/// Polls the body once; `Ready(None)` when it returned.
-#[inline(always)]
-fn resume<T, F: Future<Output = ()>>(state: Pin<&mut State<T, F>>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-    // SAFETY: `future` is structurally pinned (never moved while the state is pinned, only
-    // dropped in place), and `slot` is not pinned; neither is moved out here.
-    let state = unsafe { state.get_unchecked_mut() };
-    let Some(future) = state.future.as_mut() else { return Poll::Ready(None) };
-    // SAFETY: see above: the future stays at this address until it is dropped.
-    let future = unsafe { Pin::new_unchecked(future) };
-    match future.poll(cx) {
-        Poll::Ready(()) => {
-            state.future = None;
-            Poll::Ready(None)
-        }
-        Poll::Pending => match state.slot.take() {
-            Some(value) => Poll::Ready(Some(value)),
-            None => Poll::Pending,
-        },
+impl<T> fmt::Debug for Yield<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Yield").field("handed_over", &self.item.is_none()).finish()
     }
 }
 
+#[cold]
+#[inline(never)]
+fn yield_outside_generator() -> ! {
+    panic!("a generator's yield was polled outside that generator (inside another future's poll)")
+}
+
 /// A generator as an [`Iterator`]; the expansion of `#[generator] fn` and `seq!`.
+///
+/// The body's future is boxed once, when the generator is created, because an iterator may
+/// move between steps while the body's locals may borrow each other.
 pub struct Generator<T, F> {
-    state: Pin<Box<State<T, F>>>,
+    future: Option<Pin<Box<F>>>,
+    generator: GeneratorId,
+    _item: PhantomData<fn() -> T>,
 }
 
 impl<T, F: Future<Output = ()>> Generator<T, F> {
     #[doc(hidden)]
     pub fn new(body: impl FnOnce(Yielder<T>) -> F) -> Self {
-        Generator { state: start(body) }
+        let generator = next_generator_id();
+        Generator { future: Some(Box::pin(body(Yielder::new(generator)))), generator, _item: PhantomData }
     }
 }
 
@@ -135,14 +217,20 @@ impl<T, F: Future<Output = ()>> Iterator for Generator<T, F> {
 
     #[inline(always)]
     fn next(&mut self) -> Option<T> {
-        match resume(self.state.as_mut(), &mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(item) => item,
-            Poll::Pending => awaited_in_sync_generator(),
+        let future = self.future.as_mut()?.as_mut();
+        let mut hand = Hand::new(self.generator, None);
+        if hand.poll(future).is_ready() {
+            self.future = None;
+            return None;
+        }
+        match hand.item {
+            Some(item) => Some(item),
+            None => awaited_in_sync_generator(),
         }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        match self.state.future {
+        match self.future {
             Some(_) => (0, None),
             None => (0, Some(0)),
         }
@@ -153,7 +241,7 @@ impl<T, F: Future<Output = ()>> FusedIterator for Generator<T, F> {}
 
 impl<T, F> fmt::Debug for Generator<T, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Generator").field("finished", &self.state.future.is_none()).finish()
+        f.debug_struct("Generator").field("finished", &self.future.is_none()).finish()
     }
 }
 
@@ -163,73 +251,62 @@ fn awaited_in_sync_generator() -> ! {
     panic!("a synchronous generator awaited a future that is not a yield")
 }
 
-/// A generator as a [`futures_core::Stream`]; the expansion of an `async` `#[generator]`
-/// and `stream!`. Awaiting inside the body forwards the caller's waker.
-///
-/// A stream is polled pinned, so the state lives inline (no allocation): the body's future
-/// is built at the first poll, once the slot has its final address.
-pub struct AsyncGenerator<T, B, F> {
-    body: Option<B>,
-    /// Declared before `slot` so that it drops first: its yielders point into `slot`.
-    future: Option<F>,
-    slot: Cell<Option<T>>,
-    _pinned: PhantomPinned,
-}
-
-impl<T, B: FnOnce(Yielder<T>) -> F, F: Future<Output = ()>> AsyncGenerator<T, B, F> {
-    #[doc(hidden)]
-    pub fn new(body: B) -> Self {
-        AsyncGenerator { body: Some(body), future: None, slot: Cell::new(None), _pinned: PhantomPinned }
+pin_project_lite::pin_project! {
+    /// A generator as a [`futures_core::Stream`]; the expansion of an `async` `#[generator]`
+    /// and `stream!`. Awaiting inside the body forwards the caller's waker.
+    ///
+    /// A stream is polled pinned, so the body's future lives inline: no allocation.
+    pub struct AsyncGenerator<T, F> {
+        #[pin]
+        future: Option<F>,
+        generator: GeneratorId,
+        _item: PhantomData<fn() -> T>,
     }
 }
 
-impl<T, B: FnOnce(Yielder<T>) -> F, F: Future<Output = ()>> futures_core::Stream for AsyncGenerator<T, B, F> {
+impl<T, F: Future<Output = ()>> AsyncGenerator<T, F> {
+    #[doc(hidden)]
+    pub fn new(body: impl FnOnce(Yielder<T>) -> F) -> Self {
+        let generator = next_generator_id();
+        AsyncGenerator { future: Some(body(Yielder::new(generator))), generator, _item: PhantomData }
+    }
+}
+
+impl<T, F: Future<Output = ()>> futures_core::Stream for AsyncGenerator<T, F> {
     type Item = T;
 
     #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        // SAFETY: `future` is structurally pinned: it is created in place below and never
-        // moved until it is dropped in place; `body` and `slot` are not pinned.
-        let this = unsafe { self.get_unchecked_mut() };
-        if let Some(body) = this.body.take() {
-            this.future = Some(body(Yielder { slot: NonNull::from(&this.slot) }));
+        let mut this = self.project();
+        let Some(future) = this.future.as_mut().as_pin_mut() else { return Poll::Ready(None) };
+        let mut hand = Hand::new(*this.generator, Some(cx.waker()));
+        if hand.poll(future).is_ready() {
+            this.future.set(None);
+            return Poll::Ready(None);
         }
-        let Some(future) = this.future.as_mut() else { return Poll::Ready(None) };
-        // SAFETY: see above; the generator is pinned, so the future stays at this address.
-        let future = unsafe { Pin::new_unchecked(future) };
-        match future.poll(cx) {
-            Poll::Ready(()) => {
-                this.future = None;
-                Poll::Ready(None)
-            }
-            Poll::Pending => match this.slot.take() {
-                Some(value) => Poll::Ready(Some(value)),
-                None => Poll::Pending,
-            },
+        match hand.item {
+            Some(item) => Poll::Ready(Some(item)),
+            None => Poll::Pending,
         }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        match (&self.body, &self.future) {
-            (None, None) => (0, Some(0)),
-            _ => (0, None),
+        match self.future {
+            Some(_) => (0, None),
+            None => (0, Some(0)),
         }
     }
 }
 
-impl<T, B: FnOnce(Yielder<T>) -> F, F: Future<Output = ()>> futures_core::FusedStream
-    for AsyncGenerator<T, B, F>
-{
+impl<T, F: Future<Output = ()>> futures_core::FusedStream for AsyncGenerator<T, F> {
     fn is_terminated(&self) -> bool {
-        self.body.is_none() && self.future.is_none()
+        self.future.is_none()
     }
 }
 
-impl<T, B, F> fmt::Debug for AsyncGenerator<T, B, F> {
+impl<T, F> fmt::Debug for AsyncGenerator<T, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AsyncGenerator")
-            .field("finished", &(self.body.is_none() && self.future.is_none()))
-            .finish()
+        f.debug_struct("AsyncGenerator").field("finished", &self.future.is_none()).finish()
     }
 }
 
