@@ -150,6 +150,59 @@ fn nested_scopes_do_not_deadlock_the_pool() {
 }
 
 #[test]
+fn tasks_waiting_for_each_other_in_gonext_primitives_all_run() {
+    // Every task blocks until all of them have started: the pool must run 200 at once,
+    // far more than `max_procs`, by replacing each worker that parks in the WaitGroup.
+    const TASKS: usize = 200;
+    let all_started = gonext::sync::WaitGroup::new();
+    all_started.add(TASKS);
+    let all_started = &all_started;
+    scope! {
+        for _ in 0..TASKS {
+            go move |_ctx| {
+                all_started.done();
+                all_started.wait();
+            };
+        }
+    };
+}
+
+#[test]
+fn tasks_blocked_in_std_primitives_do_not_starve_the_queue() {
+    // The pool cannot see a std barrier; its monitor adds workers when no job starts.
+    const TASKS: usize = 12;
+    let barrier = std::sync::Barrier::new(TASKS);
+    let barrier = &barrier;
+    let passed = AtomicUsize::new(0);
+    let passed = &passed;
+    scope! {
+        for _ in 0..TASKS {
+            go move |_ctx| {
+                barrier.wait();
+                passed.fetch_add(1, Ordering::SeqCst);
+            };
+        }
+    };
+    assert_eq!(passed.load(Ordering::SeqCst), TASKS);
+}
+
+#[test]
+fn a_task_handed_over_by_a_parked_worker_runs_while_it_waits() {
+    // Started in one burst, the consumer may share a worker's batch with its producer;
+    // parking hands the rest of the batch back, so the producer runs elsewhere.
+    for _ in 0..50 {
+        let (tx, rx) = gonext::sync::chan::<u32>(0);
+        let got = Mutex::new(Vec::new());
+        let got = &got;
+        scope! {
+            go move |_ctx| { got.lock().unwrap().extend(rx.iter()); };
+            go move |_ctx| { for i in 0..3 { tx.send(i).unwrap(); } };
+        };
+        assert_eq!(*got.lock().unwrap(), [0, 1, 2]);
+    }
+}
+
+#[test]
 fn ten_thousand_tasks() {
     let total = AtomicUsize::new(0);
     let total = &total;

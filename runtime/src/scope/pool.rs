@@ -1,108 +1,400 @@
-//! The worker pool behind `go`: reusable OS threads that grow on demand and retire when idle.
+//! The worker pool behind `go`: reusable OS threads, about `runtime::max_procs()` of them
+//! running at a time, more when some are blocked.
 //!
-//! A `go` pushes a job on a shared queue and wakes an idle worker, or starts a new one when
-//! none is idle — so a worker blocked in a nested scope's join never starves the jobs behind
-//! it. Idle workers beyond `runtime::max_procs()` retire after a short wait, the others after
-//! a longer one.
+//! A `go` pushes a job on one shared queue. Workers take jobs in batches into a queue of
+//! their own, so the submitting thread and the workers meet on the shared lock once per batch
+//! rather than once per job. A worker that runs out of jobs searches (polls the queue with a
+//! growing back-off, which also lets the next batch build up) before it sleeps, and at most one
+//! searches at a time, so a burst of `go`s costs no wake-up per job and no core is burnt on
+//! idle polling. A push wakes or starts a worker only when no worker is searching and fewer
+//! than `max_procs` are active.
+//!
+//! A job may block: Go's runtime hands the processor of a blocked goroutine to another
+//! thread, and the pool does the same in two ways. A worker that parks in a gonext primitive
+//! (a channel, a `WaitGroup`, a nested scope's join) tells the pool, which stops counting it
+//! as active, hands the rest of its batch back to the shared queue and wakes or starts a
+//! replacement; so nested scopes and tasks that wait for each other never deadlock the pool.
+//! For blocking the pool cannot see (std locks, I/O, `std::thread::sleep`), a monitor thread
+//! watches while jobs wait with no free worker, and when no job started for a whole tick it
+//! takes the blocked workers' batches back and adds a worker. Idle workers
+//! beyond `max_procs` retire after a short wait, the others after a longer one.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
 
 /// A job: one task, already wrapped with its bookkeeping.
 pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
 
+/// The queue and what every worker is doing, under one lock.
 struct Pool {
     jobs: VecDeque<Job>,
-    /// Workers asleep on `AVAILABLE`.
-    idle: usize,
-    /// Workers out of jobs but still polling the queue for a moment before sleeping.
-    spinning: usize,
+    /// Every worker's own queue, for the monitor to take batches back from.
+    workers: Vec<Arc<Worker>>,
     threads: usize,
+    /// Workers running a job, not parked in a gonext primitive.
+    busy: usize,
+    /// Workers out of jobs, looking at the queue before they sleep.
+    searching: usize,
+    /// Workers asleep on `AVAILABLE`.
+    sleeping: usize,
+    /// Wake-ups sent to sleepers and not yet taken; each makes a sleeper a searcher.
+    wakeups: usize,
+    monitor: MonitorState,
 }
 
-static POOL: Mutex<Pool> = Mutex::new(Pool { jobs: VecDeque::new(), idle: 0, spinning: 0, threads: 0 });
+#[derive(PartialEq)]
+enum MonitorState {
+    NotStarted,
+    /// Waiting until jobs queue up with no free worker.
+    Idle,
+    /// Checking for progress once per tick.
+    Watching,
+}
 
-/// How many times an out-of-work worker polls the queue (yielding in between) before it
-/// sleeps: bursts of `go` then cost no wake-up system call.
-const POLLS_BEFORE_SLEEP: u32 = 32;
+/// One worker's batch, and how many jobs it started: the monitor's measure of progress.
+#[derive(Default)]
+struct Worker {
+    batch: Mutex<VecDeque<Job>>,
+    started: AtomicU64,
+}
+
+static POOL: Mutex<Pool> = Mutex::new(Pool {
+    jobs: VecDeque::new(),
+    workers: Vec::new(),
+    threads: 0,
+    busy: 0,
+    searching: 0,
+    sleeping: 0,
+    wakeups: 0,
+    monitor: MonitorState::NotStarted,
+});
+/// `POOL.jobs.len()`, kept under the lock and read without it by the spinning searcher.
+static QUEUED: AtomicUsize = AtomicUsize::new(0);
 static AVAILABLE: Condvar = Condvar::new();
+static STARVING: Condvar = Condvar::new();
 
+/// The most jobs a worker takes at once.
+const BATCH: usize = 64;
+/// How many times a searching worker checks the queue before it sleeps (spin hints first,
+/// then yields): long enough to bridge the gaps of a burst of `go`s.
+const SPINS: u32 = 64;
+const YIELDS: u32 = 16;
+/// How long the monitor waits for any progress before it adds a worker.
+const MONITOR_TICK: Duration = Duration::from_millis(2);
 /// How long a surplus idle worker (beyond `max_procs`) waits before retiring.
 const SURPLUS_IDLE: Duration = Duration::from_millis(100);
 /// How long any idle worker waits before retiring.
 const CORE_IDLE: Duration = Duration::from_secs(10);
 
-fn lock() -> MutexGuard<'static, Pool> {
+thread_local! {
+    static WORKER: RefCell<Option<Arc<Worker>>> = const { RefCell::new(None) };
+}
+
+type Guard = MutexGuard<'static, Pool>;
+
+fn lock() -> Guard {
     POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// What the pool must do, decided under the lock and done after it is released.
+#[must_use]
+enum Action {
+    Nothing,
+    WakeSleeper,
+    StartWorker,
+    WakeMonitor,
+    StartMonitor,
+}
+
+impl Pool {
+    /// Workers that are taking jobs or about to.
+    fn free(&self) -> usize {
+        self.searching + self.wakeups
+    }
+
+    fn active(&self) -> usize {
+        self.busy + self.free()
+    }
+
+    fn push(&mut self, job: Job) {
+        self.jobs.push_back(job);
+        QUEUED.store(self.jobs.len(), Ordering::Relaxed);
+    }
+
+    fn pop(&mut self) -> Option<Job> {
+        let job = self.jobs.pop_front()?;
+        QUEUED.store(self.jobs.len(), Ordering::Relaxed);
+        Some(job)
+    }
+
+    /// Moves up to [`BATCH`] jobs into `batch`; whether there were any.
+    fn take_batch(&mut self, batch: &Mutex<VecDeque<Job>>) -> bool {
+        let n = self.jobs.len().min(BATCH);
+        if n == 0 {
+            return false;
+        }
+        lock_batch(batch).extend(self.jobs.drain(..n));
+        QUEUED.store(self.jobs.len(), Ordering::Relaxed);
+        true
+    }
+
+    /// Moves half of the largest other batch into `me`'s; whether there was one to split.
+    fn steal(&self, me: &Worker) -> bool {
+        let mut best: Option<MutexGuard<'_, VecDeque<Job>>> = None;
+        for other in self.workers.iter().filter(|w| !std::ptr::eq(&***w, me)) {
+            let Ok(theirs) = other.batch.try_lock() else { continue };
+            if theirs.len() > best.as_ref().map_or(1, |b| b.len()) {
+                best = Some(theirs);
+            }
+        }
+        let Some(mut theirs) = best else { return false };
+        let half = theirs.len() / 2;
+        let split = theirs.len() - half;
+        lock_batch(&me.batch).extend(theirs.drain(split..));
+        true
+    }
+
+    /// Puts the not yet started jobs of `worker` back at the front of the queue.
+    fn take_back(&mut self, batch: &mut VecDeque<Job>) {
+        while let Some(job) = batch.pop_back() {
+            self.jobs.push_front(job);
+        }
+        QUEUED.store(self.jobs.len(), Ordering::Relaxed);
+    }
+
+    /// Jobs started since the pool began, as far as the workers' own counters say.
+    fn started(&self) -> u64 {
+        self.workers.iter().map(|w| w.started.load(Ordering::Relaxed)).sum()
+    }
+
+    fn waiting(&self) -> bool {
+        !self.jobs.is_empty() || self.workers.iter().any(|w| w.batch.try_lock().is_ok_and(|b| !b.is_empty()))
+    }
+
+    /// Makes sure some worker will take the queued jobs: one is free already, else a sleeper
+    /// is woken or a thread started while fewer than `max_procs` are active, else the
+    /// monitor watches for busy workers that never come back.
+    fn serve_queue(&mut self) -> Action {
+        self.serve(false)
+    }
+
+    /// [`serve_queue`](Self::serve_queue), also when the only waiting jobs are in a batch
+    /// (`stealable`) that a free worker would take half of.
+    fn serve(&mut self, stealable: bool) -> Action {
+        if (self.jobs.is_empty() && !stealable) || self.free() > 0 {
+            return Action::Nothing;
+        }
+        if self.active() < crate::runtime::max_procs() {
+            return self.add_worker();
+        }
+        match self.monitor {
+            MonitorState::Watching => Action::Nothing,
+            MonitorState::Idle => {
+                self.monitor = MonitorState::Watching;
+                Action::WakeMonitor
+            }
+            MonitorState::NotStarted => {
+                self.monitor = MonitorState::Watching;
+                Action::StartMonitor
+            }
+        }
+    }
+
+    /// Wakes a sleeper, or starts a thread (counted as searching) if none sleeps.
+    fn add_worker(&mut self) -> Action {
+        if self.sleeping > self.wakeups {
+            self.wakeups += 1;
+            return Action::WakeSleeper;
+        }
+        self.threads += 1;
+        self.searching += 1;
+        Action::StartWorker
+    }
+}
+
+impl Action {
+    fn run(self) {
+        match self {
+            Action::Nothing => {}
+            Action::WakeSleeper => AVAILABLE.notify_one(),
+            Action::WakeMonitor => STARVING.notify_one(),
+            Action::StartWorker => start_thread("gonext-go", work, undo_start_worker),
+            Action::StartMonitor => start_thread("gonext-go-monitor", monitor, undo_start_monitor),
+        }
+    }
+}
+
+fn start_thread(name: &str, main: fn(), undo: fn()) {
+    if thread::Builder::new().name(name.into()).spawn(main).is_err() {
+        undo();
+    }
+}
+
+/// Without a new thread the jobs still run once a worker frees up; with no worker at all,
+/// the oldest runs here rather than never.
+fn undo_start_worker() {
+    let mut pool = lock();
+    pool.threads -= 1;
+    pool.searching -= 1;
+    let orphan = if pool.threads == 0 { pool.pop() } else { None };
+    drop(pool);
+    if let Some(job) = orphan {
+        job();
+    }
+}
+
+fn undo_start_monitor() {
+    lock().monitor = MonitorState::NotStarted;
 }
 
 /// Runs `job` on a pool thread.
 pub(crate) fn submit(job: Job) {
     let mut pool = lock();
-    pool.jobs.push_back(job);
-    let waiting = pool.jobs.len() - 1;
-    if pool.spinning > waiting {
-        return;
-    }
-    if pool.spinning + pool.idle > waiting {
-        drop(pool);
-        AVAILABLE.notify_one();
-        return;
-    }
-    pool.threads += 1;
+    pool.push(job);
+    let action = pool.serve_queue();
     drop(pool);
-    let started = thread::Builder::new().name("gonext-go".into()).spawn(work);
-    if started.is_err() {
-        lock().threads -= 1;
-        // Without a new thread the job still runs once a worker frees up; with no worker at
-        // all, it runs here rather than never.
-        if let Some(job) = take_if_unserved() {
-            job();
+    action.run();
+}
+
+/// Runs `park` (a gonext primitive putting this thread to sleep): on a pool worker, the
+/// worker stops counting as active meanwhile and hands the rest of its batch back, so a
+/// replacement takes those jobs.
+pub(crate) fn blocking<R>(park: impl FnOnce() -> R) -> R {
+    let Some(worker) = WORKER.with_borrow(Option::clone) else { return park() };
+    let mut pool = lock();
+    pool.busy -= 1;
+    pool.take_back(&mut lock_batch(&worker.batch));
+    let action = pool.serve_queue();
+    drop(pool);
+    action.run();
+    let result = park();
+    lock().busy += 1;
+    result
+}
+
+fn lock_batch(batch: &Mutex<VecDeque<Job>>) -> MutexGuard<'_, VecDeque<Job>> {
+    batch.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A worker: counted as searching from its start, as busy while it has a batch.
+fn work() {
+    let me = Arc::new(Worker::default());
+    WORKER.set(Some(Arc::clone(&me)));
+    let mut pool = lock();
+    pool.workers.push(Arc::clone(&me));
+    let mut searched = false;
+    loop {
+        if pool.take_batch(&me.batch) || pool.steal(&me) {
+            pool.searching -= 1;
+            pool.busy += 1;
+            let action = pool.serve(lock_batch(&me.batch).len() > 1);
+            drop(pool);
+            action.run();
+            run_batch(&me);
+            search();
+            pool = lock();
+            pool.busy -= 1;
+            pool.searching += 1;
+            searched = false;
+            continue;
+        }
+        if !searched && pool.searching == 1 {
+            drop(pool);
+            search();
+            pool = lock();
+            searched = true;
+            continue;
+        }
+        let Some(woken) = sleep(pool) else { break };
+        pool = woken;
+        searched = false;
+    }
+    WORKER.set(None);
+    lock().workers.retain(|w| !Arc::ptr_eq(w, &me));
+}
+
+fn run_batch(me: &Worker) {
+    loop {
+        let Some(job) = lock_batch(&me.batch).pop_front() else { return };
+        me.started.store(me.started.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        job();
+    }
+}
+
+/// Polls the queue, backing off, until jobs show up or the polls are spent. Early polls
+/// wait for a fuller batch, so a worker keeping up with a burst of `go`s takes the jobs in
+/// batches instead of fighting the submitter for the lock over each one.
+fn search() {
+    for round in 0..SPINS + YIELDS {
+        if QUEUED.load(Ordering::Relaxed) >= (BATCH >> round.min(usize::BITS - 1)).max(1) {
+            return;
+        }
+        if round < SPINS {
+            (0..1u32 << (round / 8)).for_each(|_| std::hint::spin_loop());
+        } else {
+            thread::yield_now();
         }
     }
 }
 
-fn take_if_unserved() -> Option<Job> {
-    let mut pool = lock();
-    if pool.threads == 0 { pool.jobs.pop_front() } else { None }
+/// Sleeps until a wake-up makes this worker a searcher again; `None` when it retires instead.
+fn sleep(mut pool: Guard) -> Option<Guard> {
+    pool.searching -= 1;
+    pool.sleeping += 1;
+    loop {
+        let surplus = pool.threads > crate::runtime::max_procs();
+        let timeout = if surplus { SURPLUS_IDLE } else { CORE_IDLE };
+        let (next, waited) = AVAILABLE.wait_timeout(pool, timeout).unwrap_or_else(|p| p.into_inner());
+        pool = next;
+        if pool.wakeups > 0 {
+            pool.wakeups -= 1;
+            pool.sleeping -= 1;
+            pool.searching += 1;
+            return Some(pool);
+        }
+        if waited.timed_out() {
+            pool.sleeping -= 1;
+            pool.threads -= 1;
+            let action = pool.serve_queue();
+            drop(pool);
+            action.run();
+            return None;
+        }
+    }
 }
 
-fn work() {
+/// Adds a worker whenever jobs wait with no free worker and none started for a whole tick:
+/// the busy workers are then blocked where the pool cannot see, and their batches are
+/// taken back for the new one.
+fn monitor() {
     let mut pool = lock();
     loop {
-        if let Some(job) = pool.jobs.pop_front() {
-            drop(pool);
-            job();
-            pool = lock();
+        if pool.free() > 0 || !pool.waiting() {
+            pool.monitor = MonitorState::Idle;
+            pool = STARVING
+                .wait_while(pool, |p| p.monitor == MonitorState::Idle)
+                .unwrap_or_else(|p| p.into_inner());
             continue;
         }
-        pool.spinning += 1;
-        let mut found = false;
-        for _ in 0..POLLS_BEFORE_SLEEP {
-            drop(pool);
-            thread::yield_now();
-            pool = lock();
-            if !pool.jobs.is_empty() {
-                found = true;
-                break;
+        let seen = pool.started();
+        pool = STARVING.wait_timeout(pool, MONITOR_TICK).unwrap_or_else(|p| p.into_inner()).0;
+        if pool.started() != seen || pool.free() > 0 {
+            continue;
+        }
+        for worker in pool.workers.clone() {
+            if let Ok(mut batch) = worker.batch.try_lock() {
+                pool.take_back(&mut batch);
             }
         }
-        pool.spinning -= 1;
-        if found {
-            continue;
-        }
-        let surplus = pool.threads > crate::runtime::max_procs();
-        pool.idle += 1;
-        let (next, timeout) = AVAILABLE
-            .wait_timeout(pool, if surplus { SURPLUS_IDLE } else { CORE_IDLE })
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        pool = next;
-        pool.idle -= 1;
-        if timeout.timed_out() && pool.jobs.is_empty() {
-            pool.threads -= 1;
-            return;
+        if !pool.jobs.is_empty() {
+            let action = pool.add_worker();
+            drop(pool);
+            action.run();
+            pool = lock();
         }
     }
 }

@@ -129,7 +129,7 @@ impl Spin {
         match self.0 {
             n if n < Self::SPINS => (0..1u32 << n).for_each(|_| std::hint::spin_loop()),
             n if n < Self::SPINS + Self::YIELDS => thread::yield_now(),
-            _ => thread::park(),
+            _ => crate::scope::pool::blocking(thread::park),
         }
         self.0 += 1;
     }
