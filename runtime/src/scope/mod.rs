@@ -25,7 +25,7 @@ use std::convert::Infallible;
 use std::fmt;
 use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe, Location, catch_unwind};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::context::{Cancel, Context};
@@ -80,6 +80,8 @@ pub(crate) struct TaskSet<E> {
     pending: AtomicUsize,
     joined: WaitGroup,
     slots: Mutex<Option<Arc<Slots>>>,
+    /// Whether `slots` was ever set, so that an unlimited `go` takes no lock for it.
+    limited: AtomicBool,
     all_errors: bool,
 }
 
@@ -96,6 +98,7 @@ impl<E: Send> TaskSet<E> {
             pending: AtomicUsize::new(1),
             joined,
             slots: Mutex::new(options.limit.map(Slots::new)),
+            limited: AtomicBool::new(options.limit.is_some()),
             all_errors: options.all_errors,
         }
     }
@@ -105,12 +108,16 @@ impl<E: Send> TaskSet<E> {
     }
 
     fn slots(&self) -> Option<Arc<Slots>> {
+        if !self.limited.load(Ordering::Acquire) {
+            return None;
+        }
         self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
     /// Bounds the running tasks from now on (tasks already running are not counted).
     pub(crate) fn set_limit(&self, limit: usize) {
         *self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Slots::new(limit));
+        self.limited.store(true, Ordering::Release);
     }
 
     /// Takes a slot, waiting for one if `wait`; `None` when none is free and not waiting.

@@ -81,8 +81,8 @@ static STARVING: Condvar = Condvar::new();
 const BATCH: usize = 64;
 /// How many times a searching worker checks the queue before it sleeps (spin hints first,
 /// then yields): long enough to bridge the gaps of a burst of `go`s.
-const SPINS: u32 = 64;
-const YIELDS: u32 = 16;
+const SPINS: u32 = 32;
+const YIELDS: u32 = 8;
 /// How long the monitor waits for any progress before it adds a worker.
 const MONITOR_TICK: Duration = Duration::from_millis(2);
 /// How long a surplus idle worker (beyond `max_procs`) waits before retiring.
