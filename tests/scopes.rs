@@ -203,6 +203,26 @@ fn a_task_handed_over_by_a_parked_worker_runs_while_it_waits() {
 }
 
 #[test]
+fn every_task_closure_is_dropped_exactly_once_small_or_large() {
+    // Small closures travel inline in the pool's jobs, large ones boxed: either way each
+    // capture is dropped once, after its task ran, also when the task panics.
+    let token = std::sync::Arc::new(());
+    let big = [7u64; 32];
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        scope! {
+            for i in 0..1_000 {
+                let small = std::sync::Arc::clone(&token);
+                let large = (std::sync::Arc::clone(&token), big);
+                go move |_ctx| { drop(small); assert!(i != 500, "task {i} fails"); };
+                go move |_ctx| { assert_eq!(large.1.iter().sum::<u64>(), 224); };
+            }
+        }
+    }));
+    assert!(result.is_err(), "the failing task's panic resumes in the parent");
+    assert_eq!(std::sync::Arc::strong_count(&token), 1, "every capture was dropped once");
+}
+
+#[test]
 fn ten_thousand_tasks() {
     let total = AtomicUsize::new(0);
     let total = &total;

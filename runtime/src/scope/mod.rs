@@ -16,6 +16,7 @@
 //! virtual-time bubble each task is a member while it runs, and the join is a durable block.
 
 mod async_scope;
+mod job;
 pub(crate) mod pool;
 
 pub use async_scope::AsyncScope;
@@ -140,13 +141,13 @@ impl<E: Send> TaskSet<E> {
     }
 
     /// Starts `task` after taking a slot (waiting for one if `wait`); `false` if none was free.
-    /// `submit` receives the job, wrapped for bubble membership, to run on the pool.
+    /// `spawner` puts the job, wrapped for bubble membership, on the pool.
     pub(crate) fn launch<'a, R: TaskOutput<E>>(
         set: impl std::ops::Deref<Target = TaskSet<E>> + Send + 'a,
         task: impl FnOnce(&Context) -> R + Send + 'a,
         site: Site,
         wait: bool,
-        submit: impl FnOnce(Box<dyn FnOnce() + Send + 'a>),
+        spawner: impl Spawner<'a>,
     ) -> bool
     where
         E: 'a,
@@ -157,17 +158,17 @@ impl<E: Send> TaskSet<E> {
             let result = catch_unwind(AssertUnwindSafe(|| task(&set.ctx)));
             set.finish(result, site, slot);
         };
-        submit(match bubble::current() {
-            None => Box::new(run),
+        match bubble::current() {
+            None => spawner.spawn(run),
             Some(bubble) => {
                 let member = bubble.add_member(None, site, false);
-                Box::new(move || {
+                spawner.spawn(move || {
                     let membership = bubble::enter_thread_member(&bubble, member);
                     bubble::with_membership(membership, run);
                     bubble.remove_member(member);
-                })
+                });
             }
-        });
+        }
         true
     }
 
@@ -259,25 +260,41 @@ impl<'scope, 'env, E: Send + 'env> Scope<'scope, 'env, E> {
     /// Starts `task` on the pool, after waiting for a slot under a `limit`.
     #[track_caller]
     pub fn go<R: TaskOutput<E>>(&'scope self, task: impl FnOnce(&Context) -> R + Send + 'scope) {
-        TaskSet::launch(&self.tasks, task, Location::caller(), true, submit_scoped);
+        TaskSet::launch(&self.tasks, task, Location::caller(), true, ScopedSpawner);
     }
 
     /// Starts `task` if a slot is free (always, without a `limit`); returns whether it did.
     #[track_caller]
     pub fn try_go<R: TaskOutput<E>>(&'scope self, task: impl FnOnce(&Context) -> R + Send + 'scope) -> bool {
-        TaskSet::launch(&self.tasks, task, Location::caller(), false, submit_scoped)
+        TaskSet::launch(&self.tasks, task, Location::caller(), false, ScopedSpawner)
     }
 }
 
-/// Hands a job that borrows for 'scope to the pool.
-fn submit_scoped<'scope>(job: Box<dyn FnOnce() + Send + 'scope>) {
-    // SAFETY: the job borrows data that lives for 'scope. `run_scope` does not return (nor
-    // unwind) before every started task has called `finish`, which is the job's last use of
-    // those borrows: the join is reached on every path, including a panic of the scope's
-    // body. So the job never touches 'scope data after 'scope ends, although its box is typed
-    // 'static for the pool.
-    let job: pool::Job = unsafe { std::mem::transmute::<Box<dyn FnOnce() + Send + 'scope>, pool::Job>(job) };
-    pool::submit(job);
+/// Puts jobs that may borrow for `'a` on the pool.
+pub(crate) trait Spawner<'a> {
+    fn spawn(self, job: impl FnOnce() + Send + 'a);
+}
+
+/// For jobs that borrow nothing: `sync::Group`'s.
+pub(crate) struct DetachedSpawner;
+
+impl Spawner<'static> for DetachedSpawner {
+    fn spawn(self, job: impl FnOnce() + Send + 'static) {
+        pool::submit(pool::Job::new(job));
+    }
+}
+
+/// For the jobs of a [`Scope`], which borrow for the scope's lifetime.
+struct ScopedSpawner;
+
+impl<'scope> Spawner<'scope> for ScopedSpawner {
+    fn spawn(self, job: impl FnOnce() + Send + 'scope) {
+        // SAFETY: the job borrows data that lives for 'scope. `run_scope` does not return
+        // (nor unwind) before every started task has called `finish`, which is the job's
+        // last use of those borrows: the join is reached on every path, including a panic of
+        // the scope's body. So the job never touches 'scope data after 'scope ends.
+        pool::submit(unsafe { pool::Job::new_unchecked(job) });
+    }
 }
 
 /// Runs `body` with a new scope and joins every task it started; the first error (or all of

@@ -26,8 +26,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
 
-/// A job: one task, already wrapped with its bookkeeping.
-pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
+pub(crate) use super::job::Job;
 
 /// The queue and what every worker is doing, under one lock.
 struct Pool {
@@ -243,7 +242,7 @@ fn undo_start_worker() {
     let orphan = if pool.threads == 0 { pool.pop() } else { None };
     drop(pool);
     if let Some(job) = orphan {
-        job();
+        job.run();
     }
 }
 
@@ -321,7 +320,7 @@ fn run_batch(me: &Worker) {
     loop {
         let Some(job) = lock_batch(&me.batch).pop_front() else { return };
         me.started.store(me.started.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        job();
+        job.run();
     }
 }
 

@@ -6,7 +6,7 @@ use std::panic::Location;
 use std::sync::Arc;
 
 use crate::context::Context;
-use crate::scope::{Options, TaskOutput, TaskSet, pool};
+use crate::scope::{DetachedSpawner, Options, TaskOutput, TaskSet};
 
 /// A group of tasks that share a `Context` and report their first error: Go's
 /// `errgroup.Group`.
@@ -65,7 +65,7 @@ impl<E: Send + 'static> Group<E> {
     /// Starts `task`, waiting for a slot under a limit.
     #[track_caller]
     pub fn go<R: TaskOutput<E> + 'static>(&self, task: impl FnOnce(&Context) -> R + Send + 'static) {
-        TaskSet::launch(Arc::clone(&self.tasks), task, Location::caller(), true, pool::submit);
+        TaskSet::launch(Arc::clone(&self.tasks), task, Location::caller(), true, DetachedSpawner);
     }
 
     /// Starts `task` if a slot is free; returns whether it did.
@@ -74,7 +74,7 @@ impl<E: Send + 'static> Group<E> {
         &self,
         task: impl FnOnce(&Context) -> R + Send + 'static,
     ) -> bool {
-        TaskSet::launch(Arc::clone(&self.tasks), task, Location::caller(), false, pool::submit)
+        TaskSet::launch(Arc::clone(&self.tasks), task, Location::caller(), false, DetachedSpawner)
     }
 
     /// Waits for every task and returns the first error.
