@@ -157,7 +157,7 @@ impl Pool {
         true
     }
 
-    /// Puts the not yet started jobs of `worker` back at the front of the queue.
+    /// Puts the jobs of `batch`, none started yet, back at the front of the queue.
     fn take_back(&mut self, batch: &mut VecDeque<Job>) {
         while let Some(job) = batch.pop_back() {
             self.jobs.push_front(job);
@@ -170,6 +170,7 @@ impl Pool {
         self.workers.iter().map(|w| w.started.load(Ordering::Relaxed)).sum()
     }
 
+    /// Whether any job waits, in the queue or in a batch.
     fn waiting(&self) -> bool {
         !self.jobs.is_empty() || self.workers.iter().any(|w| w.batch.try_lock().is_ok_and(|b| !b.is_empty()))
     }
