@@ -204,9 +204,11 @@ pub use gonext_macros::yield_from;
 /// # Differences from Go
 ///
 /// A Go `go` statement can outlive its caller; a gonext `go` cannot outlive its `scope!`
-/// (structured concurrency, as in Go's proposal #40221 and the nursery pattern). Tasks are
-/// OS threads from a pool, not goroutines: blocking in a task is fine, spawning millions is
-/// not.
+/// (structured concurrency, as in Go's proposal #40221 and the nursery pattern). Tasks run
+/// on about `runtime::max_procs()` reusable OS threads, not goroutines: a task that blocks in
+/// a gonext primitive (channel, `WaitGroup`, nested scope) is replaced by another thread at
+/// once, one blocked elsewhere (std locks, I/O) after a tick of a few milliseconds. A million
+/// queued tasks are cheap; a million blocked at the same time are a million threads.
 pub use gonext_macros::scope;
 
 /// [`scope!`] for tasks that return `Result<(), E>`: the block evaluates to `Ok(value)`, or to
