@@ -143,6 +143,44 @@ fn dropping_a_suspended_generator_runs_its_destructors() {
 }
 
 #[test]
+fn a_panicking_generator_drops_its_locals_and_is_finished_afterwards() {
+    let dropped = Rc::new(Cell::new(0));
+    let counter = Rc::clone(&dropped);
+    let mut generator = seq! {
+        let _guard = Guard(counter);
+        yield 1;
+        panic!("the body failed");
+    };
+    assert_eq!(generator.next(), Some(1));
+    let panic = catch_unwind(AssertUnwindSafe(|| generator.next())).expect_err("the body panics");
+    assert_eq!(panic.downcast_ref::<&str>(), Some(&"the body failed"));
+    assert_eq!(dropped.get(), 1, "the unwind dropped the body's locals");
+    assert_eq!(generator.next(), None, "a panicked generator is finished, not poisoned");
+    assert_eq!(generator.size_hint(), (0, Some(0)));
+}
+
+#[test]
+fn a_panicking_stream_drops_its_locals_and_is_finished_afterwards() {
+    use futures::stream::{FusedStream, Stream};
+    use std::task::{Context, Poll, Waker};
+
+    let dropped = Rc::new(Cell::new(0));
+    let counter = Rc::clone(&dropped);
+    let mut failing = Box::pin(stream! {
+        let _guard = Guard(counter);
+        yield 1u8;
+        panic!("the stream failed");
+    });
+    let mut cx = Context::from_waker(Waker::noop());
+    assert_eq!(failing.as_mut().poll_next(&mut cx), Poll::Ready(Some(1)));
+    let panic = catch_unwind(AssertUnwindSafe(|| failing.as_mut().poll_next(&mut cx)));
+    assert!(panic.is_err(), "the body panics");
+    assert_eq!(dropped.get(), 1, "the unwind dropped the body's locals");
+    assert!(failing.is_terminated());
+    assert_eq!(failing.as_mut().poll_next(&mut cx), Poll::Ready(None));
+}
+
+#[test]
 fn generators_are_send_when_their_captures_are() {
     fn assert_send<T: Send>(t: T) -> T {
         t

@@ -217,12 +217,14 @@ impl<T, F: Future<Output = ()>> Iterator for Generator<T, F> {
 
     #[inline(always)]
     fn next(&mut self) -> Option<T> {
-        let future = self.future.as_mut()?.as_mut();
+        // Taken out while it runs, so that a panicking body leaves the generator finished
+        // (its locals dropped during the unwind) rather than poisoned.
+        let mut future = self.future.take()?;
         let mut hand = Hand::new(self.generator, None);
-        if hand.poll(future).is_ready() {
-            self.future = None;
+        if hand.poll(future.as_mut()).is_ready() {
             return None;
         }
+        self.future = Some(future);
         match hand.item {
             Some(item) => Some(item),
             None => awaited_in_sync_generator(),
@@ -277,11 +279,14 @@ impl<T, F: Future<Output = ()>> futures_core::Stream for AsyncGenerator<T, F> {
 
     #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        let mut this = self.project();
-        let Some(future) = this.future.as_mut().as_pin_mut() else { return Poll::Ready(None) };
+        let this = self.project();
+        let mut running = FinishOnUnwind { future: this.future, armed: true };
+        let Some(future) = running.future.as_mut().as_pin_mut() else { return Poll::Ready(None) };
         let mut hand = Hand::new(*this.generator, Some(cx.waker()));
-        if hand.poll(future).is_ready() {
-            this.future.set(None);
+        let polled = hand.poll(future);
+        running.armed = polled.is_ready();
+        drop(running);
+        if polled.is_ready() {
             return Poll::Ready(None);
         }
         match hand.item {
@@ -294,6 +299,21 @@ impl<T, F: Future<Output = ()>> futures_core::Stream for AsyncGenerator<T, F> {
         match self.future {
             Some(_) => (0, None),
             None => (0, Some(0)),
+        }
+    }
+}
+
+/// Drops a stream's body in place when it finished, and when its poll unwinds, so that a
+/// panicked stream is finished rather than poisoned.
+struct FinishOnUnwind<'a, F> {
+    future: Pin<&'a mut Option<F>>,
+    armed: bool,
+}
+
+impl<F> Drop for FinishOnUnwind<'_, F> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.future.set(None);
         }
     }
 }
