@@ -187,6 +187,26 @@ fn tasks_blocked_in_std_primitives_do_not_starve_the_queue() {
 }
 
 #[test]
+fn tasks_spinning_until_a_later_task_runs_do_not_hang_the_pool() {
+    // More spinners than cores keep every worker computing; the monitor still makes room for
+    // the task they wait for, after its patience with computing workers runs out.
+    let spinners = gonext::runtime::max_procs() + 1;
+    let flag = std::sync::atomic::AtomicBool::new(false);
+    let flag = &flag;
+    scope! {
+        for _ in 0..spinners {
+            go move |_ctx| {
+                while !flag.load(Ordering::Acquire) {
+                    std::hint::spin_loop();
+                }
+            };
+        }
+        go move |_ctx| flag.store(true, Ordering::Release);
+    };
+    assert!(flag.load(Ordering::Acquire));
+}
+
+#[test]
 fn a_task_handed_over_by_a_parked_worker_runs_while_it_waits() {
     // Started in one burst, the consumer may share a worker's batch with its producer;
     // parking hands the rest of the batch back, so the producer runs elsewhere.

@@ -15,8 +15,10 @@
 //! as active, hands the rest of its batch back to the shared queue and wakes or starts a
 //! replacement; so nested scopes and tasks that wait for each other never deadlock the pool.
 //! For blocking the pool cannot see (std locks, I/O, `std::thread::sleep`), a monitor thread
-//! watches while jobs wait with no free worker, and when no job started for a whole tick it
-//! takes the blocked workers' batches back and adds a worker. Idle workers
+//! watches while jobs wait with no free worker, and when no job started for a whole tick and
+//! the kernel reports no worker running, it takes the blocked workers' batches back and adds
+//! a worker. Workers that merely compute for long get company only after a much longer wait,
+//! for tasks that spin until a queued one runs. Idle workers
 //! beyond `max_procs` retire after a short wait, the others after a longer one.
 
 use std::cell::RefCell;
@@ -54,11 +56,13 @@ enum MonitorState {
     Watching,
 }
 
-/// One worker's batch, and how many jobs it started: the monitor's measure of progress.
+/// One worker's batch, how many jobs it started (the monitor's measure of progress) and
+/// its thread id, through which the monitor sees whether it is computing or blocked.
 #[derive(Default)]
 struct Worker {
     batch: Mutex<VecDeque<Job>>,
     started: AtomicU64,
+    thread: Option<os_thread::ThreadId>,
 }
 
 static POOL: Mutex<Pool> = Mutex::new(Pool {
@@ -84,6 +88,8 @@ const SPINS: u32 = 32;
 const YIELDS: u32 = 8;
 /// How long the monitor waits for any progress before it adds a worker.
 const MONITOR_TICK: Duration = Duration::from_millis(2);
+/// How many ticks without progress the monitor waits while some worker is computing.
+const COMPUTING_TICKS: u32 = 50;
 /// How long a surplus idle worker (beyond `max_procs`) waits before retiring.
 const SURPLUS_IDLE: Duration = Duration::from_millis(100);
 /// How long any idle worker waits before retiring.
@@ -282,7 +288,7 @@ fn lock_batch(batch: &Mutex<VecDeque<Job>>) -> MutexGuard<'_, VecDeque<Job>> {
 
 /// A worker: counted as searching from its start, as busy while it has a batch.
 fn work() {
-    let me = Arc::new(Worker::default());
+    let me = Arc::new(Worker { thread: os_thread::current(), ..Worker::default() });
     WORKER.set(Some(Arc::clone(&me)));
     let mut pool = lock();
     pool.workers.push(Arc::clone(&me));
@@ -367,13 +373,17 @@ fn sleep(mut pool: Guard) -> Option<Guard> {
     }
 }
 
-/// Adds a worker whenever jobs wait with no free worker and none started for a whole tick:
-/// the busy workers are then blocked where the pool cannot see, and their batches are
-/// taken back for the new one.
+/// Adds a worker whenever jobs wait with no free worker, none started for a whole tick and
+/// no worker is running: the busy workers are then blocked where the pool cannot see, and
+/// their batches are taken back for the new one. Workers that compute for longer than a tick
+/// are not blocked and get no company that would only compete for the cores, unless nothing
+/// starts for [`COMPUTING_TICKS`] ticks (a task may spin waiting for one still queued).
 fn monitor() {
     let mut pool = lock();
+    let mut stalled_ticks = 0;
     loop {
         if pool.free() > 0 || !pool.waiting() {
+            stalled_ticks = 0;
             pool.monitor = MonitorState::Idle;
             pool = STARVING
                 .wait_while(pool, |p| p.monitor == MonitorState::Idle)
@@ -383,8 +393,22 @@ fn monitor() {
         let seen = pool.started();
         pool = STARVING.wait_timeout(pool, MONITOR_TICK).unwrap_or_else(|p| p.into_inner()).0;
         if pool.started() != seen || pool.free() > 0 {
+            stalled_ticks = 0;
             continue;
         }
+        stalled_ticks += 1;
+        let threads: Vec<_> = pool.workers.iter().filter_map(|w| w.thread).collect();
+        drop(pool);
+        let computing = threads.into_iter().any(os_thread::is_running);
+        pool = lock();
+        if pool.started() != seen {
+            stalled_ticks = 0;
+            continue;
+        }
+        if computing && stalled_ticks < COMPUTING_TICKS {
+            continue;
+        }
+        stalled_ticks = 0;
         for worker in pool.workers.clone() {
             if let Ok(mut batch) = worker.batch.try_lock() {
                 pool.take_back(&mut batch);
@@ -395,6 +419,76 @@ fn monitor() {
             drop(pool);
             action.run();
             pool = lock();
+        }
+    }
+}
+
+/// What the kernel says of a thread: whether it is running (or runnable) rather than asleep.
+/// Only Linux says; elsewhere every busy worker without progress counts as blocked.
+mod os_thread {
+    pub(super) type ThreadId = u32;
+
+    /// The calling thread's id, from `/proc/thread-self` (`<pid>/task/<tid>`).
+    pub(super) fn current() -> Option<ThreadId> {
+        let link = std::fs::read_link("/proc/thread-self").ok()?;
+        link.file_name()?.to_str()?.parse().ok()
+    }
+
+    /// Whether thread `tid` of this process is in state `R`; its `stat` line has the state
+    /// right after the parenthesised name.
+    pub(super) fn is_running(tid: ThreadId) -> bool {
+        std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
+            .ok()
+            .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('R')))
+            .unwrap_or(false)
+    }
+
+    #[cfg(all(test, target_os = "linux"))]
+    mod tests {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, mpsc};
+        use std::time::{Duration, Instant};
+
+        /// Polls `condition` for up to ten seconds: the kernel's view lags a little.
+        fn eventually(condition: impl Fn() -> bool) -> bool {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if condition() {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            false
+        }
+
+        #[test]
+        fn a_computing_thread_is_running_and_a_blocked_one_is_not() {
+            let stop = Arc::new(AtomicBool::new(false));
+            let (spinner_tx, spinner_rx) = mpsc::channel();
+            let spinning = {
+                let stop = Arc::clone(&stop);
+                std::thread::spawn(move || {
+                    spinner_tx.send(super::current()).unwrap();
+                    while !stop.load(Ordering::Relaxed) {
+                        std::hint::spin_loop();
+                    }
+                })
+            };
+            let (sleeper_tx, sleeper_rx) = mpsc::channel();
+            let (wake_tx, wake_rx) = mpsc::channel::<()>();
+            let blocked = std::thread::spawn(move || {
+                sleeper_tx.send(super::current()).unwrap();
+                wake_rx.recv().unwrap();
+            });
+            let spinner = spinner_rx.recv().unwrap().expect("Linux has /proc/thread-self");
+            let sleeper = sleeper_rx.recv().unwrap().expect("Linux has /proc/thread-self");
+            assert!(eventually(|| super::is_running(spinner)), "a spinning thread is running");
+            assert!(eventually(|| !super::is_running(sleeper)), "a thread blocked in recv is not");
+            stop.store(true, Ordering::Relaxed);
+            wake_tx.send(()).unwrap();
+            spinning.join().unwrap();
+            blocked.join().unwrap();
+            assert!(!super::is_running(sleeper), "a thread that exited is not running");
         }
     }
 }
