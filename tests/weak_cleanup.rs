@@ -286,3 +286,101 @@ fn weak_cache_does_not_cache_errors_or_poison_on_panic() {
     assert!(Ptr::ptr_eq(&value, &flaky(7).unwrap()), "the success is cached");
     assert_eq!(ATTEMPTS.load(Ordering::SeqCst), 3);
 }
+
+/// The lock-free cleanup lists and queue: many threads register cleanups on shared objects,
+/// stop some through cloned handles on other threads, panic in some, drop the objects from
+/// any thread and flush concurrently; every unstopped cleanup runs exactly once.
+#[test]
+fn cleanup_lists_and_queue_survive_threads_stops_and_panics() {
+    let _serial = serial();
+    const THREADS: usize = 4;
+    const OBJECTS: usize = 200;
+    let ran = Arc::new(AtomicUsize::new(0));
+    let dropped_args = Arc::new(AtomicUsize::new(0));
+    struct CountDrop(Arc<AtomicUsize>);
+    impl Drop for CountDrop {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let objects: Vec<Ptr<usize>> = (0..OBJECTS).map(Ptr::new).collect();
+    let stopped = Arc::new(AtomicUsize::new(0));
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let (objects, ran, dropped_args, stopped) = (&objects, &ran, &dropped_args, &stopped);
+            s.spawn(move || {
+                let mut handles: Vec<Cleanup> = Vec::new();
+                for (i, object) in objects.iter().enumerate() {
+                    let ran = Arc::clone(ran);
+                    let arg = CountDrop(Arc::clone(dropped_args));
+                    let handle = runtime::add_cleanup(
+                        object,
+                        move |arg: CountDrop| {
+                            ran.fetch_add(1, Ordering::SeqCst);
+                            assert!((i + t) % 7 != 0, "cleanup {i}/{t} panics on purpose");
+                            drop(arg);
+                        },
+                        arg,
+                    );
+                    if (i + t) % 5 == 0 {
+                        handles.push(handle.clone());
+                    }
+                }
+                // Stop from another thread through a cloned handle.
+                std::thread::scope(|inner| {
+                    inner.spawn(move || {
+                        for handle in handles {
+                            if handle.stop() {
+                                stopped.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                    });
+                });
+                runtime::flush_cleanups();
+            });
+        }
+    });
+    let expected_stops =
+        (0..THREADS).flat_map(|t| (0..OBJECTS).map(move |i| (i + t) % 5 == 0)).filter(|&s| s).count();
+    assert_eq!(stopped.load(Ordering::SeqCst), expected_stops, "objects are alive: every stop wins");
+    // Drop the objects from several threads, flushing while others still drop.
+    let chunks: Vec<Vec<Ptr<usize>>> = objects.chunks(OBJECTS / THREADS).map(<[_]>::to_vec).collect();
+    drop(objects);
+    std::thread::scope(|s| {
+        for chunk in chunks {
+            s.spawn(move || {
+                drop(chunk);
+                runtime::flush_cleanups();
+            });
+        }
+    });
+    runtime::flush_cleanups();
+    let total = THREADS * OBJECTS;
+    assert_eq!(ran.load(Ordering::SeqCst), total - expected_stops, "every unstopped cleanup ran once");
+    assert_eq!(
+        dropped_args.load(Ordering::SeqCst),
+        total,
+        "every argument was dropped, run, stopped or panicked"
+    );
+}
+
+#[test]
+fn flush_cleanups_inside_a_cleanup_is_reported_not_a_deadlock() {
+    let _serial = serial();
+    let result = Arc::new(Mutex::new(None));
+    let object = Ptr::new(());
+    let slot = Arc::clone(&result);
+    runtime::add_cleanup(
+        &object,
+        move |_: ()| {
+            let caught = catch_unwind(runtime::flush_cleanups)
+                .map_err(|payload| payload.downcast_ref::<String>().cloned().unwrap_or_default());
+            *slot.lock().unwrap() = Some(caught);
+        },
+        (),
+    );
+    drop(object);
+    runtime::flush_cleanups();
+    let message = result.lock().unwrap().take().expect("the cleanup ran").unwrap_err();
+    assert!(message.contains("called by a cleanup"), "{message}");
+}
