@@ -384,3 +384,53 @@ fn flush_cleanups_inside_a_cleanup_is_reported_not_a_deadlock() {
     let message = result.lock().unwrap().take().expect("the cleanup ran").unwrap_err();
     assert!(message.contains("called by a cleanup"), "{message}");
 }
+
+/// Cleanups too large for a pooled block, handles that outlive the run and are dropped on
+/// another thread, and threads that exit with recycled blocks: nothing runs twice or leaks.
+#[test]
+fn large_cleanups_and_late_handles_are_released_once() {
+    let _serial = serial();
+    let sum = Arc::new(AtomicUsize::new(0));
+    let handles: Vec<Cleanup> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..3)
+            .map(|t| {
+                let sum = Arc::clone(&sum);
+                s.spawn(move || {
+                    (0..300)
+                        .map(|i| {
+                            let object = Ptr::new(i);
+                            let big = [i + t; 32]; // far larger than a 64-byte block
+                            let sum = Arc::clone(&sum);
+                            let handle = if i % 2 == 0 {
+                                runtime::add_cleanup(
+                                    &object,
+                                    move |big: [usize; 32]| {
+                                        sum.fetch_add(big.iter().sum::<usize>(), Ordering::SeqCst);
+                                    },
+                                    big,
+                                )
+                            } else {
+                                runtime::add_cleanup(
+                                    &object,
+                                    move |n: usize| {
+                                        sum.fetch_add(n * 32, Ordering::SeqCst);
+                                    },
+                                    big[0],
+                                )
+                            };
+                            drop(object);
+                            handle
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+    });
+    runtime::flush_cleanups();
+    let expected: usize = (0..3).flat_map(|t| (0..300).map(move |i| (i + t) * 32)).sum();
+    assert_eq!(sum.load(Ordering::SeqCst), expected);
+    assert!(handles.iter().all(|h| !h.stop()), "every cleanup already ran");
+    assert!(format!("{:?}", handles[0]).contains("started"));
+    std::thread::spawn(move || drop(handles)).join().unwrap();
+}

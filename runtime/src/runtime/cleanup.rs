@@ -7,17 +7,20 @@
 //! [`Cleanup`] handle shares the node through its reference count. When the object dies its
 //! whole list is spliced onto one global lock-free stack, and the worker swaps the stack out
 //! whole, so a batch of any size costs it one atomic swap. The worker spins briefly before
-//! it parks, and producers wake it only when it is parked.
+//! it parks, and producers wake it only when it is parked. Node memory is recycled through a
+//! lock-free pool of cache-line blocks, so the worker never frees memory the producer
+//! allocated (the slowest path of an allocator) in the common case.
 //!
 //! [`flush_cleanups`] queues a marker job and waits until the worker ran it: the worker runs
 //! each batch in queue order, so every job queued before the marker has run by then.
 
+use std::alloc::Layout;
 use std::any::Any;
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, Thread};
 
@@ -34,6 +37,9 @@ const YIELDS: u32 = 4;
 /// The type-erased start of every `Node`: what the lists, the worker and the handle need.
 #[repr(C)]
 struct Header {
+    /// References: the list the node is in (until the worker is done with it) and each
+    /// [`Cleanup`] handle.
+    refs: AtomicUsize,
     state: AtomicU8,
     /// The next node of the list this node is in (its object's list, then the queue).
     next: AtomicPtr<Header>,
@@ -44,14 +50,12 @@ struct Header {
 struct VTable {
     /// Takes the job out and runs it (`true`) or drops it unrun (`false`).
     finish: unsafe fn(NonNull<Header>, bool),
-    /// Adds a reference.
-    retain: unsafe fn(NonNull<Header>),
-    /// Gives a reference back, freeing the node with the last one.
-    release: unsafe fn(NonNull<Header>),
+    /// Drops the node in place and frees it, or returns its block to recycle.
+    destroy: unsafe fn(NonNull<Header>) -> Option<NonNull<FreeBlock>>,
 }
 
-/// One registered cleanup, in an `Arc`: one reference is held by the list it is in until
-/// the worker is done with it, one by each [`Cleanup`] handle.
+/// One registered cleanup. Nodes that fit a [`BLOCK`] live in recycled blocks (see
+/// [`pool`]); larger ones get their own allocation.
 #[repr(C)]
 struct Node<F> {
     header: Header,
@@ -60,32 +64,42 @@ struct Node<F> {
 }
 
 impl<F: FnOnce() + Send + 'static> Node<F> {
-    const VTABLE: VTable = VTable { finish: Self::finish, retain: Self::retain, release: Self::release };
+    const VTABLE: VTable = VTable { finish: Self::finish, destroy: Self::destroy };
+    const POOLED: bool =
+        Layout::new::<Node<F>>().size() <= BLOCK.size() && Layout::new::<Node<F>>().align() <= BLOCK.align();
 
-    /// A new node holding two references (list and handle) when `handle`, else one.
-    fn create(job: F, handle: bool) -> NonNull<Header> {
-        let node = Arc::new(Node {
+    /// A new node with `refs` references, all owned by the returned pointer.
+    fn create(job: F, refs: usize) -> NonNull<Header> {
+        let memory = if Self::POOLED {
+            pool::take().cast::<Node<F>>()
+        } else {
+            let layout = Layout::new::<Node<F>>();
+            // SAFETY: `Node<F>` is not zero-sized (its header is not).
+            let raw = unsafe { std::alloc::alloc(layout) }.cast::<Node<F>>();
+            NonNull::new(raw).unwrap_or_else(|| std::alloc::handle_alloc_error(layout))
+        };
+        let node = Node {
             header: Header {
+                refs: AtomicUsize::new(refs),
                 state: AtomicU8::new(PENDING),
                 next: AtomicPtr::new(ptr::null_mut()),
                 vtable: &Self::VTABLE,
             },
             job: UnsafeCell::new(Some(job)),
-        });
-        if handle {
-            // SAFETY: `node` is a live `Arc<Node<F>>`; the added count is owned by the handle.
-            unsafe { Arc::increment_strong_count(Arc::as_ptr(&node)) };
-        }
+        };
+        // SAFETY: `memory` is fresh or recycled memory with `Node<F>`'s size and alignment
+        // (a block is at least that, see `POOLED`), owned by no one else.
+        unsafe { memory.write(node) };
         // `Node` is `repr(C)` with the header first: the node's address is the header's.
-        NonNull::new(Arc::into_raw(node).cast_mut()).expect("an Arc is never null").cast()
+        memory.cast()
     }
 
     /// # Safety
     ///
-    /// `header` is the header of a live `Node<F>` whose job was not finished yet, and the
-    /// caller is the cleanup worker (nothing else touches the job).
+    /// `header` is the header of a live `Node<F>` and the caller is the cleanup worker,
+    /// which alone touches the job.
     unsafe fn finish(header: NonNull<Header>, run: bool) {
-        // SAFETY: the node is alive (the caller holds the list's reference).
+        // SAFETY: the node is alive (the caller holds the queue's reference).
         let node = unsafe { header.cast::<Node<F>>().as_ref() };
         // SAFETY: only the worker accesses `job`, so this exclusive access does not race.
         let job = unsafe { (*node.job.get()).take() };
@@ -98,20 +112,136 @@ impl<F: FnOnce() + Send + 'static> Node<F> {
 
     /// # Safety
     ///
-    /// `header` is the header of a live `Node<F>` and the caller owns one of its references.
-    unsafe fn retain(header: NonNull<Header>) {
-        // SAFETY: the pointer came from `Arc::into_raw` of an `Arc<Node<F>>` that is alive
-        // (the caller's reference keeps it so).
-        unsafe { Arc::increment_strong_count(header.cast::<Node<F>>().as_ptr()) };
+    /// `header` is the header of a `Node<F>` whose last reference was just given up.
+    unsafe fn destroy(header: NonNull<Header>) -> Option<NonNull<FreeBlock>> {
+        let node = header.cast::<Node<F>>();
+        // SAFETY: no reference is left, so no one else can reach the node: drop it in place
+        // (a job left in it, never run, drops with it).
+        unsafe { node.drop_in_place() };
+        if Self::POOLED {
+            return Some(node.cast());
+        }
+        // SAFETY: a node that is not pooled was allocated by `create` with this layout.
+        unsafe { std::alloc::dealloc(node.as_ptr().cast(), Layout::new::<Node<F>>()) };
+        None
+    }
+}
+
+/// Gives up one reference to `node`; the last one destroys it and returns its block.
+///
+/// # Safety
+///
+/// The caller owns a reference to `node` and does not use it afterwards.
+unsafe fn release(node: NonNull<Header>) -> Option<NonNull<FreeBlock>> {
+    // SAFETY: the caller's reference keeps the node alive until the decrement.
+    let header = unsafe { node.as_ref() };
+    let vtable = header.vtable;
+    if header.refs.fetch_sub(1, Ordering::Release) != 1 {
+        return None;
+    }
+    // Pairs with the Release decrements of the other owners: their uses happened before.
+    fence(Ordering::Acquire);
+    // SAFETY: that was the last reference.
+    unsafe { (vtable.destroy)(node) }
+}
+
+/// The size of the recycled blocks nodes live in: one cache line, so the worker and the
+/// producers never share a line of two different nodes.
+const BLOCK: Layout = match Layout::from_size_align(64, 64) {
+    Ok(layout) => layout,
+    Err(_) => panic!("64 is a power of two"),
+};
+
+/// A block in a free list.
+struct FreeBlock {
+    next: *mut FreeBlock,
+}
+
+/// Recycled node blocks, so that the producer's allocation and the worker's free (of memory
+/// another thread allocated, the slowest path of most allocators) become a pop and a push.
+///
+/// Freed blocks go to one global lock-free stack (the worker pushes a whole batch with one
+/// CAS); a thread that needs a block takes the stack whole into its own list (a swap, so the
+/// stack is never popped concurrently and ABA cannot happen) and pops from that. The stack
+/// keeps at most about [`pool::KEEP`] blocks; the rest go back to the allocator.
+mod pool {
+    use super::{BLOCK, FreeBlock};
+    use std::cell::Cell;
+    use std::ptr::{self, NonNull};
+    use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+
+    /// About how many blocks the global stack keeps (256 KiB).
+    pub(super) const KEEP: usize = 4096;
+
+    static FREE: AtomicPtr<FreeBlock> = AtomicPtr::new(ptr::null_mut());
+    /// Blocks pushed since the stack was last taken (a bound, not an exact count).
+    static PUSHED: AtomicUsize = AtomicUsize::new(0);
+
+    /// This thread's blocks, returned to the global stack when the thread exits.
+    struct Local(Cell<*mut FreeBlock>);
+
+    impl Drop for Local {
+        fn drop(&mut self) {
+            let mut head = self.0.replace(ptr::null_mut());
+            while let Some(block) = NonNull::new(head) {
+                // SAFETY: the blocks of this list are free and owned by this thread.
+                head = unsafe { block.as_ref().next };
+                give(block, block, 1);
+            }
+        }
     }
 
-    /// # Safety
-    ///
-    /// `header` is the header of a live `Node<F>`; the caller gives up one reference it owns.
-    unsafe fn release(header: NonNull<Header>) {
-        // SAFETY: the pointer came from `Arc::into_raw` of an `Arc<Node<F>>` and the caller
-        // passes on the reference it owned, which this drops.
-        unsafe { Arc::decrement_strong_count(header.cast::<Node<F>>().as_ptr()) };
+    thread_local! {
+        static LOCAL: Local = const { Local(Cell::new(ptr::null_mut())) };
+    }
+
+    /// A free block: this thread's, the global stack's, or a new one.
+    pub(super) fn take() -> NonNull<u8> {
+        let pooled = LOCAL.try_with(|local| {
+            let mut head = local.0.get();
+            if head.is_null() {
+                head = FREE.swap(ptr::null_mut(), Ordering::Acquire);
+                PUSHED.store(0, Ordering::Relaxed);
+            }
+            let block = NonNull::new(head)?;
+            // SAFETY: the block is free and owned by this thread's list (taken by the swap,
+            // whose Acquire makes the pushers' writes of `next` visible).
+            local.0.set(unsafe { block.as_ref().next });
+            Some(block)
+        });
+        match pooled.ok().flatten() {
+            Some(block) => block.cast(),
+            None => {
+                // SAFETY: `BLOCK` is not zero-sized.
+                let raw = unsafe { std::alloc::alloc(BLOCK) };
+                NonNull::new(raw).unwrap_or_else(|| std::alloc::handle_alloc_error(BLOCK))
+            }
+        }
+    }
+
+    /// Gives back the chain `first ..= last` of `count` free blocks (linked through `next`).
+    pub(super) fn give(first: NonNull<FreeBlock>, last: NonNull<FreeBlock>, count: usize) {
+        if PUSHED.load(Ordering::Relaxed) >= KEEP {
+            let mut head = first.as_ptr();
+            while let Some(block) = NonNull::new(head) {
+                // SAFETY: the chain's blocks are free and owned by the caller; `next` of
+                // `last` is not read.
+                head = if block == last { ptr::null_mut() } else { unsafe { block.as_ref().next } };
+                // SAFETY: every block was allocated by `take` with `BLOCK`.
+                unsafe { std::alloc::dealloc(block.as_ptr().cast(), BLOCK) };
+            }
+            return;
+        }
+        PUSHED.fetch_add(count, Ordering::Relaxed);
+        let mut top = FREE.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: `last` is free and owned by the caller until the CAS publishes it.
+            unsafe { (*last.as_ptr()).next = top };
+            match FREE.compare_exchange_weak(top, first.as_ptr(), Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(current) => top = current,
+            }
+        }
     }
 }
 
@@ -217,10 +347,21 @@ fn work() {
             link.store(in_order, Ordering::Relaxed);
             in_order = node.as_ptr();
         }
+        let mut freed: Option<(NonNull<FreeBlock>, NonNull<FreeBlock>)> = None;
+        let mut count = 0;
         while let Some(node) = NonNull::new(in_order) {
             // SAFETY: as above; the link is read before `run` gives the reference back.
             in_order = unsafe { node.as_ref() }.next.load(Ordering::Relaxed);
-            run(node);
+            if let Some(block) = run(node) {
+                let first = freed.map_or(ptr::null_mut(), |(first, _)| first.as_ptr());
+                // SAFETY: the block is free and the worker's: link it into the batch's chain.
+                unsafe { (*block.as_ptr()).next = first };
+                freed = Some((block, freed.map_or(block, |(_, last)| last)));
+                count += 1;
+            }
+        }
+        if let Some((first, last)) = freed {
+            pool::give(first, last, count);
         }
     }
 }
@@ -248,8 +389,8 @@ fn idle() {
 }
 
 /// Runs one node's job unless it was stopped (then drops it unrun), contains a panic, and
-/// gives the queue's reference back.
-fn run(node: NonNull<Header>) {
+/// gives the queue's reference back; returns the node's block if that freed it.
+fn run(node: NonNull<Header>) -> Option<NonNull<FreeBlock>> {
     // SAFETY: the worker owns the queue's reference to `node`, so it is alive.
     let header = unsafe { node.as_ref() };
     let vtable = header.vtable;
@@ -262,7 +403,7 @@ fn run(node: NonNull<Header>) {
         eprintln!("gonext: {what} (the other cleanups still run): {}", message(&*payload));
     }
     // SAFETY: the worker gives back the queue's reference and does not touch the node again.
-    unsafe { (vtable.release)(node) };
+    unsafe { release(node) }
 }
 
 fn message(payload: &(dyn Any + Send)) -> &str {
@@ -314,7 +455,7 @@ where
     T: 'static,
 {
     check_arg(ptr, &arg);
-    let node = Node::create(move || cleanup(arg), true);
+    let node = Node::create(move || cleanup(arg), 2);
     ptr.shared.cleanups.push(node);
     Cleanup { node }
 }
@@ -360,7 +501,7 @@ pub fn flush_cleanups() {
             waiter.unpark();
         }
     };
-    queue(Node::create(marker, false));
+    queue(Node::create(marker, 1));
     while !done.load(Ordering::Acquire) {
         thread::park();
     }
@@ -404,9 +545,11 @@ impl Cleanup {
 
 impl Clone for Cleanup {
     fn clone(&self) -> Self {
-        // SAFETY: this handle owns a reference, so the node is alive; the new handle owns
-        // the added one.
-        unsafe { (self.header().vtable.retain)(self.node) };
+        // Relaxed, as `Arc::clone`: this handle's reference keeps the node alive meanwhile.
+        if self.header().refs.fetch_add(1, Ordering::Relaxed) > isize::MAX as usize {
+            // As `Arc`: only leaked clones can get here, and wrapping would free a live node.
+            std::process::abort();
+        }
         Cleanup { node: self.node }
     }
 }
@@ -414,7 +557,9 @@ impl Clone for Cleanup {
 impl Drop for Cleanup {
     fn drop(&mut self) {
         // SAFETY: the handle gives back the reference it owns and is gone afterwards.
-        unsafe { (self.header().vtable.release)(self.node) };
+        if let Some(block) = unsafe { release(self.node) } {
+            pool::give(block, block, 1);
+        }
     }
 }
 
