@@ -434,3 +434,108 @@ fn large_cleanups_and_late_handles_are_released_once() {
     assert!(format!("{:?}", handles[0]).contains("started"));
     std::thread::spawn(move || drop(handles)).join().unwrap();
 }
+
+static TOKENS_MADE: AtomicUsize = AtomicUsize::new(0);
+static TOKENS_DROPPED: AtomicUsize = AtomicUsize::new(0);
+
+/// A value that counts its drops, panics when hashed with `hash_panics`, and interns another
+/// type while it is dropped (from caches being evicted, swept or destroyed at thread exit).
+#[derive(Debug, PartialEq, Eq)]
+struct Token {
+    key: u32,
+    hash_panics: bool,
+}
+
+impl Token {
+    fn new(key: u32) -> Token {
+        TOKENS_MADE.fetch_add(1, Ordering::SeqCst);
+        Token { key, hash_panics: false }
+    }
+}
+
+impl std::hash::Hash for Token {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        assert!(!self.hash_panics, "hashing token {} panics on purpose", self.key);
+        self.key.hash(state);
+    }
+}
+
+impl Drop for Token {
+    fn drop(&mut self) {
+        TOKENS_DROPPED.fetch_add(1, Ordering::SeqCst);
+        let other = unique::make(u64::from(self.key) << 40);
+        assert_eq!(*other, u64::from(self.key) << 40);
+    }
+}
+
+/// `unique`'s per-thread counters: handles made on one thread and cloned or dropped on
+/// others, caches evicted (more keys than a cache holds), swept and destroyed at thread
+/// exit, re-entrant `make` from `Drop`, and a panicking `Hash`: equal values always give
+/// equal handles, and once every handle and thread is gone every value was freed.
+#[test]
+fn unique_counters_survive_threads_evictions_reentrancy_and_panics() {
+    let _serial = serial();
+    const THREADS: u32 = 4;
+    const KEYS: u32 = 600; // more than the 256 counters a thread caches per type
+    let (to_main, from_workers) = std::sync::mpsc::channel::<unique::Handle<Token>>();
+    let barrier = std::sync::Barrier::new(THREADS as usize);
+    let canonical: Vec<unique::Handle<Token>> = (0..8).map(|k| unique::make(Token::new(k))).collect();
+    std::thread::scope(|s| {
+        let mut workers = Vec::new();
+        for t in 0..THREADS {
+            let (to_main, barrier, canonical) = (to_main.clone(), &barrier, &canonical);
+            workers.push(s.spawn(move || {
+                barrier.wait();
+                let mut kept = Vec::new();
+                for round in 0..5_000u32 {
+                    let key = (round * 7 + t * 13) % KEYS;
+                    let handle = unique::make(Token::new(key));
+                    assert_eq!(handle.key, key);
+                    if key < 8 {
+                        assert_eq!(handle, canonical[key as usize], "equal values, equal handles");
+                    }
+                    match round % 5 {
+                        0 => kept.push(handle.clone()),
+                        1 => to_main.send(handle).unwrap(),
+                        2 => drop(canonical[(round % 8) as usize].clone()),
+                        _ => {}
+                    }
+                    if round % 97 == 0 {
+                        let mut bad = Token::new(key);
+                        bad.hash_panics = true;
+                        assert!(catch_unwind(AssertUnwindSafe(|| unique::make(bad))).is_err());
+                    }
+                    if kept.len() > 50 {
+                        // Drop a handle made here on another thread, while this one goes on.
+                        let moved = kept.swap_remove(0);
+                        std::thread::spawn(move || drop(moved.clone())).join().unwrap();
+                    }
+                }
+                drop(kept);
+                drop(to_main);
+            }));
+        }
+        drop(to_main);
+        let mut received = Vec::new();
+        for handle in from_workers {
+            let again = unique::make(Token::new(handle.key));
+            assert_eq!(handle, again, "a handle from another thread equals this thread's");
+            received.push(handle);
+            if received.len() > 100 {
+                received.clear();
+            }
+        }
+        drop(received);
+        // `join` waits until the thread is gone, its thread-locals (the caches) included;
+        // the end of the scope alone does not.
+        workers.into_iter().for_each(|w| w.join().unwrap());
+    });
+    drop(canonical);
+    // The workers exited (their caches let go); this thread's cache lets go in `live`.
+    assert_eq!(unique::live::<Token>(), 0, "no handle left, no value left");
+    assert_eq!(
+        TOKENS_DROPPED.load(Ordering::SeqCst),
+        TOKENS_MADE.load(Ordering::SeqCst),
+        "every value was freed once"
+    );
+}
