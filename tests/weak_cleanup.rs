@@ -539,3 +539,41 @@ fn unique_counters_survive_threads_evictions_reentrancy_and_panics() {
         "every value was freed once"
     );
 }
+
+static VERSIONS: AtomicUsize = AtomicUsize::new(0);
+
+#[gonext::weak_cache]
+fn versioned(name: &str) -> Ptr<(String, usize)> {
+    Ptr::new((name.to_owned(), VERSIONS.fetch_add(1, Ordering::SeqCst)))
+}
+
+/// Threads remember their hits (a front cache of weak pointers); `clear` must still make
+/// every later call load anew, on this thread and on one that remembered the old value.
+#[test]
+fn weak_cache_clear_reloads_also_where_a_thread_remembered_the_value() {
+    let _serial = serial();
+    let first = versioned("cfg");
+    assert!(Ptr::ptr_eq(&first, &versioned("cfg")), "a hit");
+    let (ask, asked) = std::sync::mpsc::channel::<()>();
+    let (answer, answers) = std::sync::mpsc::channel::<Ptr<(String, usize)>>();
+    let other = std::thread::spawn(move || {
+        for () in asked {
+            answer.send(versioned("cfg")).unwrap();
+        }
+    });
+    ask.send(()).unwrap();
+    assert!(Ptr::ptr_eq(&first, &answers.recv().unwrap()), "the other thread hits too");
+    versioned::clear();
+    let second = versioned("cfg");
+    assert!(!Ptr::ptr_eq(&first, &second), "loaded anew after clear, though `first` lives");
+    ask.send(()).unwrap();
+    let theirs = answers.recv().unwrap();
+    assert!(Ptr::ptr_eq(&second, &theirs), "the other thread sees the new value, not the one it remembered");
+    drop(ask);
+    other.join().unwrap();
+    drop((first, second, theirs));
+    runtime::flush_cleanups();
+    assert!(versioned::is_empty());
+    let third = versioned("cfg");
+    assert_eq!(third.1, 2, "a dead value is loaded again");
+}

@@ -1,12 +1,27 @@
 //! The runtime of `#[weak_cache]`: a map from arguments to weak pointers, with singleflight
 //! loading and entries removed by a cleanup when their value dies.
+//!
+//! In front of the shared map each thread keeps a small cache per `#[weak_cache]` fn (64
+//! sets of 4) of the keys it looked up and weak pointers to their values, so a hit takes no
+//! lock: it hashes the key (a seeded fast hash), compares it and upgrades the weak pointer.
+//! A dead weak pointer sends the call to the shared map; [`WeakCache::clear`] bumps a
+//! generation that every remembered pointer is checked against, so calls after `clear`
+//! load anew. The thread caches hold no value alive, only the (small) allocation a weak
+//! pointer keeps and a clone of the key, until the slot is reused or the thread exits.
 
+use std::any::Any;
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+use crate::hash::SeededState;
 use crate::sync::{Condvar, Mutex as BubbleMutex};
 use crate::{Ptr, runtime, weak};
+
+const SETS: usize = 64;
+const WAYS: usize = 4;
 
 /// The argument tuples a `#[weak_cache]` fn can key its cache with.
 #[diagnostic::on_unimplemented(
@@ -43,7 +58,62 @@ impl Flight {
 
 /// The cache behind one `#[weak_cache]` fn.
 pub struct WeakCache<K, V> {
-    map: OnceLock<Mutex<HashMap<K, Entry<V>>>>,
+    map: OnceLock<Mutex<HashMap<K, Entry<V>, SeededState>>>,
+    /// Bumped by `clear`: thread caches remember the generation they saw.
+    generation: AtomicU64,
+}
+
+struct Remembered<K, V> {
+    hash: u64,
+    key: K,
+    value: weak::Pointer<V>,
+    generation: u64,
+}
+
+/// One thread's memory of one cache's lookups.
+struct Local<K, V> {
+    slots: Box<[Option<Remembered<K, V>>]>,
+    victim: usize,
+}
+
+impl<K: CacheKey, V: Send + Sync + 'static> Local<K, V> {
+    fn new() -> Self {
+        Local { slots: (0..SETS * WAYS).map(|_| None).collect(), victim: 0 }
+    }
+
+    fn set(hash: u64) -> std::ops::Range<usize> {
+        let first = (hash as usize % SETS) * WAYS;
+        first..first + WAYS
+    }
+
+    fn get(&self, key: &K, hash: u64, generation: u64) -> Option<Ptr<V>> {
+        self.slots[Self::set(hash)]
+            .iter()
+            .flatten()
+            .find(|slot| slot.hash == hash && slot.generation == generation && slot.key == *key)?
+            .value
+            .value()
+    }
+
+    fn remember(&mut self, slot: Remembered<K, V>) -> Option<Remembered<K, V>> {
+        let set = Self::set(slot.hash);
+        let way = self.slots[set.clone()]
+            .iter()
+            .position(|old| match old {
+                None => true,
+                Some(old) => old.value.value().is_none() || (old.hash == slot.hash && old.key == slot.key),
+            })
+            .unwrap_or_else(|| {
+                self.victim = (self.victim + 1) % WAYS;
+                self.victim
+            });
+        self.slots[set.start + way].replace(slot)
+    }
+}
+
+thread_local! {
+    /// This thread's `Local`s by cache address, the most recently used first.
+    static LOCALS: RefCell<Vec<(usize, Box<dyn Any>)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Ends a load: on success the entry was already made `Ready`; on error or panic the
@@ -69,13 +139,44 @@ impl<K: CacheKey, V: Send + Sync + 'static> Drop for LoadGuard<'_, K, V> {
 impl<K, V> WeakCache<K, V> {
     /// An empty cache (usable in a `static`).
     pub const fn new() -> Self {
-        WeakCache { map: OnceLock::new() }
+        WeakCache { map: OnceLock::new(), generation: AtomicU64::new(0) }
     }
 }
 
 impl<K: CacheKey, V: Send + Sync + 'static> WeakCache<K, V> {
-    fn lock(&self) -> MutexGuard<'_, HashMap<K, Entry<V>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<K, Entry<V>, SeededState>> {
         self.map.get_or_init(Mutex::default).lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `f` on this thread's memory of this cache; `None` while it is in use (a call
+    /// from a key's `Eq`, `Hash` or `Drop`) or gone (the thread is exiting).
+    fn with_local<R>(&'static self, f: impl FnOnce(&mut Local<K, V>) -> R) -> Option<R> {
+        let id = std::ptr::from_ref(self) as usize;
+        LOCALS
+            .try_with(|locals| {
+                let mut locals = locals.try_borrow_mut().ok()?;
+                let index = match locals.iter().position(|(cache, _)| *cache == id) {
+                    Some(index) => index,
+                    None => {
+                        locals.push((id, Box::new(Local::<K, V>::new())));
+                        locals.len() - 1
+                    }
+                };
+                locals.swap(0, index);
+                let local =
+                    locals[0].1.downcast_mut::<Local<K, V>>().expect("locals are stored under their type");
+                Some(f(local))
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// Remembers `value` for `key` in this thread's memory.
+    fn remember(&'static self, key: &K, hash: u64, generation: u64, value: &Ptr<V>) {
+        let slot = Remembered { hash, key: key.clone(), value: weak::make(value), generation };
+        // The replaced slot drops after the memory is released (its key's `Drop` may call in).
+        let replaced = self.with_local(|local| local.remember(slot));
+        drop(replaced);
     }
 
     /// The live value for `key`, or `load()`'s, shared by concurrent callers of the same key.
@@ -96,11 +197,21 @@ impl<K: CacheKey, V: Send + Sync + 'static> WeakCache<K, V> {
         key: K,
         load: impl FnOnce() -> Result<Ptr<V>, E>,
     ) -> Result<Ptr<V>, E> {
+        let hash = SeededState::default().hash_one(&key);
+        // Acquire: pairs with `clear`'s bump, so a call after `clear` sees the new generation.
+        let generation = self.generation.load(Ordering::Acquire);
+        if let Some(Some(value)) = self.with_local(|local| local.get(&key, hash, generation)) {
+            return Ok(value);
+        }
         let flight = loop {
             let mut map = self.lock();
             let waiting = match map.get(&key) {
                 Some(Entry::Ready(weak)) => match weak.value() {
-                    Some(value) => return Ok(value),
+                    Some(value) => {
+                        drop(map);
+                        self.remember(&key, hash, generation, &value);
+                        return Ok(value);
+                    }
                     None => None,
                 },
                 Some(Entry::Loading(flight)) => Some(Arc::clone(flight)),
@@ -123,6 +234,7 @@ impl<K: CacheKey, V: Send + Sync + 'static> WeakCache<K, V> {
         self.lock().insert(key.clone(), Entry::Ready(weak::make(&value)));
         guard.key = None;
         drop(guard);
+        self.remember(&key, hash, generation, &value);
         // The handle is not kept: this cleanup is never stopped.
         let _ = runtime::add_cleanup(&value, move |key: K| self.forget_dead(&key), key);
         Ok(value)
@@ -151,7 +263,11 @@ impl<K: CacheKey, V: Send + Sync + 'static> WeakCache<K, V> {
 
     /// Forgets every cached value (values still in use stay alive; the next call loads anew).
     pub fn clear(&self) {
-        self.lock().retain(|_, entry| matches!(entry, Entry::Loading(_)));
+        let mut map = self.lock();
+        // Under the lock, before the entries go: a call that sees the old generation and
+        // misses its thread cache finds the map not yet cleared, as if it ran before `clear`.
+        self.generation.fetch_add(1, Ordering::Release);
+        map.retain(|_, entry| matches!(entry, Entry::Loading(_)));
     }
 }
 
