@@ -93,8 +93,14 @@ struct Entry<T: Internable> {
 /// a handle counted by the owner and dropped elsewhere). `CACHED` says that the owner's
 /// cache holds the counter; only the owner clears it. The counter is freed when `shared`
 /// reaches 0: not cached and no handle left.
-#[repr(align(64))]
+///
+/// The owner writes `local` on every hit, while other threads read the entry (often the
+/// allocation right before a counter) on theirs: 64 bytes of padding on each side keep
+/// every cache line the counter's fields touch inside the counter, without paying for an
+/// aligned allocation.
+#[repr(C)]
 struct Counter<T: Internable> {
+    _before: [u8; 64],
     entry: Arc<Entry<T>>,
     /// The owner thread (see [`thread_id`]), or 0 for a counter no cache holds.
     owner: u64,
@@ -102,6 +108,7 @@ struct Counter<T: Internable> {
     /// Hit since the cache's last sweep.
     used: Cell<bool>,
     shared: AtomicIsize,
+    _after: [u8; 64],
 }
 
 const CACHED: isize = 1;
@@ -110,11 +117,13 @@ impl<T: Internable> Counter<T> {
     fn create(entry: Arc<Entry<T>>, owner: u64) -> NonNull<Counter<T>> {
         let (local, shared) = if owner == 0 { (0, 2) } else { (1, CACHED) };
         let counter = Counter {
+            _before: [0; 64],
             entry,
             owner,
             local: Cell::new(local),
             used: Cell::new(true),
             shared: AtomicIsize::new(shared),
+            _after: [0; 64],
         };
         NonNull::from(Box::leak(Box::new(counter)))
     }
