@@ -577,3 +577,28 @@ fn weak_cache_clear_reloads_also_where_a_thread_remembered_the_value() {
     let third = versioned("cfg");
     assert_eq!(third.1, 2, "a dead value is loaded again");
 }
+
+/// Values whose hashes all collide share one bucket of the interner: each keeps its own
+/// canonical entry, and entries leave the bucket as their values die, in any order.
+#[test]
+fn unique_values_with_colliding_hashes_stay_distinct() {
+    #[derive(Debug, PartialEq, Eq)]
+    struct Colliding(u32);
+    impl std::hash::Hash for Colliding {
+        fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
+    }
+    let handles: Vec<_> = (0..40).map(|i| unique::make(Colliding(i))).collect();
+    assert_eq!(unique::live::<Colliding>(), 40);
+    for (i, handle) in handles.iter().enumerate() {
+        assert_eq!(handle.0, i as u32);
+        assert_eq!(*handle, unique::make(Colliding(i as u32)));
+    }
+    let (even, odd): (Vec<_>, Vec<_>) = handles.into_iter().partition(|h| h.0 % 2 == 0);
+    drop(even);
+    assert_eq!(unique::live::<Colliding>(), 20, "the odd ones live");
+    assert!(odd.iter().all(|h| *h == unique::make(Colliding(h.0))));
+    let again = unique::make(Colliding(0));
+    assert_eq!(unique::live::<Colliding>(), 21, "a dead value is interned afresh");
+    drop((odd, again));
+    assert_eq!(unique::live::<Colliding>(), 0);
+}

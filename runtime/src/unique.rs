@@ -152,7 +152,40 @@ impl<T: Internable> Counter<T> {
     }
 }
 
-type Bucket<T> = Vec<Weak<Entry<T>>>;
+/// The entries whose values share a hash: nearly always one, kept inline (no allocation).
+struct Bucket<T: Internable> {
+    first: Weak<Entry<T>>,
+    rest: Vec<Weak<Entry<T>>>,
+}
+
+impl<T: Internable> Default for Bucket<T> {
+    fn default() -> Self {
+        Bucket { first: Weak::new(), rest: Vec::new() }
+    }
+}
+
+impl<T: Internable> Bucket<T> {
+    fn iter(&self) -> impl Iterator<Item = &Weak<Entry<T>>> {
+        std::iter::once(&self.first).chain(&self.rest)
+    }
+
+    fn push(&mut self, entry: Weak<Entry<T>>) {
+        if self.first.strong_count() == 0 {
+            self.first = entry;
+        } else {
+            self.rest.push(entry);
+        }
+    }
+
+    /// Forgets the dead entries; returns whether none is left.
+    fn forget_dead(&mut self) -> bool {
+        self.rest.retain(|weak| weak.strong_count() > 0);
+        if self.first.strong_count() == 0 {
+            self.first = self.rest.pop().unwrap_or_default();
+        }
+        self.first.strong_count() == 0
+    }
+}
 
 /// Keys that are already hashes (value hashes, `TypeId`s) need no second hashing.
 type PrehashedMap<K, V> = crate::hash::FastMap<K, V>;
@@ -223,11 +256,8 @@ impl<T: Internable> Interner<T> {
 impl<T: Internable> Drop for Entry<T> {
     fn drop(&mut self) {
         let mut shard = self.interner.write(self.hash);
-        if let Some(bucket) = shard.get_mut(&self.hash) {
-            bucket.retain(|weak| weak.strong_count() > 0);
-            if bucket.is_empty() {
-                shard.remove(&self.hash);
-            }
+        if shard.get_mut(&self.hash).is_some_and(Bucket::forget_dead) {
+            shard.remove(&self.hash);
         }
     }
 }
@@ -493,7 +523,7 @@ pub fn live<T: Internable>() -> usize {
         .iter()
         .map(|shard| {
             let shard = shard.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-            shard.values().flatten().filter(|weak| weak.strong_count() > 0).count()
+            shard.values().flat_map(Bucket::iter).filter(|weak| weak.strong_count() > 0).count()
         })
         .sum()
 }
