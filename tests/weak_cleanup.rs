@@ -602,3 +602,35 @@ fn unique_values_with_colliding_hashes_stay_distinct() {
     drop((odd, again));
     assert_eq!(unique::live::<Colliding>(), 0);
 }
+
+static PROBE_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Reference and owned arguments together, named like the expansion's own locals: hits are
+/// looked up borrowed, equal keys share one value, different ones do not.
+#[gonext::weak_cache]
+fn probed(key: &str, hash: u32, args: &[u8], hasher: String) -> Ptr<String> {
+    PROBE_LOADS.fetch_add(1, Ordering::SeqCst);
+    Ptr::new(format!("{key}/{hash}/{}/{hasher}", args.len()))
+}
+
+#[test]
+fn weak_cache_probes_mix_borrowed_and_owned_arguments() {
+    let _serial = serial();
+    let a = probed("k", 1, b"xy", "h".to_owned());
+    assert_eq!(*a, "k/1/2/h");
+    let owned_key = String::from("k");
+    let b = probed(&owned_key, 1, &[b'x', b'y'], String::from("h"));
+    assert!(Ptr::ptr_eq(&a, &b), "equal arguments, one value");
+    assert_eq!(PROBE_LOADS.load(Ordering::SeqCst), 1);
+    let others = [
+        probed("k", 2, b"xy", "h".to_owned()),
+        probed("k", 1, b"xyz", "h".to_owned()),
+        probed("k", 1, b"xy", "i".to_owned()),
+        probed("j", 1, b"xy", "h".to_owned()),
+    ];
+    assert!(others.iter().all(|other| !Ptr::ptr_eq(&a, other)), "each argument is part of the key");
+    assert_eq!(probed::len(), 5);
+    drop((a, b, others));
+    runtime::flush_cleanups();
+    assert!(probed::is_empty(), "dead entries are removed");
+}

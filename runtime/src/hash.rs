@@ -136,24 +136,6 @@ pub(crate) fn process_seed() -> u64 {
     *SEED.get_or_init(|| std::collections::hash_map::RandomState::new().hash_one(0x5EED_u64))
 }
 
-/// Builds [`SeededHasher`]s with the [`process_seed`] (`Default`, so maps can be `default()`).
-#[derive(Clone, Copy)]
-pub(crate) struct SeededState(u64);
-
-impl Default for SeededState {
-    fn default() -> Self {
-        SeededState(process_seed())
-    }
-}
-
-impl std::hash::BuildHasher for SeededState {
-    type Hasher = SeededHasher;
-
-    fn build_hasher(&self) -> SeededHasher {
-        SeededHasher::new(self.0)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::SeededHasher;
