@@ -619,7 +619,7 @@ fn weak_cache_probes_mix_borrowed_and_owned_arguments() {
     let a = probed("k", 1, b"xy", "h".to_owned());
     assert_eq!(*a, "k/1/2/h");
     let owned_key = String::from("k");
-    let b = probed(&owned_key, 1, &[b'x', b'y'], String::from("h"));
+    let b = probed(&owned_key, 1, &Vec::from(*b"xy"), String::from("h"));
     assert!(Ptr::ptr_eq(&a, &b), "equal arguments, one value");
     assert_eq!(PROBE_LOADS.load(Ordering::SeqCst), 1);
     let others = [
