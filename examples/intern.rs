@@ -12,6 +12,8 @@ fn main() {
     println!("zones[0] == zones[2]: {} (a pointer comparison)", zones[0] == zones[2]);
     println!("live interned strings: {}", unique::live::<String>());
     drop(zones);
+    // This thread's cache still remembers the two values; `live` lets it forget idle ones
+    // first (other threads' caches let go on their own, at the latest when they exit).
     println!("after dropping every handle: {}", unique::live::<String>());
 
     let mut canonical: HashMap<String, weak::Pointer<String>> = HashMap::new();

@@ -286,3 +286,351 @@ fn weak_cache_does_not_cache_errors_or_poison_on_panic() {
     assert!(Ptr::ptr_eq(&value, &flaky(7).unwrap()), "the success is cached");
     assert_eq!(ATTEMPTS.load(Ordering::SeqCst), 3);
 }
+
+/// The lock-free cleanup lists and queue: many threads register cleanups on shared objects,
+/// stop some through cloned handles on other threads, panic in some, drop the objects from
+/// any thread and flush concurrently; every unstopped cleanup runs exactly once.
+#[test]
+fn cleanup_lists_and_queue_survive_threads_stops_and_panics() {
+    let _serial = serial();
+    const THREADS: usize = 4;
+    const OBJECTS: usize = 200;
+    let ran = Arc::new(AtomicUsize::new(0));
+    let dropped_args = Arc::new(AtomicUsize::new(0));
+    struct CountDrop(Arc<AtomicUsize>);
+    impl Drop for CountDrop {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let objects: Vec<Ptr<usize>> = (0..OBJECTS).map(Ptr::new).collect();
+    let stopped = Arc::new(AtomicUsize::new(0));
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let (objects, ran, dropped_args, stopped) = (&objects, &ran, &dropped_args, &stopped);
+            s.spawn(move || {
+                let mut handles: Vec<Cleanup> = Vec::new();
+                for (i, object) in objects.iter().enumerate() {
+                    let ran = Arc::clone(ran);
+                    let arg = CountDrop(Arc::clone(dropped_args));
+                    let handle = runtime::add_cleanup(
+                        object,
+                        move |arg: CountDrop| {
+                            ran.fetch_add(1, Ordering::SeqCst);
+                            assert!((i + t) % 7 != 0, "cleanup {i}/{t} panics on purpose");
+                            drop(arg);
+                        },
+                        arg,
+                    );
+                    if (i + t) % 5 == 0 {
+                        handles.push(handle.clone());
+                    }
+                }
+                // Stop from another thread through a cloned handle.
+                std::thread::scope(|inner| {
+                    inner.spawn(move || {
+                        for handle in handles {
+                            if handle.stop() {
+                                stopped.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                    });
+                });
+                runtime::flush_cleanups();
+            });
+        }
+    });
+    let expected_stops =
+        (0..THREADS).flat_map(|t| (0..OBJECTS).map(move |i| (i + t) % 5 == 0)).filter(|&s| s).count();
+    assert_eq!(stopped.load(Ordering::SeqCst), expected_stops, "objects are alive: every stop wins");
+    // Drop the objects from several threads, flushing while others still drop.
+    let chunks: Vec<Vec<Ptr<usize>>> = objects.chunks(OBJECTS / THREADS).map(<[_]>::to_vec).collect();
+    drop(objects);
+    std::thread::scope(|s| {
+        for chunk in chunks {
+            s.spawn(move || {
+                drop(chunk);
+                runtime::flush_cleanups();
+            });
+        }
+    });
+    runtime::flush_cleanups();
+    let total = THREADS * OBJECTS;
+    assert_eq!(ran.load(Ordering::SeqCst), total - expected_stops, "every unstopped cleanup ran once");
+    assert_eq!(
+        dropped_args.load(Ordering::SeqCst),
+        total,
+        "every argument was dropped, run, stopped or panicked"
+    );
+}
+
+#[test]
+fn flush_cleanups_inside_a_cleanup_is_reported_not_a_deadlock() {
+    let _serial = serial();
+    let result = Arc::new(Mutex::new(None));
+    let object = Ptr::new(());
+    let slot = Arc::clone(&result);
+    runtime::add_cleanup(
+        &object,
+        move |_: ()| {
+            let caught = catch_unwind(runtime::flush_cleanups)
+                .map_err(|payload| payload.downcast_ref::<String>().cloned().unwrap_or_default());
+            *slot.lock().unwrap() = Some(caught);
+        },
+        (),
+    );
+    drop(object);
+    runtime::flush_cleanups();
+    let message = result.lock().unwrap().take().expect("the cleanup ran").unwrap_err();
+    assert!(message.contains("called by a cleanup"), "{message}");
+}
+
+/// Cleanups too large for a pooled block, handles that outlive the run and are dropped on
+/// another thread, and threads that exit with recycled blocks: nothing runs twice or leaks.
+#[test]
+fn large_cleanups_and_late_handles_are_released_once() {
+    let _serial = serial();
+    let sum = Arc::new(AtomicUsize::new(0));
+    let handles: Vec<Cleanup> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..3)
+            .map(|t| {
+                let sum = Arc::clone(&sum);
+                s.spawn(move || {
+                    (0..300)
+                        .map(|i| {
+                            let object = Ptr::new(i);
+                            let big = [i + t; 32]; // far larger than a 64-byte block
+                            let sum = Arc::clone(&sum);
+                            let handle = if i % 2 == 0 {
+                                runtime::add_cleanup(
+                                    &object,
+                                    move |big: [usize; 32]| {
+                                        sum.fetch_add(big.iter().sum::<usize>(), Ordering::SeqCst);
+                                    },
+                                    big,
+                                )
+                            } else {
+                                runtime::add_cleanup(
+                                    &object,
+                                    move |n: usize| {
+                                        sum.fetch_add(n * 32, Ordering::SeqCst);
+                                    },
+                                    big[0],
+                                )
+                            };
+                            drop(object);
+                            handle
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+    });
+    runtime::flush_cleanups();
+    let expected: usize = (0..3).flat_map(|t| (0..300).map(move |i| (i + t) * 32)).sum();
+    assert_eq!(sum.load(Ordering::SeqCst), expected);
+    assert!(handles.iter().all(|h| !h.stop()), "every cleanup already ran");
+    assert!(format!("{:?}", handles[0]).contains("started"));
+    std::thread::spawn(move || drop(handles)).join().unwrap();
+}
+
+static TOKENS_MADE: AtomicUsize = AtomicUsize::new(0);
+static TOKENS_DROPPED: AtomicUsize = AtomicUsize::new(0);
+
+/// A value that counts its drops, panics when hashed with `hash_panics`, and interns another
+/// type while it is dropped (from caches being evicted, swept or destroyed at thread exit).
+#[derive(Debug, PartialEq, Eq)]
+struct Token {
+    key: u32,
+    hash_panics: bool,
+}
+
+impl Token {
+    fn new(key: u32) -> Token {
+        TOKENS_MADE.fetch_add(1, Ordering::SeqCst);
+        Token { key, hash_panics: false }
+    }
+}
+
+impl std::hash::Hash for Token {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        assert!(!self.hash_panics, "hashing token {} panics on purpose", self.key);
+        self.key.hash(state);
+    }
+}
+
+impl Drop for Token {
+    fn drop(&mut self) {
+        TOKENS_DROPPED.fetch_add(1, Ordering::SeqCst);
+        let other = unique::make(u64::from(self.key) << 40);
+        assert_eq!(*other, u64::from(self.key) << 40);
+    }
+}
+
+/// `unique`'s per-thread counters: handles made on one thread and cloned or dropped on
+/// others, caches evicted (more keys than a cache holds), swept and destroyed at thread
+/// exit, re-entrant `make` from `Drop`, and a panicking `Hash`: equal values always give
+/// equal handles, and once every handle and thread is gone every value was freed.
+#[test]
+fn unique_counters_survive_threads_evictions_reentrancy_and_panics() {
+    let _serial = serial();
+    const THREADS: u32 = 4;
+    const KEYS: u32 = 600; // more than the 256 counters a thread caches per type
+    let (to_main, from_workers) = std::sync::mpsc::channel::<unique::Handle<Token>>();
+    let barrier = std::sync::Barrier::new(THREADS as usize);
+    let canonical: Vec<unique::Handle<Token>> = (0..8).map(|k| unique::make(Token::new(k))).collect();
+    std::thread::scope(|s| {
+        let mut workers = Vec::new();
+        for t in 0..THREADS {
+            let (to_main, barrier, canonical) = (to_main.clone(), &barrier, &canonical);
+            workers.push(s.spawn(move || {
+                barrier.wait();
+                let mut kept = Vec::new();
+                for round in 0..5_000u32 {
+                    let key = (round * 7 + t * 13) % KEYS;
+                    let handle = unique::make(Token::new(key));
+                    assert_eq!(handle.key, key);
+                    if key < 8 {
+                        assert_eq!(handle, canonical[key as usize], "equal values, equal handles");
+                    }
+                    match round % 5 {
+                        0 => kept.push(handle.clone()),
+                        1 => to_main.send(handle).unwrap(),
+                        2 => drop(canonical[(round % 8) as usize].clone()),
+                        _ => {}
+                    }
+                    if round % 97 == 0 {
+                        let mut bad = Token::new(key);
+                        bad.hash_panics = true;
+                        assert!(catch_unwind(AssertUnwindSafe(|| unique::make(bad))).is_err());
+                    }
+                    if kept.len() > 50 {
+                        // Drop a handle made here on another thread, while this one goes on.
+                        let moved = kept.swap_remove(0);
+                        std::thread::spawn(move || drop(moved.clone())).join().unwrap();
+                    }
+                }
+                drop(kept);
+                drop(to_main);
+            }));
+        }
+        drop(to_main);
+        let mut received = Vec::new();
+        for handle in from_workers {
+            let again = unique::make(Token::new(handle.key));
+            assert_eq!(handle, again, "a handle from another thread equals this thread's");
+            received.push(handle);
+            if received.len() > 100 {
+                received.clear();
+            }
+        }
+        drop(received);
+        // `join` waits until the thread is gone, its thread-locals (the caches) included;
+        // the end of the scope alone does not.
+        workers.into_iter().for_each(|w| w.join().unwrap());
+    });
+    drop(canonical);
+    // The workers exited (their caches let go); this thread's cache lets go in `live`.
+    assert_eq!(unique::live::<Token>(), 0, "no handle left, no value left");
+    assert_eq!(
+        TOKENS_DROPPED.load(Ordering::SeqCst),
+        TOKENS_MADE.load(Ordering::SeqCst),
+        "every value was freed once"
+    );
+}
+
+static VERSIONS: AtomicUsize = AtomicUsize::new(0);
+
+#[gonext::weak_cache]
+fn versioned(name: &str) -> Ptr<(String, usize)> {
+    Ptr::new((name.to_owned(), VERSIONS.fetch_add(1, Ordering::SeqCst)))
+}
+
+/// Threads remember their hits (a front cache of weak pointers); `clear` must still make
+/// every later call load anew, on this thread and on one that remembered the old value.
+#[test]
+fn weak_cache_clear_reloads_also_where_a_thread_remembered_the_value() {
+    let _serial = serial();
+    let first = versioned("cfg");
+    assert!(Ptr::ptr_eq(&first, &versioned("cfg")), "a hit");
+    let (ask, asked) = std::sync::mpsc::channel::<()>();
+    let (answer, answers) = std::sync::mpsc::channel::<Ptr<(String, usize)>>();
+    let other = std::thread::spawn(move || {
+        for () in asked {
+            answer.send(versioned("cfg")).unwrap();
+        }
+    });
+    ask.send(()).unwrap();
+    assert!(Ptr::ptr_eq(&first, &answers.recv().unwrap()), "the other thread hits too");
+    versioned::clear();
+    let second = versioned("cfg");
+    assert!(!Ptr::ptr_eq(&first, &second), "loaded anew after clear, though `first` lives");
+    ask.send(()).unwrap();
+    let theirs = answers.recv().unwrap();
+    assert!(Ptr::ptr_eq(&second, &theirs), "the other thread sees the new value, not the one it remembered");
+    drop(ask);
+    other.join().unwrap();
+    drop((first, second, theirs));
+    runtime::flush_cleanups();
+    assert!(versioned::is_empty());
+    let third = versioned("cfg");
+    assert_eq!(third.1, 2, "a dead value is loaded again");
+}
+
+/// Values whose hashes all collide share one bucket of the interner: each keeps its own
+/// canonical entry, and entries leave the bucket as their values die, in any order.
+#[test]
+fn unique_values_with_colliding_hashes_stay_distinct() {
+    #[derive(Debug, PartialEq, Eq)]
+    struct Colliding(u32);
+    impl std::hash::Hash for Colliding {
+        fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
+    }
+    let handles: Vec<_> = (0..40).map(|i| unique::make(Colliding(i))).collect();
+    assert_eq!(unique::live::<Colliding>(), 40);
+    for (i, handle) in handles.iter().enumerate() {
+        assert_eq!(handle.0, i as u32);
+        assert_eq!(*handle, unique::make(Colliding(i as u32)));
+    }
+    let (even, odd): (Vec<_>, Vec<_>) = handles.into_iter().partition(|h| h.0 % 2 == 0);
+    drop(even);
+    assert_eq!(unique::live::<Colliding>(), 20, "the odd ones live");
+    assert!(odd.iter().all(|h| *h == unique::make(Colliding(h.0))));
+    let again = unique::make(Colliding(0));
+    assert_eq!(unique::live::<Colliding>(), 21, "a dead value is interned afresh");
+    drop((odd, again));
+    assert_eq!(unique::live::<Colliding>(), 0);
+}
+
+static PROBE_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Reference and owned arguments together, named like the expansion's own locals: hits are
+/// looked up borrowed, equal keys share one value, different ones do not.
+#[gonext::weak_cache]
+fn probed(key: &str, hash: u32, args: &[u8], hasher: String) -> Ptr<String> {
+    PROBE_LOADS.fetch_add(1, Ordering::SeqCst);
+    Ptr::new(format!("{key}/{hash}/{}/{hasher}", args.len()))
+}
+
+#[test]
+fn weak_cache_probes_mix_borrowed_and_owned_arguments() {
+    let _serial = serial();
+    let a = probed("k", 1, b"xy", "h".to_owned());
+    assert_eq!(*a, "k/1/2/h");
+    let owned_key = String::from("k");
+    let b = probed(&owned_key, 1, &Vec::from(*b"xy"), String::from("h"));
+    assert!(Ptr::ptr_eq(&a, &b), "equal arguments, one value");
+    assert_eq!(PROBE_LOADS.load(Ordering::SeqCst), 1);
+    let others = [
+        probed("k", 2, b"xy", "h".to_owned()),
+        probed("k", 1, b"xyz", "h".to_owned()),
+        probed("k", 1, b"xy", "i".to_owned()),
+        probed("j", 1, b"xy", "h".to_owned()),
+    ];
+    assert!(others.iter().all(|other| !Ptr::ptr_eq(&a, other)), "each argument is part of the key");
+    assert_eq!(probed::len(), 5);
+    drop((a, b, others));
+    runtime::flush_cleanups();
+    assert!(probed::is_empty(), "dead entries are removed");
+}

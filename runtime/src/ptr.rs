@@ -2,17 +2,17 @@
 //! collector would track, made explicit.
 //!
 //! In Rust the Go moment "the object is collected" is "the last strong `Ptr` is dropped".
-//! A `Ptr` is an `Arc` plus one flag: cloning and dropping cost what `Arc`'s do, and the flag
-//! is only read when the last strong reference goes. Weak pointers ([`crate::weak`]) and
+//! A `Ptr` is an `Arc` whose allocation also holds one atomic pointer, the head of its list of
+//! cleanups: cloning and dropping cost what `Arc`'s do, and the list is only read when the last
+//! strong reference goes. Weak pointers ([`crate::weak`]) and
 //! cleanups ([`crate::runtime::add_cleanup`]) attach to the allocation.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use crate::runtime::cleanup::{self, Job};
+use crate::runtime::cleanup::Cleanups;
 
 /// A thread-safe shared pointer, like [`Arc`], whose allocation can carry cleanups.
 ///
@@ -48,35 +48,10 @@ pub(crate) struct Shared<T> {
     pub(crate) cleanups: Cleanups,
 }
 
-/// The cleanups of one allocation, queued to the cleanup worker when it is dropped.
-pub(crate) struct Cleanups {
-    /// Set once a cleanup is registered, so the last drop of a plain `Ptr` takes no lock.
-    registered: AtomicBool,
-    jobs: Mutex<Vec<Job>>,
-}
-
-impl Cleanups {
-    pub(crate) fn register(&self, job: Job) {
-        self.jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(job);
-        self.registered.store(true, Ordering::Release);
-    }
-}
-
-impl Drop for Cleanups {
-    fn drop(&mut self) {
-        if !*self.registered.get_mut() {
-            return;
-        }
-        let jobs = std::mem::take(self.jobs.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner()));
-        cleanup::queue(jobs);
-    }
-}
-
 impl<T> Ptr<T> {
     /// A new allocation holding `value`.
     pub fn new(value: T) -> Ptr<T> {
-        let cleanups = Cleanups { registered: AtomicBool::new(false), jobs: Mutex::new(Vec::new()) };
-        Ptr { shared: Arc::new(Shared { value, cleanups }) }
+        Ptr { shared: Arc::new(Shared { value, cleanups: Cleanups::new() }) }
     }
 
     /// A weak pointer to `this`'s allocation: [`weak::make`](crate::weak::make).

@@ -64,8 +64,8 @@ fn cleanups() -> Case {
 const KEYS: [&str; 8] = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"];
 
 /// Interning hits on `threads` threads, `iters` in total; the keys are kept alive meanwhile.
-fn hits<H: Send + 'static>(threads: usize, intern: fn(String) -> H) -> impl FnMut(u64) -> Duration {
-    let alive: Vec<H> = KEYS.iter().map(|k| intern((*k).to_owned())).collect();
+fn hits<H: Send + 'static>(threads: usize, intern: fn(&String) -> H) -> impl FnMut(u64) -> Duration {
+    let alive: Vec<H> = KEYS.iter().map(|k| intern(&(*k).to_owned())).collect();
     move |iters| {
         // Captured, so the interned keys stay alive and every lookup is a hit.
         let _alive = &alive;
@@ -78,7 +78,7 @@ fn hits<H: Send + 'static>(threads: usize, intern: fn(String) -> H) -> impl FnMu
                     let keys: Vec<String> = KEYS.iter().map(|k| (*k).to_owned()).collect();
                     start_line.wait();
                     for i in 0..per_thread {
-                        black_box(intern(keys[(i as usize + t) % keys.len()].clone()));
+                        black_box(intern(&keys[(i as usize + t) % keys.len()]));
                     }
                 })
             })
@@ -90,9 +90,24 @@ fn hits<H: Send + 'static>(threads: usize, intern: fn(String) -> H) -> impl FnMu
     }
 }
 
+/// `unique::make` and `ArcIntern::new` both take the value, so both clone a `String` per hit.
 fn intern_hits(name: &'static str, threads: usize) -> Case {
-    Case::time(name, hits(threads, unique::make::<String>))
-        .peer("internment_arcintern", hits(threads, ArcIntern::<String>::new))
+    Case::time(name, hits(threads, |key| unique::make(key.clone())))
+        .peer("internment_arcintern", hits(threads, |key| ArcIntern::<String>::new(key.clone())))
+}
+
+#[gonext::weak_cache]
+fn load_setting(name: &str) -> Ptr<String> {
+    Ptr::new(name.to_uppercase())
+}
+
+/// A `#[weak_cache]` fn taking `&str` and `ArcIntern::from_ref`: both look the key up
+/// borrowed, so neither side clones on a hit.
+fn weak_cache_hits(name: &'static str, threads: usize) -> Case {
+    Case::time(name, hits(threads, |key| load_setting(key))).peer(
+        "internment_arcintern_from_ref",
+        hits(threads, |key| ArcIntern::<String>::from_ref(key.as_str())),
+    )
 }
 
 fn intern_miss() -> Case {
@@ -121,6 +136,8 @@ pub(super) fn cases() -> Vec<Case> {
         cleanups(),
         intern_hits("intern/hit_1t", 1),
         intern_hits("intern/hit_2t", 2),
+        weak_cache_hits("intern/weak_cache_hit_1t", 1),
+        weak_cache_hits("intern/weak_cache_hit_2t", 2),
         intern_miss(),
     ]
 }

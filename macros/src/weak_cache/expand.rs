@@ -1,5 +1,10 @@
 //! The expansion: the original body moved into an inner fn, a `static` cache keyed by the
 //! owned arguments, and a companion module (same name as the fn) with `len` and `clear`.
+//!
+//! A fn with a reference argument looks its key up by a *probe*: the arguments as passed,
+//! hashed and compared borrowed, so a hit allocates nothing; they are owned into a key only
+//! on a miss. A fn with only owned arguments owns them into the key up front (for most
+//! such keys a copy), which keeps the type errors for an unusable key to `CacheKey`'s.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
@@ -44,6 +49,16 @@ pub(super) fn expand(cached: &Cached) -> TokenStream {
     let mut inner_sig = sig.clone();
     inner_sig.ident = inner.clone();
     let load = if cached.fallible { quote!(try_get_or_load) } else { quote!(get_or_load) };
+    let by_reference = cached.arguments.iter().any(|a| matches!(a.ty, Type::Reference(_)));
+    let lookup = if by_reference {
+        probe_lookup(cached, &cache, &inner)
+    } else {
+        let key = format_ident!("key", span = Span::mixed_site());
+        quote! {
+            let #key = (#(#owned_keys,)*);
+            #private::weak_cache::#load(&#cache, #key, move || #inner(#(#names),*))
+        }
+    };
     let doc = format!("The cache of [`{name}`]: inspect or clear it.");
     quote! {
         #[allow(non_upper_case_globals)]
@@ -53,8 +68,7 @@ pub(super) fn expand(cached: &Cached) -> TokenStream {
         #vis #sig {
             #inner_sig #block
             #(#key_checks)*
-            let key = (#(#owned_keys,)*);
-            #private::weak_cache::#load(&#cache, key, move || #inner(#(#names),*))
+            #lookup
         }
 
         #[doc = #doc]
@@ -74,5 +88,48 @@ pub(super) fn expand(cached: &Cached) -> TokenStream {
                 #private::weak_cache::clear(&super::#cache);
             }
         }
+    }
+}
+
+/// The lookup of a fn with a reference argument: hash the arguments as passed (each hash
+/// spanned on its argument), compare them with stored keys through `Borrow`, own them only
+/// on a miss, and hand the arguments themselves to the body.
+fn probe_lookup(cached: &Cached, cache: &proc_macro2::Ident, inner: &proc_macro2::Ident) -> TokenStream {
+    let indices: Vec<syn::Index> = (0..cached.arguments.len()).map(syn::Index::from).collect();
+    // Hygienic locals: a user argument may be called `hash` or `key`.
+    let [hasher, hash, args, key] =
+        ["hasher", "hash", "args", "key"].map(|n| format_ident!("{n}", span = Span::mixed_site()));
+    let names: Vec<_> = cached.arguments.iter().map(|a| &a.name).collect();
+    let hashes = cached.arguments.iter().map(|argument| {
+        let name = &argument.name;
+        let arg = match argument.ty {
+            Type::Reference(_) => quote!(#name),
+            _ => quote!(&#name),
+        };
+        quote_spanned!(argument.ty.span()=> #cache.hash_arg(&mut #hasher, #arg);)
+    });
+    let compares = cached.arguments.iter().zip(&indices).map(|(argument, i)| match &argument.ty {
+        Type::Reference(reference) => {
+            let base = &reference.elem;
+            quote!(*::std::borrow::Borrow::<#base>::borrow(&#key.#i) == *#args.#i)
+        }
+        _ => quote!(#key.#i == #args.#i),
+    });
+    let owns = cached.arguments.iter().zip(&indices).map(|(argument, i)| match argument.ty {
+        Type::Reference(_) => quote!(::std::borrow::ToOwned::to_owned(#args.#i)),
+        _ => quote!(::std::borrow::ToOwned::to_owned(&#args.#i)),
+    });
+    let load = if cached.fallible { quote!(try_get_or_load_by) } else { quote!(get_or_load_by) };
+    quote! {
+        let mut #hasher = #cache.probe_hasher();
+        #(#hashes)*
+        let #hash = ::std::hash::Hasher::finish(&#hasher);
+        #cache.#load(
+            #hash,
+            (#(#names,)*),
+            |#args, #key| true #(&& #compares)*,
+            |#args| (#(#owns,)*),
+            move |#args| #inner(#(#args.#indices),*),
+        )
     }
 }

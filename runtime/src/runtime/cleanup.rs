@@ -1,13 +1,28 @@
 //! Cleanups: functions run after an object dies, on a background worker (Go's
 //! `runtime.AddCleanup`).
+//!
+//! Each cleanup is one allocation, a `Node`: its state (pending, started, stopped), the link
+//! of an intrusive list and the job (the function with its argument). A `Ptr`'s allocation
+//! holds the head of its list ([`Cleanups`], one atomic pointer, pushed with a CAS); the
+//! [`Cleanup`] handle shares the node through its reference count. When the object dies its
+//! whole list is spliced onto one global lock-free stack, and the worker swaps the stack out
+//! whole, so a batch of any size costs it one atomic swap. The worker spins briefly before
+//! it parks, and producers wake it only when it is parked. Node memory is recycled through a
+//! lock-free pool of cache-line blocks, so the worker never frees memory the producer
+//! allocated (the slowest path of an allocator) in the common case.
+//!
+//! [`flush_cleanups`] queues a marker job and waits until the worker ran it: the worker runs
+//! each batch in queue order, so every job queued before the marker has run by then.
 
+use std::alloc::Layout;
 use std::any::Any;
-use std::collections::VecDeque;
+use std::cell::UnsafeCell;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread;
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering, fence};
+use std::sync::{Arc, OnceLock};
+use std::thread::{self, Thread};
 
 use crate::{Ptr, weak};
 
@@ -15,86 +30,380 @@ const PENDING: u8 = 0;
 const RUNNING: u8 = 1;
 const STOPPED: u8 = 2;
 
-/// One registered cleanup: its function with its argument, and a state shared with its
-/// [`Cleanup`] handle so that `stop` works until it starts.
-pub(crate) struct Job {
-    state: Arc<AtomicU8>,
-    run: Box<dyn FnOnce() + Send>,
+/// How often the idle worker looks for work before it parks.
+const SPINS: u32 = 64;
+const YIELDS: u32 = 4;
+
+/// The type-erased start of every `Node`: what the lists, the worker and the handle need.
+#[repr(C)]
+struct Header {
+    /// References: the list the node is in (until the worker is done with it) and each
+    /// [`Cleanup`] handle.
+    refs: AtomicUsize,
+    state: AtomicU8,
+    /// The next node of the list this node is in (its object's list, then the queue).
+    next: AtomicPtr<Header>,
+    vtable: &'static VTable,
 }
 
-struct Queue {
-    jobs: VecDeque<Job>,
-    /// Jobs ever queued and ever finished (run, stopped or panicked), for `flush_cleanups`.
-    queued: u64,
-    finished: u64,
-    worker: bool,
-    /// The worker waits for jobs: only then does queuing pay for a wake-up.
-    worker_idle: bool,
-    /// `flush_cleanups` callers waiting: only then does the worker signal progress.
-    flushing: usize,
+/// The operations that need the node's concrete type.
+struct VTable {
+    /// Takes the job out and runs it (`true`) or drops it unrun (`false`).
+    finish: unsafe fn(NonNull<Header>, bool),
+    /// Drops the node in place and frees it, or returns its block to recycle.
+    destroy: unsafe fn(NonNull<Header>) -> Option<NonNull<FreeBlock>>,
 }
 
-static QUEUE: Mutex<Queue> = Mutex::new(Queue {
-    jobs: VecDeque::new(),
-    queued: 0,
-    finished: 0,
-    worker: false,
-    worker_idle: false,
-    flushing: 0,
-});
-static QUEUED: Condvar = Condvar::new();
-static FINISHED: Condvar = Condvar::new();
-
-fn lock() -> MutexGuard<'static, Queue> {
-    QUEUE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// One registered cleanup. Nodes that fit a [`BLOCK`] live in recycled blocks (see
+/// [`pool`]); larger ones get their own allocation.
+#[repr(C)]
+struct Node<F> {
+    header: Header,
+    /// Touched only by the worker, once (`finish`), or dropped with the node.
+    job: UnsafeCell<Option<F>>,
 }
 
-/// Hands the cleanups of a dead object to the worker.
-pub(crate) fn queue(jobs: Vec<Job>) {
-    let mut queue = lock();
-    queue.queued += jobs.len() as u64;
-    queue.jobs.extend(jobs);
-    if !queue.worker {
-        queue.worker = true;
+impl<F: FnOnce() + Send + 'static> Node<F> {
+    const VTABLE: VTable = VTable { finish: Self::finish, destroy: Self::destroy };
+    const POOLED: bool =
+        Layout::new::<Node<F>>().size() <= BLOCK.size() && Layout::new::<Node<F>>().align() <= BLOCK.align();
+
+    /// A new node with `refs` references, all owned by the returned pointer.
+    fn create(job: F, refs: usize) -> NonNull<Header> {
+        let memory = if Self::POOLED {
+            pool::take().cast::<Node<F>>()
+        } else {
+            let layout = Layout::new::<Node<F>>();
+            // SAFETY: `Node<F>` is not zero-sized (its header is not).
+            let raw = unsafe { std::alloc::alloc(layout) }.cast::<Node<F>>();
+            NonNull::new(raw).unwrap_or_else(|| std::alloc::handle_alloc_error(layout))
+        };
+        let node = Node {
+            header: Header {
+                refs: AtomicUsize::new(refs),
+                state: AtomicU8::new(PENDING),
+                next: AtomicPtr::new(ptr::null_mut()),
+                vtable: &Self::VTABLE,
+            },
+            job: UnsafeCell::new(Some(job)),
+        };
+        // SAFETY: `memory` is fresh or recycled memory with `Node<F>`'s size and alignment
+        // (a block is at least that, see `POOLED`), owned by no one else.
+        unsafe { memory.write(node) };
+        // `Node` is `repr(C)` with the header first: the node's address is the header's.
+        memory.cast()
+    }
+
+    /// # Safety
+    ///
+    /// `header` is the header of a live `Node<F>` and the caller is the cleanup worker,
+    /// which alone touches the job.
+    unsafe fn finish(header: NonNull<Header>, run: bool) {
+        // SAFETY: the node is alive (the caller holds the queue's reference).
+        let node = unsafe { header.cast::<Node<F>>().as_ref() };
+        // SAFETY: only the worker accesses `job`, so this exclusive access does not race.
+        let job = unsafe { (*node.job.get()).take() };
+        if let Some(job) = job
+            && run
+        {
+            job();
+        }
+    }
+
+    /// # Safety
+    ///
+    /// `header` is the header of a `Node<F>` whose last reference was just given up.
+    unsafe fn destroy(header: NonNull<Header>) -> Option<NonNull<FreeBlock>> {
+        let node = header.cast::<Node<F>>();
+        // SAFETY: no reference is left, so no one else can reach the node: drop it in place
+        // (a job left in it, never run, drops with it).
+        unsafe { node.drop_in_place() };
+        if Self::POOLED {
+            return Some(node.cast());
+        }
+        // SAFETY: a node that is not pooled was allocated by `create` with this layout.
+        unsafe { std::alloc::dealloc(node.as_ptr().cast(), Layout::new::<Node<F>>()) };
+        None
+    }
+}
+
+/// Gives up one reference to `node`; the last one destroys it and returns its block.
+///
+/// # Safety
+///
+/// The caller owns a reference to `node` and does not use it afterwards.
+unsafe fn release(node: NonNull<Header>) -> Option<NonNull<FreeBlock>> {
+    // SAFETY: the caller's reference keeps the node alive until the decrement.
+    let header = unsafe { node.as_ref() };
+    let vtable = header.vtable;
+    if header.refs.fetch_sub(1, Ordering::Release) != 1 {
+        return None;
+    }
+    // Pairs with the Release decrements of the other owners: their uses happened before.
+    fence(Ordering::Acquire);
+    // SAFETY: that was the last reference.
+    unsafe { (vtable.destroy)(node) }
+}
+
+/// The size of the recycled blocks nodes live in: one cache line, so the worker and the
+/// producers never share a line of two different nodes.
+const BLOCK: Layout = match Layout::from_size_align(64, 64) {
+    Ok(layout) => layout,
+    Err(_) => panic!("64 is a power of two"),
+};
+
+/// A block in a free list.
+struct FreeBlock {
+    next: *mut FreeBlock,
+}
+
+/// Recycled node blocks, so that the producer's allocation and the worker's free (of memory
+/// another thread allocated, the slowest path of most allocators) become a pop and a push.
+///
+/// Freed blocks go to one global lock-free stack (the worker pushes a whole batch with one
+/// CAS); a thread that needs a block takes the stack whole into its own list (a swap, so the
+/// stack is never popped concurrently and ABA cannot happen) and pops from that. The stack
+/// keeps at most about [`pool::KEEP`] blocks; the rest go back to the allocator.
+mod pool {
+    use super::{BLOCK, FreeBlock};
+    use std::cell::Cell;
+    use std::ptr::{self, NonNull};
+    use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+
+    /// About how many blocks the global stack keeps (256 KiB).
+    pub(super) const KEEP: usize = 4096;
+
+    static FREE: AtomicPtr<FreeBlock> = AtomicPtr::new(ptr::null_mut());
+    /// Blocks pushed since the stack was last taken (a bound, not an exact count).
+    static PUSHED: AtomicUsize = AtomicUsize::new(0);
+
+    /// This thread's blocks, returned to the global stack when the thread exits.
+    struct Local(Cell<*mut FreeBlock>);
+
+    impl Drop for Local {
+        fn drop(&mut self) {
+            let mut head = self.0.replace(ptr::null_mut());
+            while let Some(block) = NonNull::new(head) {
+                // SAFETY: the blocks of this list are free and owned by this thread.
+                head = unsafe { block.as_ref().next };
+                give(block, block, 1);
+            }
+        }
+    }
+
+    thread_local! {
+        static LOCAL: Local = const { Local(Cell::new(ptr::null_mut())) };
+    }
+
+    /// A free block: this thread's, the global stack's, or a new one.
+    pub(super) fn take() -> NonNull<u8> {
+        let pooled = LOCAL.try_with(|local| {
+            let mut head = local.0.get();
+            if head.is_null() {
+                head = FREE.swap(ptr::null_mut(), Ordering::Acquire);
+                PUSHED.store(0, Ordering::Relaxed);
+            }
+            let block = NonNull::new(head)?;
+            // SAFETY: the block is free and owned by this thread's list (taken by the swap,
+            // whose Acquire makes the pushers' writes of `next` visible).
+            local.0.set(unsafe { block.as_ref().next });
+            Some(block)
+        });
+        match pooled.ok().flatten() {
+            Some(block) => block.cast(),
+            None => {
+                // SAFETY: `BLOCK` is not zero-sized.
+                let raw = unsafe { std::alloc::alloc(BLOCK) };
+                NonNull::new(raw).unwrap_or_else(|| std::alloc::handle_alloc_error(BLOCK))
+            }
+        }
+    }
+
+    /// Gives back the chain `first ..= last` of `count` free blocks (linked through `next`).
+    pub(super) fn give(first: NonNull<FreeBlock>, last: NonNull<FreeBlock>, count: usize) {
+        if PUSHED.load(Ordering::Relaxed) >= KEEP {
+            let mut head = first.as_ptr();
+            while let Some(block) = NonNull::new(head) {
+                // SAFETY: the chain's blocks are free and owned by the caller; `next` of
+                // `last` is not read.
+                head = if block == last { ptr::null_mut() } else { unsafe { block.as_ref().next } };
+                // SAFETY: every block was allocated by `take` with `BLOCK`.
+                unsafe { std::alloc::dealloc(block.as_ptr().cast(), BLOCK) };
+            }
+            return;
+        }
+        PUSHED.fetch_add(count, Ordering::Relaxed);
+        let mut top = FREE.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: `last` is free and owned by the caller until the CAS publishes it.
+            unsafe { (*last.as_ptr()).next = top };
+            match FREE.compare_exchange_weak(top, first.as_ptr(), Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(current) => top = current,
+            }
+        }
+    }
+}
+
+/// The cleanups registered on one allocation: the head of an intrusive list of nodes, handed
+/// to the worker when the allocation is dropped.
+pub(crate) struct Cleanups {
+    head: AtomicPtr<Header>,
+}
+
+// The list owns `Node<F>`s with `F: Send` whose jobs are touched only by the worker, and
+// every other access goes through atomics, so `Cleanups` is `Send` and `Sync` as its
+// `AtomicPtr` already makes it; no manual impl is needed.
+
+impl Cleanups {
+    pub(crate) const fn new() -> Cleanups {
+        Cleanups { head: AtomicPtr::new(ptr::null_mut()) }
+    }
+
+    /// Pushes `node` (and the list's reference to it) onto this list.
+    fn push(&self, node: NonNull<Header>) {
+        // SAFETY: the node is alive (this list now owns a reference to it).
+        let link = unsafe { &node.as_ref().next };
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            link.store(head, Ordering::Relaxed);
+            match self.head.compare_exchange_weak(head, node.as_ptr(), Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(current) => head = current,
+            }
+        }
+    }
+}
+
+impl Drop for Cleanups {
+    fn drop(&mut self) {
+        if let Some(head) = NonNull::new(*self.head.get_mut()) {
+            // `&mut self`: every push happened before (the last `Arc` drop synchronizes with
+            // the others), so the list is complete and ours alone.
+            queue(head);
+        }
+    }
+}
+
+/// The queue: a lock-free stack of nodes, taken whole by the worker.
+static QUEUE: AtomicPtr<Header> = AtomicPtr::new(ptr::null_mut());
+/// Set by the worker just before it parks; whoever clears it unparks the worker.
+static SLEEPING: AtomicBool = AtomicBool::new(false);
+static WORKER: OnceLock<Thread> = OnceLock::new();
+
+/// Hands a list of nodes (owning one reference to each) to the worker.
+fn queue(head: NonNull<Header>) {
+    let mut tail = head;
+    loop {
+        // SAFETY: the nodes of the list are alive (the list owns a reference to each) and no
+        // one else reaches them until the CAS below publishes them.
+        let next = unsafe { tail.as_ref() }.next.load(Ordering::Relaxed);
+        match NonNull::new(next) {
+            Some(next) => tail = next,
+            None => break,
+        }
+    }
+    // SAFETY: as above, `tail` is alive and ours until published.
+    let link = unsafe { &tail.as_ref().next };
+    let mut top = QUEUE.load(Ordering::Relaxed);
+    loop {
+        link.store(top, Ordering::Relaxed);
+        // SeqCst, paired with the worker's SeqCst store to `SLEEPING` and load of `QUEUE`:
+        // either the worker sees these nodes before it parks, or this thread sees it asleep.
+        match QUEUE.compare_exchange_weak(top, head.as_ptr(), Ordering::SeqCst, Ordering::Relaxed) {
+            Ok(_) => break,
+            Err(current) => top = current,
+        }
+    }
+    let worker = WORKER.get_or_init(|| {
         thread::Builder::new()
             .name("gonext-cleanup".into())
             .spawn(work)
-            .expect("the cleanup worker thread starts");
-    }
-    let wake = std::mem::take(&mut queue.worker_idle);
-    drop(queue);
-    if wake {
-        QUEUED.notify_one();
+            .expect("the cleanup worker thread starts")
+            .thread()
+            .clone()
+    });
+    // Only a push onto an empty queue can find the worker asleep: before it parks, the
+    // worker empties the queue and then checks it again.
+    if top.is_null() && SLEEPING.load(Ordering::SeqCst) && SLEEPING.swap(false, Ordering::SeqCst) {
+        worker.unpark();
     }
 }
 
 fn work() {
-    let mut queue = lock();
     loop {
-        let batch: Vec<Job> = queue.jobs.drain(..).collect();
-        if batch.is_empty() {
-            queue.worker_idle = true;
-            queue = QUEUED.wait(queue).unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut batch = QUEUE.swap(ptr::null_mut(), Ordering::Acquire);
+        if batch.is_null() {
+            idle();
             continue;
         }
-        drop(queue);
-        let ran = batch.len() as u64;
-        batch.into_iter().for_each(run);
-        queue = lock();
-        queue.finished += ran;
-        if queue.flushing > 0 {
-            FINISHED.notify_all();
+        // The stack holds the newest node first: reverse it to run the batch in queue order.
+        let mut in_order: *mut Header = ptr::null_mut();
+        while let Some(node) = NonNull::new(batch) {
+            // SAFETY: the swap made this batch the worker's alone (its pushes happened before,
+            // through the Release/SeqCst CAS and the Acquire swap); its nodes are alive.
+            let link = unsafe { &node.as_ref().next };
+            batch = link.load(Ordering::Relaxed);
+            link.store(in_order, Ordering::Relaxed);
+            in_order = node.as_ptr();
+        }
+        let mut freed: Option<(NonNull<FreeBlock>, NonNull<FreeBlock>)> = None;
+        let mut count = 0;
+        while let Some(node) = NonNull::new(in_order) {
+            // SAFETY: as above; the link is read before `run` gives the reference back.
+            in_order = unsafe { node.as_ref() }.next.load(Ordering::Relaxed);
+            if let Some(block) = run(node) {
+                let first = freed.map_or(ptr::null_mut(), |(first, _)| first.as_ptr());
+                // SAFETY: the block is free and the worker's: link it into the batch's chain.
+                unsafe { (*block.as_ptr()).next = first };
+                freed = Some((block, freed.map_or(block, |(_, last)| last)));
+                count += 1;
+            }
+        }
+        if let Some((first, last)) = freed {
+            pool::give(first, last, count);
         }
     }
 }
 
-/// Runs one job unless it was stopped; a panic is reported and contained.
-fn run(job: Job) {
-    if job.state.compare_exchange(PENDING, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_ok()
-        && let Err(payload) = catch_unwind(AssertUnwindSafe(job.run))
-    {
-        eprintln!("gonext: a cleanup panicked (the other cleanups still run): {}", message(&*payload));
+/// Waits for work: a short spin, a few yields, then parks until a producer unparks it.
+fn idle() {
+    for _ in 0..SPINS {
+        if !QUEUE.load(Ordering::Relaxed).is_null() {
+            return;
+        }
+        std::hint::spin_loop();
     }
+    for _ in 0..YIELDS {
+        if !QUEUE.load(Ordering::Relaxed).is_null() {
+            return;
+        }
+        thread::yield_now();
+    }
+    SLEEPING.store(true, Ordering::SeqCst);
+    if QUEUE.load(Ordering::SeqCst).is_null() {
+        // A producer that saw `SLEEPING` unparks; a stale unpark only makes this return early.
+        thread::park();
+    }
+    SLEEPING.store(false, Ordering::Relaxed);
+}
+
+/// Runs one node's job unless it was stopped (then drops it unrun), contains a panic, and
+/// gives the queue's reference back; returns the node's block if that freed it.
+fn run(node: NonNull<Header>) -> Option<NonNull<FreeBlock>> {
+    // SAFETY: the worker owns the queue's reference to `node`, so it is alive.
+    let header = unsafe { node.as_ref() };
+    let vtable = header.vtable;
+    let start = header.state.compare_exchange(PENDING, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_ok();
+    // SAFETY: the node is alive, this is the worker, and each node is run once (it is in the
+    // queue once).
+    let finished = catch_unwind(AssertUnwindSafe(|| unsafe { (vtable.finish)(node, start) }));
+    if let Err(payload) = finished {
+        let what = if start { "a cleanup panicked" } else { "dropping a stopped cleanup panicked" };
+        eprintln!("gonext: {what} (the other cleanups still run): {}", message(&*payload));
+    }
+    // SAFETY: the worker gives back the queue's reference and does not touch the node again.
+    unsafe { release(node) }
 }
 
 fn message(payload: &(dyn Any + Send)) -> &str {
@@ -134,7 +443,8 @@ fn message(payload: &(dyn Any + Send)) -> &str {
 /// # Differences from Go
 ///
 /// Go runs cleanups after a garbage collection finds the object unreachable, at some later
-/// time; here they are queued the moment the last strong `Ptr` drops.
+/// time; here they are queued the moment the last strong `Ptr` drops. A stopped cleanup's
+/// argument is dropped (unused) on the worker once the object dies.
 #[track_caller]
 pub fn add_cleanup<T, V: Send + 'static>(
     ptr: &Ptr<T>,
@@ -145,9 +455,9 @@ where
     T: 'static,
 {
     check_arg(ptr, &arg);
-    let state = Arc::new(AtomicU8::new(PENDING));
-    ptr.shared.cleanups.register(Job { state: Arc::clone(&state), run: Box::new(move || cleanup(arg)) });
-    Cleanup { state }
+    let node = Node::create(move || cleanup(arg), 2);
+    ptr.shared.cleanups.push(node);
+    Cleanup { node }
 }
 
 #[track_caller]
@@ -168,23 +478,54 @@ fn check_arg<T: 'static, V: 'static>(ptr: &Ptr<T>, arg: &V) {
 /// ```
 /// gonext::runtime::flush_cleanups(); // returns at once when nothing is queued
 /// ```
+///
+/// # Panics
+///
+/// When called by a cleanup (on the cleanup worker), which would wait for itself forever.
+#[track_caller]
 pub fn flush_cleanups() {
-    let mut queue = lock();
-    let target = queue.queued;
-    queue.flushing += 1;
-    while queue.finished < target {
-        queue = FINISHED.wait(queue).unwrap_or_else(|poisoned| poisoned.into_inner());
+    let Some(worker) = WORKER.get() else {
+        return; // nothing was ever queued
+    };
+    assert!(
+        worker.id() != thread::current().id(),
+        "runtime::flush_cleanups at {}: called by a cleanup, which would wait for itself forever",
+        Location::caller()
+    );
+    let done = Arc::new(AtomicBool::new(false));
+    let marker = {
+        let done = Arc::clone(&done);
+        let waiter = thread::current();
+        move || {
+            done.store(true, Ordering::Release);
+            waiter.unpark();
+        }
+    };
+    queue(Node::create(marker, 1));
+    while !done.load(Ordering::Acquire) {
+        thread::park();
     }
-    queue.flushing -= 1;
 }
 
 /// The handle of a registered cleanup: [`stop`](Self::stop) cancels it.
-#[derive(Clone)]
 pub struct Cleanup {
-    state: Arc<AtomicU8>,
+    /// Owns one reference to the node.
+    node: NonNull<Header>,
 }
 
+// SAFETY: a handle only reads and CASes the node's atomic state and changes its reference
+// count; the job (the only non-`Sync` part, `Send` by `add_cleanup`'s bounds) is touched by
+// the worker alone. So handles can move to and be shared by any thread.
+unsafe impl Send for Cleanup {}
+// SAFETY: see `Send`: every access through `&Cleanup` is atomic.
+unsafe impl Sync for Cleanup {}
+
 impl Cleanup {
+    fn header(&self) -> &Header {
+        // SAFETY: the handle owns a reference, so the node is alive.
+        unsafe { self.node.as_ref() }
+    }
+
     /// Cancels the cleanup if it has not started; a no-op once it started or ran: Go's
     /// `Cleanup.Stop`. Returns whether this call cancelled it.
     ///
@@ -198,13 +539,33 @@ impl Cleanup {
     /// runtime::flush_cleanups();
     /// ```
     pub fn stop(&self) -> bool {
-        self.state.compare_exchange(PENDING, STOPPED, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        self.header().state.compare_exchange(PENDING, STOPPED, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+}
+
+impl Clone for Cleanup {
+    fn clone(&self) -> Self {
+        // Relaxed, as `Arc::clone`: this handle's reference keeps the node alive meanwhile.
+        if self.header().refs.fetch_add(1, Ordering::Relaxed) > isize::MAX as usize {
+            // As `Arc`: only leaked clones can get here, and wrapping would free a live node.
+            std::process::abort();
+        }
+        Cleanup { node: self.node }
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        // SAFETY: the handle gives back the reference it owns and is gone afterwards.
+        if let Some(block) = unsafe { release(self.node) } {
+            pool::give(block, block, 1);
+        }
     }
 }
 
 impl fmt::Debug for Cleanup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match self.state.load(Ordering::Acquire) {
+        let state = match self.header().state.load(Ordering::Acquire) {
             PENDING => "pending",
             RUNNING => "started",
             _ => "stopped",
