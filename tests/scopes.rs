@@ -243,6 +243,27 @@ fn every_task_closure_is_dropped_exactly_once_small_or_large() {
 }
 
 #[test]
+fn tasks_started_from_other_tasks_are_joined_too() {
+    // The library form lets a task start siblings from a worker thread; the parent's own
+    // `go`s are counted in advance, theirs one by one, and the join waits for all of them.
+    let total = AtomicUsize::new(0);
+    let total = &total;
+    let joined = gonext::__private::run_scope::<_, std::convert::Infallible>(Default::default(), |s| {
+        for _ in 0..100 {
+            s.go(move |_ctx| {
+                for _ in 0..10 {
+                    s.go(move |_ctx| {
+                        total.fetch_add(1, Ordering::SeqCst);
+                    });
+                }
+            });
+        }
+    });
+    assert!(joined.is_ok());
+    assert_eq!(total.load(Ordering::SeqCst), 1_000);
+}
+
+#[test]
 fn ten_thousand_tasks() {
     let total = AtomicUsize::new(0);
     let total = &total;

@@ -22,6 +22,8 @@ pub(crate) struct Job {
     storage: Storage,
     /// Consumes the closure in `storage`: calls it if `run`, drops it otherwise.
     consume: unsafe fn(*mut Storage, bool),
+    /// The task set the job belongs to (0: none), whose joining thread may run it.
+    owner: usize,
 }
 
 // SAFETY: every constructor takes a `Send` closure, the only thing a job owns.
@@ -57,7 +59,17 @@ impl Job {
         // SAFETY: the storage is large and aligned enough for `F` (the caller's promise);
         // `consume::<F>` reads it back exactly once.
         unsafe { storage.as_mut_ptr().cast::<F>().write(f) };
-        Job { storage, consume: consume::<F> }
+        Job { storage, consume: consume::<F>, owner: 0 }
+    }
+
+    /// The same job, marked as belonging to `owner`.
+    pub(crate) fn owned_by(mut self, owner: usize) -> Job {
+        self.owner = owner;
+        self
+    }
+
+    pub(crate) fn owner(&self) -> usize {
+        self.owner
     }
 
     /// Runs the closure, consuming the job.

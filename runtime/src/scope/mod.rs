@@ -11,6 +11,10 @@
 //! - **Errors**: the first error is returned (`errors = all`: every error, in completion
 //!   order).
 //!
+//! While it joins, the parent runs the scope's still queued tasks itself rather than only
+//! sleeping. The task count is kept so that the parent and the workers do not trade one cache
+//! line per task: the parent's `go`s draw on counts added in advance.
+//!
 //! Tasks borrow from the parent's stack, as with `std::thread::scope`: the scope joins them
 //! even when the parent's own code panics, so no borrow outlives its data. Inside a
 //! virtual-time bubble each task is a member while it runs, and the join is a durable block.
@@ -32,6 +36,21 @@ use std::sync::{Arc, Mutex};
 use crate::context::{Cancel, Context};
 use crate::sync::{Condvar, Mutex as BubbleMutex, WaitGroup};
 use crate::time::bubble::{self, Site};
+
+/// How many `go`s on the owning thread one update of a task set's `pending` counts for.
+const CREDIT: usize = 64;
+
+/// A value alone on its cache line (and the next, which some CPUs prefetch in pairs).
+#[repr(align(128))]
+struct CacheLine<T>(T);
+
+/// An id of the calling thread: the address of a thread-local, cheaper than `ThreadId`.
+fn this_thread() -> usize {
+    thread_local! {
+        static MARKER: u8 = const { 0 };
+    }
+    MARKER.with(|marker| std::ptr::from_ref(marker).addr())
+}
 
 /// What a task returns: `()` in `scope!`, `Result<(), E>` in `try_scope!`.
 pub trait TaskOutput<E>: Send {
@@ -77,8 +96,15 @@ pub(crate) struct TaskSet<E> {
     ctx: Context,
     cancel: Mutex<Option<Cancel>>,
     outcome: Mutex<Outcome<E>>,
-    /// Unfinished tasks, plus one for the owner; whoever takes it to zero releases `joined`.
-    pending: AtomicUsize,
+    /// Unfinished tasks, plus one for the owner, plus `credit`; whoever takes it to zero
+    /// releases `joined`. On a cache line of its own: the workers write it per task.
+    pending: CacheLine<AtomicUsize>,
+    /// Counts added to `pending` in advance for `go`s on the owning thread, which then touches
+    /// `pending` once per [`CREDIT`] tasks rather than trading its cache line with the
+    /// workers for each one. Returned at the join.
+    credit: AtomicUsize,
+    /// The thread whose `go`s draw on `credit` (see [`this_thread`]); 0: none.
+    owner_thread: usize,
     joined: WaitGroup,
     slots: Mutex<Option<Arc<Slots>>>,
     /// Whether `slots` was ever set, so that an unlimited `go` takes no lock for it.
@@ -96,12 +122,36 @@ impl<E: Send> TaskSet<E> {
             ctx,
             cancel: Mutex::new(Some(cancel)),
             outcome: Mutex::new(Outcome { errors: Vec::new(), panic: None }),
-            pending: AtomicUsize::new(1),
+            pending: CacheLine(AtomicUsize::new(1)),
+            credit: AtomicUsize::new(0),
+            owner_thread: 0,
             joined,
             slots: Mutex::new(options.limit.map(Slots::new)),
             limited: AtomicBool::new(options.limit.is_some()),
             all_errors: options.all_errors,
         }
+    }
+
+    /// The same set, with `go`s on the calling thread counted in advance: for a set this
+    /// thread also joins.
+    fn owned_by_this_thread(mut self) -> Self {
+        self.owner_thread = this_thread();
+        self
+    }
+
+    /// Counts one more unfinished task.
+    fn count_launch(&self) {
+        if self.owner_thread != this_thread() {
+            self.pending.0.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let credit = self.credit.load(Ordering::Relaxed);
+        if credit > 0 {
+            self.credit.store(credit - 1, Ordering::Relaxed);
+            return;
+        }
+        self.pending.0.fetch_add(CREDIT, Ordering::Relaxed);
+        self.credit.store(CREDIT - 1, Ordering::Relaxed);
     }
 
     pub(crate) fn context(&self) -> &Context {
@@ -153,20 +203,23 @@ impl<E: Send> TaskSet<E> {
         E: 'a,
     {
         let Some(slot) = set.acquire(wait) else { return false };
-        set.pending.fetch_add(1, Ordering::Relaxed);
+        set.count_launch();
+        let owner = set.owner_id();
         let run = move || {
             let result = catch_unwind(AssertUnwindSafe(|| task(&set.ctx)));
             set.finish(result, site, slot);
         };
         match bubble::current() {
-            None => spawner.spawn(run),
+            None => spawner.spawn(run, owner),
             Some(bubble) => {
                 let member = bubble.add_member(None, site, false);
-                spawner.spawn(move || {
+                let run_as_member = move || {
                     let membership = bubble::enter_thread_member(&bubble, member);
                     bubble::with_membership(membership, run);
                     bubble.remove_member(member);
-                });
+                };
+                // Owned by no set: in a bubble, a task runs on a thread of its own member.
+                spawner.spawn(run_as_member, 0);
             }
         }
         true
@@ -198,7 +251,7 @@ impl<E: Send> TaskSet<E> {
 
     /// Drops one pending count; the last one releases the join.
     fn release(&self) {
-        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+        if self.pending.0.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.joined.done();
         }
     }
@@ -208,10 +261,22 @@ impl<E: Send> TaskSet<E> {
         drop(cancel);
     }
 
+    /// The id that marks this set's jobs, so its joining thread can find them.
+    fn owner_id(&self) -> usize {
+        std::ptr::from_ref(self).addr()
+    }
+
+    /// Runs this set's queued jobs on the calling thread while the queue ends with one.
+    pub(crate) fn help(&self) {
+        while pool::help(self.owner_id()) {}
+    }
+
     /// Waits for every task (durably, inside a bubble) and takes the outcome: a task's panic
     /// resumes here; otherwise the errors (the first, or all).
     #[track_caller]
     pub(crate) fn join(&self) -> Vec<E> {
+        // Unused credit never takes `pending` to zero: the owner's count is still in it.
+        self.pending.0.fetch_sub(self.credit.swap(0, Ordering::Relaxed), Ordering::Relaxed);
         self.release();
         self.joined.wait();
         let outcome = std::mem::replace(
@@ -246,7 +311,7 @@ pub struct Scope<'scope, 'env: 'scope, E = Infallible> {
 impl<E> fmt::Debug for Scope<'_, '_, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Scope")
-            .field("pending", &self.tasks.pending.load(Ordering::Relaxed))
+            .field("pending", &self.tasks.pending.0.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }
@@ -272,15 +337,16 @@ impl<'scope, 'env, E: Send + 'env> Scope<'scope, 'env, E> {
 
 /// Puts jobs that may borrow for `'a` on the pool.
 pub(crate) trait Spawner<'a> {
-    fn spawn(self, job: impl FnOnce() + Send + 'a);
+    /// Submits `job`, marked as belonging to the task set `owner` (0: none).
+    fn spawn(self, job: impl FnOnce() + Send + 'a, owner: usize);
 }
 
 /// For jobs that borrow nothing: `sync::Group`'s.
 pub(crate) struct DetachedSpawner;
 
 impl Spawner<'static> for DetachedSpawner {
-    fn spawn(self, job: impl FnOnce() + Send + 'static) {
-        pool::submit(pool::Job::new(job));
+    fn spawn(self, job: impl FnOnce() + Send + 'static, owner: usize) {
+        pool::submit(pool::Job::new(job).owned_by(owner));
     }
 }
 
@@ -288,12 +354,12 @@ impl Spawner<'static> for DetachedSpawner {
 struct ScopedSpawner;
 
 impl<'scope> Spawner<'scope> for ScopedSpawner {
-    fn spawn(self, job: impl FnOnce() + Send + 'scope) {
+    fn spawn(self, job: impl FnOnce() + Send + 'scope, owner: usize) {
         // SAFETY: the job borrows data that lives for 'scope. `run_scope` does not return
         // (nor unwind) before every started task has called `finish`, which is the job's
         // last use of those borrows: the join is reached on every path, including a panic of
         // the scope's body. So the job never touches 'scope data after 'scope ends.
-        pool::submit(unsafe { pool::Job::new_unchecked(job) });
+        pool::submit(unsafe { pool::Job::new_unchecked(job) }.owned_by(owner));
     }
 }
 
@@ -304,12 +370,16 @@ pub fn run_scope<'env, T, E: Send + 'env>(
     options: Options,
     body: impl for<'scope> FnOnce(&'scope Scope<'scope, 'env, E>) -> T,
 ) -> Result<T, Vec<E>> {
-    let scope =
-        Scope { tasks: TaskSet::new(&Context::background(), options), scope: PhantomData, env: PhantomData };
+    let scope = Scope {
+        tasks: TaskSet::new(&Context::background(), options).owned_by_this_thread(),
+        scope: PhantomData,
+        env: PhantomData,
+    };
     let body_result = catch_unwind(AssertUnwindSafe(|| body(&scope)));
     if body_result.is_err() {
         scope.tasks.cancel_all();
     }
+    scope.tasks.help();
     let joined = catch_unwind(AssertUnwindSafe(|| scope.tasks.join()));
     let value = match body_result {
         Ok(value) => value,

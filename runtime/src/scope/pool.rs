@@ -1,9 +1,11 @@
 //! The worker pool behind `go`: reusable OS threads, about `runtime::max_procs()` of them
 //! running at a time, more when some are blocked.
 //!
-//! A `go` pushes a job on one shared queue. Workers take jobs in batches into a queue of
-//! their own, so the submitting thread and the workers meet on the shared lock once per batch
-//! rather than once per job. A worker that runs out of jobs searches (polls the queue with a
+//! A `go` pushes a job on one shared queue. Workers take jobs in batches (half the queue, up
+//! to [`BATCH`]) into a queue of their own, so the submitting thread and the workers meet on
+//! the shared lock once per batch rather than once per job; an idle worker steals half of a
+//! busy one's batch, and a thread joining a scope runs that scope's newest queued jobs itself
+//! while the workers take the oldest. A worker that runs out of jobs searches (polls the queue with a
 //! growing back-off, which also lets the next batch build up) before it sleeps, and at most one
 //! searches at a time, so a burst of `go`s costs no wake-up per job and no core is burnt on
 //! idle polling. A push wakes or starts a worker only when no worker is searching and fewer
@@ -136,9 +138,10 @@ impl Pool {
         Some(job)
     }
 
-    /// Moves up to [`BATCH`] jobs into `batch`; whether there were any.
+    /// Moves half of the queued jobs, up to [`BATCH`], into `batch`; whether there were any.
+    /// The other half is for other workers and for a joining thread that helps.
     fn take_batch(&mut self, batch: &Mutex<VecDeque<Job>>) -> bool {
-        let n = self.jobs.len().min(BATCH);
+        let n = self.jobs.len().div_ceil(2).min(BATCH);
         if n == 0 {
             return false;
         }
@@ -280,6 +283,22 @@ pub(crate) fn blocking<R>(park: impl FnOnce() -> R) -> R {
     let result = park();
     lock().busy += 1;
     result
+}
+
+/// Runs the newest queued job of `owner` on this thread if the queue ends with one (the
+/// workers take the oldest first); whether it did. A thread joining its tasks helps so.
+pub(crate) fn help(owner: usize) -> bool {
+    let mut pool = lock();
+    if pool.jobs.back().is_none_or(|job| job.owner() != owner) {
+        return false;
+    }
+    let job = pool.jobs.pop_back();
+    QUEUED.store(pool.jobs.len(), Ordering::Relaxed);
+    drop(pool);
+    job.is_some_and(|job| {
+        job.run();
+        true
+    })
 }
 
 fn lock_batch(batch: &Mutex<VecDeque<Job>>) -> MutexGuard<'_, VecDeque<Job>> {

@@ -88,6 +88,7 @@ impl<E: Send + 'static> Group<E> {
     /// Re-raises a task's panic with its payload.
     #[track_caller]
     pub fn wait(self) -> Result<(), E> {
+        self.tasks.help();
         self.tasks.join().into_iter().next().map_or(Ok(()), Err)
     }
 }
