@@ -289,16 +289,11 @@ pub(crate) fn blocking<R>(park: impl FnOnce() -> R) -> R {
 /// workers take the oldest first); whether it did. A thread joining its tasks helps so.
 pub(crate) fn help(owner: usize) -> bool {
     let mut pool = lock();
-    if pool.jobs.back().is_none_or(|job| job.owner() != owner) {
-        return false;
-    }
-    let job = pool.jobs.pop_back();
+    let Some(job) = pool.jobs.pop_back_if(|job| job.owner() == owner) else { return false };
     QUEUED.store(pool.jobs.len(), Ordering::Relaxed);
     drop(pool);
-    job.is_some_and(|job| {
-        job.run();
-        true
-    })
+    job.run();
+    true
 }
 
 fn lock_batch(batch: &Mutex<VecDeque<Job>>) -> MutexGuard<'_, VecDeque<Job>> {
