@@ -106,23 +106,32 @@ struct Hand<T> {
 /// and identifies them.
 static HAND_VTABLE: RawWakerVTable = RawWakerVTable::new(clone_hand, wake_hand, wake_hand, drop_hand);
 
+/// The caller's waker of the poll that lent the waker with `data`; `None` for a
+/// synchronous generator.
+///
+/// # Safety
+///
+/// `data` is the data of a waker with [`HAND_VTABLE`], reached during its poll.
+unsafe fn outer_waker<'a>(data: *const ()) -> Option<&'a Waker> {
+    // SAFETY: such wakers are only created by `Hand::poll`, with data pointing to a hand
+    // that lives for the whole poll.
+    let outer = unsafe { (*data.cast::<HandHeader>()).outer };
+    // SAFETY: a non-null `outer` is the caller's waker, borrowed for the whole poll.
+    unsafe { outer.as_ref() }
+}
+
 /// Clones into the caller's waker (a no-op waker for a synchronous generator): the hand
 /// lives only for one poll, a clone may outlive it.
 unsafe fn clone_hand(data: *const ()) -> RawWaker {
-    // SAFETY: the hand wakers are only created by `Hand::lend` with data pointing to a live
-    // hand, and only reachable through the `Context` of that poll.
-    let outer = unsafe { (*data.cast::<HandHeader>()).outer };
-    // SAFETY: a non-null `outer` is the caller's waker, borrowed for the whole poll.
-    let waker = ManuallyDrop::new(unsafe { outer.as_ref() }.unwrap_or(Waker::noop()).clone());
+    // SAFETY: the waker functions are only called on wakers lent by `Hand::poll`.
+    let waker = ManuallyDrop::new(unsafe { outer_waker(data) }.unwrap_or(Waker::noop()).clone());
     RawWaker::new(waker.data(), waker.vtable())
 }
 
 /// `wake` and `wake_by_ref` alike: a lent waker is never owned by anyone but its poll.
 unsafe fn wake_hand(data: *const ()) {
     // SAFETY: as in `clone_hand`.
-    let outer = unsafe { (*data.cast::<HandHeader>()).outer };
-    // SAFETY: as in `clone_hand`.
-    if let Some(outer) = unsafe { outer.as_ref() } {
+    if let Some(outer) = unsafe { outer_waker(data) } {
         outer.wake_by_ref();
     }
 }
