@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::AtomicPtr;
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
 use super::{AtomicTagged, TaggedCas};
 
@@ -37,7 +37,9 @@ impl<T> fmt::Debug for StackNode<T> {
 /// A lock-free LIFO stack with a node freelist, generic over the tagged cell `C`.
 ///
 /// Popped nodes go to a freelist and are reused by later pushes, so steady push/pop traffic
-/// allocates nothing. Reuse is exactly what makes a plain-pointer CAS suffer ABA; the
+/// allocates nothing. The most recently popped node waits in a one-node spare slot first:
+/// taking or leaving it is an unconditional swap of a plain pointer, which cannot suffer ABA
+/// and saves a push/pop pair two double-width CASes on the freelist. Reuse is exactly what makes a plain-pointer CAS suffer ABA; the
 /// generation in `C` (an [`AtomicTagged`] by default) makes a stale CAS fail instead. Nodes
 /// are freed only when the stack is dropped, so a stale reader never touches freed memory.
 ///
@@ -65,6 +67,8 @@ impl<T> fmt::Debug for StackNode<T> {
 pub struct TreiberStack<T, C: TaggedCas<StackNode<T>> = AtomicTagged<StackNode<T>>> {
     top: CacheLine<C>,
     free: CacheLine<C>,
+    /// An empty node owned by the slot; whoever swaps it out owns it.
+    spare: CacheLine<AtomicPtr<StackNode<T>>>,
     _owns: PhantomData<T>,
 }
 
@@ -109,22 +113,30 @@ impl<T> TreiberStack<T> {
 
 impl<T, C: TaggedCas<StackNode<T>>> Default for TreiberStack<T, C> {
     fn default() -> Self {
-        TreiberStack { top: CacheLine(C::new(None)), free: CacheLine(C::new(None)), _owns: PhantomData }
+        TreiberStack {
+            top: CacheLine(C::new(None)),
+            free: CacheLine(C::new(None)),
+            spare: CacheLine(AtomicPtr::default()),
+            _owns: PhantomData,
+        }
     }
 }
 
 impl<T, C: TaggedCas<StackNode<T>>> TreiberStack<T, C> {
     /// Pushes `value` on top, reusing a freed node when there is one.
     pub fn push(&self, value: T) {
-        let node = pop_node(&*self.free).unwrap_or_else(|| {
+        let spare = NonNull::new(self.spare.swap(ptr::null_mut(), Acquire));
+        let node = spare.or_else(|| pop_node(&*self.free)).unwrap_or_else(|| {
             let fresh = Box::new(StackNode {
                 value: UnsafeCell::new(MaybeUninit::uninit()),
                 next: AtomicPtr::default(),
             });
             NonNull::from(Box::leak(fresh))
         });
-        // SAFETY: the node was just allocated or taken off the freelist by a successful CAS, so
-        // this thread owns its value slot, which is empty.
+        // SAFETY: the node was just allocated, swapped out of the spare slot or taken off the
+        // freelist by a successful CAS, so this thread owns its value slot, which is empty (the
+        // popper's read of it is ordered before by the Release/Acquire pairs on `spare` and
+        // `free`).
         unsafe { StackNode::value_ptr(node).write(value) };
         push_node(&*self.top, node);
     }
@@ -136,7 +148,9 @@ impl<T, C: TaggedCas<StackNode<T>>> TreiberStack<T, C> {
         // a node on the stack always holds an initialized value (written before it was pushed,
         // ordered by the Release/Acquire pair on `top`).
         let value = unsafe { StackNode::value_ptr(node).read() };
-        push_node(&*self.free, node);
+        if let Some(evicted) = NonNull::new(self.spare.swap(node.as_ptr(), AcqRel)) {
+            push_node(&*self.free, evicted);
+        }
         Some(value)
     }
 
@@ -196,6 +210,9 @@ impl<T, C: TaggedCas<StackNode<T>>> Drop for TreiberStack<T, C> {
         impl<T, C: TaggedCas<StackNode<T>>> Drop for FreeOnExit<'_, T, C> {
             fn drop(&mut self) {
                 while self.0.pop().is_some() {}
+                if let Some(spare) = NonNull::new(self.0.spare.swap(ptr::null_mut(), Relaxed)) {
+                    push_node(&*self.0.free, spare);
+                }
                 free_nodes(&*self.0.free);
             }
         }
