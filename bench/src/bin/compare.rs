@@ -5,9 +5,10 @@
 //! ```
 //!
 //! `FILTER` keeps the cases whose name contains it. A case that panics is reported on
-//! stderr and makes the run exit with status 1 after the other cases ran.
+//! stderr and makes the run exit with status 1 after the other cases ran. When the reader
+//! closes the pipe (`compare | head -1`), the run stops quietly.
 
-use std::io::Write as _;
+use std::io::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::ExitCode;
 
@@ -49,6 +50,17 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
         .unwrap_or("(non-string panic payload)")
 }
 
+/// Writes one report line; a closed pipe ends the run successfully, any other error fails it.
+fn emit(out: &mut impl Write, line: &str) -> Result<(), ExitCode> {
+    writeln!(out, "{line}").and_then(|()| out.flush()).map_err(|error| {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            return ExitCode::SUCCESS;
+        }
+        eprintln!("compare: cannot write the report: {error}");
+        ExitCode::FAILURE
+    })
+}
+
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(args) => args,
@@ -69,7 +81,10 @@ fn main() -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     if args.list {
         for case in &selected {
-            writeln!(stdout, "{}\t{}", case.name(), case.peer_names().join(",")).expect("stdout is writable");
+            let line = format!("{}\t{}", case.name(), case.peer_names().join(","));
+            if let Err(stop) = emit(&mut stdout, &line) {
+                return stop;
+            }
         }
         return ExitCode::SUCCESS;
     }
@@ -78,7 +93,9 @@ fn main() -> ExitCode {
         match catch_unwind(AssertUnwindSafe(|| case.run(&config))) {
             Ok(lines) => {
                 for line in lines {
-                    writeln!(stdout, "{line}").expect("stdout is writable");
+                    if let Err(stop) = emit(&mut stdout, &line) {
+                        return stop;
+                    }
                 }
             }
             Err(payload) => {
@@ -92,4 +109,40 @@ fn main() -> ExitCode {
     }
     eprintln!("compare: {} case(s) failed: {}", failed.len(), failed.join(", "));
     ExitCode::FAILURE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer whose every write fails with `kind`.
+    struct Failing(std::io::ErrorKind);
+
+    impl Write for Failing {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(self.0.into())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_closed_pipe_ends_the_run_successfully() {
+        assert_eq!(emit(&mut Failing(std::io::ErrorKind::BrokenPipe), "x"), Err(ExitCode::SUCCESS));
+    }
+
+    #[test]
+    fn other_write_errors_fail_the_run() {
+        assert_eq!(emit(&mut Failing(std::io::ErrorKind::StorageFull), "x"), Err(ExitCode::FAILURE));
+    }
+
+    #[test]
+    fn each_report_line_ends_with_a_newline() {
+        let mut out = Vec::new();
+        emit(&mut out, "{}").unwrap();
+        emit(&mut out, "{}").unwrap();
+        assert_eq!(out, b"{}\n{}\n");
+    }
 }
