@@ -232,22 +232,31 @@ fn take_stack(size: usize) -> std::io::Result<DefaultStack> {
 impl<T> Iterator for Pull<T> {
     type Item = T;
 
+    /// Inlined so that a loop over `next()` is a resume and a suspend, like raw corosensei; the
+    /// end of the iteration is out of line.
+    #[inline]
     fn next(&mut self) -> Option<T> {
         let coroutine = self.coroutine.as_mut()?;
         if coroutine.done() {
             // The producer panicked during the previous `next()`.
-            let coroutine = self.coroutine.take().expect("checked above");
-            self.recycle(coroutine);
-            return None;
+            return self.finish();
         }
         match coroutine.resume(Resume::Next) {
             CoroutineResult::Yield(value) => Some(value),
-            CoroutineResult::Return(()) => {
-                let coroutine = self.coroutine.take().expect("checked above");
-                self.recycle(coroutine);
-                None
-            }
+            CoroutineResult::Return(()) => self.finish(),
         }
+    }
+}
+
+impl<T> Pull<T> {
+    /// Recycles the finished coroutine's stack.
+    #[cold]
+    #[inline(never)]
+    fn finish(&mut self) -> Option<T> {
+        if let Some(coroutine) = self.coroutine.take() {
+            self.recycle(coroutine);
+        }
+        None
     }
 }
 
