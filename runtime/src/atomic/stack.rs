@@ -37,11 +37,13 @@ impl<T> fmt::Debug for StackNode<T> {
 /// A lock-free LIFO stack with a node freelist, generic over the tagged cell `C`.
 ///
 /// Popped nodes go to a freelist and are reused by later pushes, so steady push/pop traffic
-/// allocates nothing. The most recently popped node waits in a one-node spare slot first:
-/// taking or leaving it is an unconditional swap of a plain pointer, which cannot suffer ABA
-/// and saves a push/pop pair two double-width CASes on the freelist. Reuse is exactly what makes a plain-pointer CAS suffer ABA; the
+/// allocates nothing. Reuse is exactly what makes a plain-pointer CAS suffer ABA; the
 /// generation in `C` (an [`AtomicTagged`] by default) makes a stale CAS fail instead. Nodes
 /// are freed only when the stack is dropped, so a stale reader never touches freed memory.
+///
+/// The most recently popped node waits in a one-node spare slot before the freelist: taking
+/// or leaving it is an unconditional swap of a plain pointer, which cannot suffer ABA, and
+/// spares a push/pop pair two of its four double-width CASes.
 ///
 /// ```
 /// use gonext::atomic::{MutexTagged, TreiberStack};

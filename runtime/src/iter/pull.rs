@@ -208,6 +208,16 @@ impl<T> Pull<T> {
         self.recycle(coroutine);
     }
 
+    /// Ends the iteration after the body returned or panicked, recycling its stack.
+    #[cold]
+    #[inline(never)]
+    fn finish(&mut self) -> Option<T> {
+        if let Some(coroutine) = self.coroutine.take() {
+            self.recycle(coroutine);
+        }
+        None
+    }
+
     fn recycle(&self, coroutine: Coroutine<Resume, T, (), DefaultStack>) {
         if self.stack_size == DEFAULT_STACK_SIZE {
             let stack = coroutine.into_stack();
@@ -245,18 +255,6 @@ impl<T> Iterator for Pull<T> {
             CoroutineResult::Yield(value) => Some(value),
             CoroutineResult::Return(()) => self.finish(),
         }
-    }
-}
-
-impl<T> Pull<T> {
-    /// Recycles the finished coroutine's stack.
-    #[cold]
-    #[inline(never)]
-    fn finish(&mut self) -> Option<T> {
-        if let Some(coroutine) = self.coroutine.take() {
-            self.recycle(coroutine);
-        }
-        None
     }
 }
 
