@@ -187,6 +187,32 @@ fn tasks_blocked_in_std_primitives_do_not_starve_the_queue() {
 }
 
 #[test]
+fn scopes_of_tasks_blocked_in_std_primitives_keep_finishing_round_after_round() {
+    // Each round leaves the pool with workers that parked in a std barrier and took a batch of
+    // jobs first; a job left last in such a batch must still reach a new worker. Rounds used
+    // to hang within a few dozen once a searching worker missed such a job.
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for round in 0..120 {
+            let tasks = 2 + round * 7 % 40;
+            let barrier = std::sync::Barrier::new(tasks);
+            let barrier = &barrier;
+            scope! {
+                for _ in 0..tasks {
+                    go move |_ctx| {
+                        barrier.wait();
+                    };
+                }
+            };
+        }
+        done_tx.send(()).unwrap();
+    });
+    // Far beyond the few seconds the rounds take; only a hang gets here.
+    let outcome = done_rx.recv_timeout(Duration::from_secs(300));
+    assert!(outcome.is_ok(), "a scope of tasks on a std barrier never finished: some task never started");
+}
+
+#[test]
 fn tasks_spinning_until_a_later_task_runs_do_not_hang_the_pool() {
     // More spinners than cores keep every worker computing; the monitor still makes room for
     // the task they wait for, after its patience with computing workers runs out.

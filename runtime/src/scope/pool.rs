@@ -17,15 +17,15 @@
 //! as active, hands the rest of its batch back to the shared queue and wakes or starts a
 //! replacement; so nested scopes and tasks that wait for each other never deadlock the pool.
 //! For blocking the pool cannot see (std locks, I/O, `std::thread::sleep`), a monitor thread
-//! watches while jobs wait with no free worker, and when no job started for a whole tick and
-//! the kernel reports no worker running, it takes the blocked workers' batches back and adds
-//! a worker. Workers that merely compute for long get company only after a much longer wait,
-//! for tasks that spin until a queued one runs. Idle workers
-//! beyond `max_procs` retire after a short wait, the others after a longer one.
+//! watches while jobs wait with no free worker: each worker still in the same job after a
+//! tick that the kernel reports asleep gets a replacement, which takes that worker's batch.
+//! Workers that merely compute for long get company only after a much longer wait with no
+//! job started at all, for tasks that spin until a queued one runs. Idle workers beyond
+//! `max_procs` retire after a short wait, the others after a longer one.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
@@ -58,12 +58,14 @@ enum MonitorState {
     Watching,
 }
 
-/// One worker's batch, how many jobs it started (the monitor's measure of progress) and
-/// its thread id, through which the monitor sees whether it is computing or blocked.
+/// One worker's batch, how many jobs it started (the monitor's measure of progress), whether
+/// it is inside a job where the pool cannot see (not parked in a gonext primitive), and its
+/// thread id, through which the monitor sees whether it is computing or blocked.
 #[derive(Default)]
 struct Worker {
     batch: Mutex<VecDeque<Job>>,
     started: AtomicU64,
+    in_job: AtomicBool,
     thread: Option<os_thread::ThreadId>,
 }
 
@@ -179,9 +181,10 @@ impl Pool {
         self.workers.iter().map(|w| w.started.load(Ordering::Relaxed)).sum()
     }
 
-    /// Whether any job waits, in the queue or in a batch.
+    /// Whether any job waits, in the queue or in a batch. Locks every batch (the pool lock is
+    /// always taken first): a batch that is busy right now may still hold a job.
     fn waiting(&self) -> bool {
-        !self.jobs.is_empty() || self.workers.iter().any(|w| w.batch.try_lock().is_ok_and(|b| !b.is_empty()))
+        !self.jobs.is_empty() || self.workers.iter().any(|w| !lock_batch(&w.batch).is_empty())
     }
 
     /// Makes sure some worker will take the queued jobs: one is free already, else a sleeper
@@ -191,15 +194,25 @@ impl Pool {
         self.serve(false)
     }
 
-    /// [`serve_queue`](Self::serve_queue), also when the only waiting jobs are in a batch
-    /// (`stealable`) that a free worker would take half of.
+    /// [`serve_queue`](Self::serve_queue), also for the jobs of a batch that just got more than
+    /// one (`stealable`). A free worker takes queued jobs but may miss a batch's: its owner
+    /// can pop all but the last before the free worker looks, and then block outside gonext,
+    /// so such a batch always has the monitor watch it.
     fn serve(&mut self, stealable: bool) -> Action {
-        if (self.jobs.is_empty() && !stealable) || self.free() > 0 {
+        if self.jobs.is_empty() && !stealable {
             return Action::Nothing;
+        }
+        if self.free() > 0 {
+            return if stealable { self.watch() } else { Action::Nothing };
         }
         if self.active() < crate::runtime::max_procs() {
             return self.add_worker();
         }
+        self.watch()
+    }
+
+    /// Makes sure the monitor watches the waiting jobs.
+    fn watch(&mut self) -> Action {
         match self.monitor {
             MonitorState::Watching => Action::Nothing,
             MonitorState::Idle => {
@@ -276,12 +289,14 @@ pub(crate) fn blocking<R>(park: impl FnOnce() -> R) -> R {
     let Some(worker) = WORKER.with_borrow(Option::clone) else { return park() };
     let mut pool = lock();
     pool.busy -= 1;
+    worker.in_job.store(false, Ordering::Relaxed);
     pool.take_back(&mut lock_batch(&worker.batch));
     let action = pool.serve_queue();
     drop(pool);
     action.run();
     let result = park();
     lock().busy += 1;
+    worker.in_job.store(true, Ordering::Relaxed);
     result
 }
 
@@ -341,7 +356,9 @@ fn run_batch(me: &Worker) {
     loop {
         let Some(job) = lock_batch(&me.batch).pop_front() else { return };
         me.started.store(me.started.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        me.in_job.store(true, Ordering::Relaxed);
         job.run();
+        me.in_job.store(false, Ordering::Relaxed);
     }
 }
 
@@ -387,17 +404,20 @@ fn sleep(mut pool: Guard) -> Option<Guard> {
     }
 }
 
-/// Adds a worker whenever jobs wait with no free worker, none started for a whole tick and
-/// no worker is running: the busy workers are then blocked where the pool cannot see, and
-/// their batches are taken back for the new one. Workers that compute for longer than a tick
-/// are not blocked and get no company that would only compete for the cores, unless nothing
+/// Once per tick while jobs wait with no free worker, finds the stalled workers: those still
+/// in the job they were running a tick ago. A stalled worker the kernel reports asleep is
+/// blocked where the pool cannot see, as a goroutine in a syscall is, and gets a replacement
+/// at once, as Go hands its processor to another thread; the stalled workers' batches are
+/// taken back for the replacements. Workers that compute for longer than a tick are not
+/// blocked and get no company that would only compete for the cores, unless no job at all
 /// starts for [`COMPUTING_TICKS`] ticks (a task may spin waiting for one still queued).
 fn monitor() {
     let mut pool = lock();
-    let mut stalled_ticks = 0;
+    let mut quiet_ticks = 0;
     loop {
-        if pool.free() > 0 || !pool.waiting() {
-            stalled_ticks = 0;
+        // Even with a free worker: it may not reach the last job of a blocked worker's batch.
+        if !pool.waiting() {
+            quiet_ticks = 0;
             pool.monitor = MonitorState::Idle;
             pool = STARVING
                 .wait_while(pool, |p| p.monitor == MonitorState::Idle)
@@ -405,35 +425,36 @@ fn monitor() {
             continue;
         }
         let seen = pool.started();
+        let marks: Vec<_> =
+            pool.workers.iter().map(|w| (Arc::clone(w), w.started.load(Ordering::Relaxed))).collect();
         pool = STARVING.wait_timeout(pool, MONITOR_TICK).unwrap_or_else(|p| p.into_inner()).0;
-        if pool.started() != seen || pool.free() > 0 {
-            stalled_ticks = 0;
-            continue;
-        }
-        stalled_ticks += 1;
-        let threads: Vec<_> = pool.workers.iter().filter_map(|w| w.thread).collect();
+        quiet_ticks = if pool.started() == seen { quiet_ticks + 1 } else { 0 };
+        let stalled: Vec<_> = marks
+            .into_iter()
+            .filter(|(w, mark)| {
+                w.in_job.load(Ordering::Relaxed) && w.started.load(Ordering::Relaxed) == *mark
+            })
+            .map(|(w, _)| w)
+            .collect();
         drop(pool);
-        let computing = threads.into_iter().any(os_thread::is_running);
+        let blocked = stalled.iter().filter(|w| !w.thread.is_some_and(os_thread::is_running)).count();
         pool = lock();
-        if pool.started() != seen {
-            stalled_ticks = 0;
+        let computing_too_long = stalled.len() > blocked && quiet_ticks >= COMPUTING_TICKS;
+        let needed = if blocked > 0 { blocked } else { usize::from(computing_too_long) };
+        if needed == 0 {
             continue;
         }
-        if computing && stalled_ticks < COMPUTING_TICKS {
-            continue;
-        }
-        stalled_ticks = 0;
-        for worker in pool.workers.clone() {
+        quiet_ticks = 0;
+        for worker in &stalled {
             if let Ok(mut batch) = worker.batch.try_lock() {
                 pool.take_back(&mut batch);
             }
         }
-        if !pool.jobs.is_empty() {
-            let action = pool.add_worker();
-            drop(pool);
-            action.run();
-            pool = lock();
-        }
+        let missing = needed.min(pool.jobs.len()).saturating_sub(pool.free());
+        let actions: Vec<_> = (0..missing).map(|_| pool.add_worker()).collect();
+        drop(pool);
+        actions.into_iter().for_each(Action::run);
+        pool = lock();
     }
 }
 
