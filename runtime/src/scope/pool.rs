@@ -17,7 +17,7 @@
 //! as active, hands the rest of its batch back to the shared queue and wakes or starts a
 //! replacement; so nested scopes and tasks that wait for each other never deadlock the pool.
 //! For blocking the pool cannot see (std locks, I/O, `std::thread::sleep`), a monitor thread
-//! watches while jobs wait with no free worker: each worker still in the same job after a
+//! watches while jobs wait: each worker still in the same job after a
 //! tick that the kernel reports asleep gets a replacement, which takes that worker's batch.
 //! Workers that merely compute for long get company only after a much longer wait with no
 //! job started at all, for tasks that spin until a queued one runs. Idle workers beyond
@@ -404,7 +404,7 @@ fn sleep(mut pool: Guard) -> Option<Guard> {
     }
 }
 
-/// Once per tick while jobs wait with no free worker, finds the stalled workers: those still
+/// Once per tick while jobs wait anywhere, finds the stalled workers: those still
 /// in the job they were running a tick ago. A stalled worker the kernel reports asleep is
 /// blocked where the pool cannot see, as a goroutine in a syscall is, and gets a replacement
 /// at once, as Go hands its processor to another thread; the stalled workers' batches are
