@@ -213,15 +213,17 @@ async fn async_tasks_and_threads_share_one_clock() {
 #[virtual_time_test]
 fn wait_returns_once_every_other_member_is_blocked() {
     let (tx, rx) = sync::chan::<u32>(3);
-    thread::spawn(move || {
+    let sender = thread::spawn(move || {
         for i in 0..3 {
             tx.send(i).unwrap();
         }
         thread::sleep(Duration::from_secs(60));
     });
+    let start = Instant::now();
     time::wait();
     assert_eq!(rx.len(), 3, "the sender ran until it slept");
-    assert_eq!(Instant::now().elapsed(), Duration::ZERO);
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    sender.join().unwrap();
 }
 
 #[virtual_time_test]
@@ -269,6 +271,152 @@ fn deadlock_after_the_root_returned_names_the_stuck_members() {
     });
     assert!(message.contains("the bubble's root returned"), "{message}");
     assert!(message.contains("thread-1"), "{message}");
+}
+
+#[test]
+fn a_member_left_ticking_after_the_root_returned_is_a_deadlock_and_the_clock_stops() {
+    let ticks = Arc::new(AtomicU32::new(0));
+    let counted = Arc::clone(&ticks);
+    let message = panic_message(|| {
+        time::bubble(move || {
+            thread::spawn(move || {
+                let mut ticker = time::interval(Duration::from_secs(1));
+                loop {
+                    ticker.tick_blocking();
+                    counted.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        });
+    });
+    assert!(message.starts_with("deadlock: all tasks in bubble are blocked"), "{message}");
+    assert!(message.contains("the bubble's root returned"), "{message}");
+    assert!(message.contains("at virtual time 2000-01-01T00:00:00Z"), "{message}");
+    assert!(
+        message.contains("thread-1 (started at tests/virtual_time.rs:")
+            && message.contains("blocked in Ticker::tick_blocking at"),
+        "{message}"
+    );
+    assert_eq!(ticks.load(Ordering::SeqCst), 0, "the clock never moved past the root's return");
+}
+
+/// Runs `f` on a thread outside every bubble after a short real delay, as a server, a signal
+/// handler or another test's thread would.
+fn from_outside_after_a_real_delay(f: impl FnOnce() + Send + 'static) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        std::thread::sleep(ms(30));
+        f();
+    })
+}
+
+#[test]
+fn receiving_on_a_channel_created_outside_waits_for_the_outside_sender() {
+    let (tx, rx) = sync::chan::<u32>(0);
+    let outside = from_outside_after_a_real_delay(move || tx.send(7).unwrap());
+    assert_eq!(time::bubble(move || rx.recv()), Some(7));
+    outside.join().unwrap();
+}
+
+#[test]
+fn sending_on_a_channel_created_outside_waits_for_the_outside_receiver() {
+    let (tx, rx) = sync::chan::<u32>(0);
+    let outside = from_outside_after_a_real_delay(move || assert_eq!(rx.recv(), Some(8)));
+    time::bubble(move || tx.send(8).unwrap());
+    outside.join().unwrap();
+}
+
+#[test]
+fn a_channel_created_outside_and_closed_outside_ends_the_members_receive() {
+    let (tx, rx) = sync::chan::<u32>(0);
+    let outside = from_outside_after_a_real_delay(move || drop(tx));
+    assert_eq!(time::bubble(move || rx.recv()), None);
+    outside.join().unwrap();
+}
+
+#[test]
+fn select_over_only_outside_channels_waits_for_the_outside_world() {
+    let (tx, rx) = sync::chan::<u32>(0);
+    let (_tx2, rx2) = sync::chan::<u32>(0);
+    let outside = from_outside_after_a_real_delay(move || tx.send(9).unwrap());
+    let got = time::bubble(move || {
+        select! {
+            v = rx.recv_async() => v,
+            v = rx2.recv_async() => v,
+        }
+    });
+    assert_eq!(got, Some(9));
+    outside.join().unwrap();
+}
+
+#[test]
+fn select_mixing_an_outside_channel_with_bubble_objects_is_not_a_durable_block() {
+    let (tx, rx) = sync::chan::<u32>(0);
+    let outside = from_outside_after_a_real_delay(move || tx.send(10).unwrap());
+    let (got, elapsed) = time::bubble(move || {
+        let start = Instant::now();
+        let (_inner_tx, inner_rx) = sync::chan::<u32>(0);
+        let got = select! {
+            v = rx.recv_async() => v,
+            v = inner_rx.recv_async() => v,
+            _ = time::sleep(Duration::from_secs(3600)) => None,
+        };
+        (got, start.elapsed())
+    });
+    assert_eq!(
+        got,
+        Some(10),
+        "the hour-long timer must not fire while the outside channel may still deliver"
+    );
+    assert_eq!(elapsed, Duration::ZERO);
+    outside.join().unwrap();
+}
+
+#[test]
+fn select_with_a_foreign_future_is_not_a_durable_block() {
+    let (tx, rx) = futures::channel::oneshot::channel::<u32>();
+    let outside = from_outside_after_a_real_delay(move || tx.send(11).unwrap());
+    let got = time::bubble(move || {
+        let (_inner_tx, inner_rx) = sync::chan::<u32>(0);
+        select! {
+            v = rx => v.ok(),
+            v = inner_rx.recv_async() => v,
+        }
+    });
+    assert_eq!(got, Some(11));
+    outside.join().unwrap();
+}
+
+#[test]
+fn waiting_on_a_waitgroup_created_outside_waits_for_the_outside_done() {
+    let group = sync::WaitGroup::new();
+    group.add(1);
+    let done = group.clone();
+    let outside = from_outside_after_a_real_delay(move || done.done());
+    time::bubble(move || group.wait());
+    outside.join().unwrap();
+}
+
+#[test]
+fn a_task_receiving_on_an_outside_channel_is_not_durably_blocked() {
+    let (tx, rx) = sync::chan::<u32>(0);
+    let outside = from_outside_after_a_real_delay(move || tx.send(12).unwrap());
+    assert_eq!(time::bubble_async(async move { rx.recv_async().await }), Some(12));
+    outside.join().unwrap();
+}
+
+#[test]
+fn a_member_waiting_on_an_outside_object_is_named_in_the_stall_report() {
+    let (_tx, rx) = sync::chan::<u32>(0);
+    let message = panic_message(|| {
+        Bubble::new().stall(ms(200)).run(move || {
+            rx.recv();
+        });
+    });
+    assert!(message.starts_with("stall: nothing in bubble #"), "{message}");
+    assert!(
+        message.contains("blocked in chan recv at tests/virtual_time.rs:")
+            && message.contains("on an object created outside the bubble (counts as running)"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -396,7 +396,7 @@ impl Future for Done {
             return Poll::Ready(err);
         }
         state.waiters.register(&mut this.slot, cx.waker());
-        bubble::note_blocked_at(this.site, "Context::done");
+        bubble::note_pending_on(node.bubble.as_ref(), this.site, "Context::done");
         Poll::Pending
     }
 }

@@ -434,6 +434,22 @@ pub mod __private {
         time::SystemTime::UNIX_EPOCH + Duration::new(secs, nanos)
     }
 
+    /// Taken before a `select!` branch is polled: a branch that is pending without a gonext
+    /// primitive saying so waits on something foreign, so the select is not a durable block.
+    #[derive(Clone, Copy, Debug)]
+    pub struct PendingMarker(crate::time::bubble::PendingMarker);
+
+    impl PendingMarker {
+        #[allow(clippy::new_without_default)]
+        pub fn new() -> PendingMarker {
+            PendingMarker(crate::time::bubble::PendingMarker::new())
+        }
+
+        pub fn foreign_if_silent(self, site: &'static Location<'static>) {
+            self.0.foreign_if_silent(site, "select! (a branch that is not a gonext primitive)");
+        }
+    }
+
     /// The wait of `select!`: polls once with `default`, else blocks (durably in a bubble)
     /// until a branch is ready.
     pub fn select<T>(

@@ -21,6 +21,7 @@ pub(super) fn expand(select: &Select) -> TokenStream {
         let pat = &branch.pat;
         quote! {
             if !__gonext_disabled[#i] {
+                let marker = #private::PendingMarker::new();
                 if let ::core::task::Poll::Ready(output) = ::core::future::Future::poll(#name.as_mut(), cx) {
                     #[allow(unused_variables, irrefutable_let_patterns, clippy::redundant_pattern_matching)]
                     let matched = ::core::matches!(&output, #pat);
@@ -28,6 +29,8 @@ pub(super) fn expand(select: &Select) -> TokenStream {
                         return ::core::task::Poll::Ready(__GonextSelected::#variant(output));
                     }
                     __gonext_disabled[#i] = true;
+                } else {
+                    marker.foreign_if_silent(::core::panic::Location::caller());
                 }
             }
         }

@@ -230,7 +230,7 @@ impl<T> Future for Send<'_, T> {
                 return Poll::Ready(Err(SendError(withdrawn.value)));
             }
             state.pending[position].waker.clone_from(cx.waker());
-            bubble::note_blocked_at(this.site, "chan send");
+            bubble::note_pending_on(this.sender.chan.bubble.as_ref(), this.site, "chan send");
             return Poll::Pending;
         }
         let value = this.value.take().expect("Send polled after completion");
@@ -250,7 +250,7 @@ impl<T> Future for Send<'_, T> {
         state.next_send += 1;
         state.pending.push_back(PendingSend { id, value, waker: cx.waker().clone() });
         this.pending = Some(id);
-        bubble::note_blocked_at(this.site, "chan send");
+        bubble::note_pending_on(this.sender.chan.bubble.as_ref(), this.site, "chan send");
         Poll::Pending
     }
 }
@@ -351,7 +351,7 @@ impl<T> Future for Recv<'_, T> {
             return Poll::Ready(None);
         }
         state.receivers_waiting.register(&mut this.slot, cx.waker());
-        bubble::note_blocked_at(this.site, "chan recv");
+        bubble::note_pending_on(this.receiver.chan.bubble.as_ref(), this.site, "chan recv");
         Poll::Pending
     }
 }

@@ -149,7 +149,7 @@ impl Future for Wait<'_> {
             return Poll::Ready(());
         }
         counter.waiters.register(&mut this.slot, cx.waker());
-        bubble::note_blocked_at(this.site, "WaitGroup::wait");
+        bubble::note_pending_on(this.group.owner.as_ref(), this.site, "WaitGroup::wait");
         Poll::Pending
     }
 }

@@ -32,8 +32,13 @@
 //!   panics with `deadlock: all tasks in bubble are blocked` and, for each member, its name,
 //!   where it started and where it is blocked. Tokio's paused clock hangs silently here.
 //! - Blocking outside gonext (a `std::sync::Mutex`, real I/O, a foreign future) counts as
-//!   running: the clock waits. If nothing moves for the stall limit of real time (30 s by
+//!   running: the clock waits. So does waiting on a channel, `WaitGroup` or `Context` created
+//!   *outside* the bubble, and a `select!` with such a branch: as in Go, something outside
+//!   may still complete it, so it is never a durable block and never causes a deadlock
+//!   report. If nothing moves for the stall limit of real time (30 s by
 //!   default, [`Bubble::stall`]), the bubble panics with the same member report.
+//! - Once the root (the closure or future given to the bubble) returns, the clock stops, as
+//!   in Go: members still blocked then, even on timers, are reported as a deadlock.
 //! - The bubble returns only after every member has finished. A member's panic aborts the
 //!   others (they unwind from their blocking call) and is re-raised in the caller with its
 //!   original payload.

@@ -8,7 +8,7 @@ use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use super::member::{member_waker, take_blocked_at};
+use super::member::{PendingOn, member_waker, take_pending_on};
 use super::{BubbleAborted, BubbleState, CURRENT, Current, IdMap, MemberId, State, with_membership};
 
 /// A spawned task, type-erased.
@@ -70,6 +70,7 @@ fn poll_member<T>(
     poll: impl FnOnce(&mut Context<'_>) -> Poll<T>,
 ) -> Option<Poll<T>> {
     set_current_task(id, waker);
+    take_pending_on();
     let mut cx = Context::from_waker(waker);
     match catch_unwind(AssertUnwindSafe(|| poll(&mut cx))) {
         Ok(polled) => Some(polled),
@@ -118,9 +119,10 @@ fn next_runnable(
 
 impl BubbleState {
     /// Task `id` returned `Pending`: requeue it if it was woken meanwhile, else it is blocked
-    /// where its last gonext primitive said (durably), or outside gonext (still running).
+    /// where its gonext primitives said (durably, unless one waits on an object created outside
+    /// the bubble), or outside gonext (still running).
     fn after_pending(&self, id: MemberId) {
-        let blocked_at = take_blocked_at();
+        let pending_on = take_pending_on();
         let mut inner = self.lock();
         Self::flush_own_timers(&mut inner);
         let Some(member) = inner.members.get_mut(&id) else { return };
@@ -128,10 +130,12 @@ impl BubbleState {
             inner.run_queue.push_back(id);
             return;
         }
-        match blocked_at {
-            Some((site, op)) => drop(self.block_member_locked(inner, id, State::Blocked { site, op })),
-            None => member.state = State::Outside { site: member.spawned_at },
-        }
+        let state = match pending_on {
+            PendingOn::Bubble(site, op) => State::Blocked { site, op },
+            PendingOn::Outside(site, op) => State::Outside { site, op: Some(op) },
+            PendingOn::Nothing => State::Outside { site: member.spawned_at, op: None },
+        };
+        drop(self.block_member_locked(inner, id, state));
     }
 }
 

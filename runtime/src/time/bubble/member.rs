@@ -11,12 +11,15 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::Duration;
 
-use super::{BubbleAborted, BubbleState, Current, MemberId, Site, TimerTarget, with_current};
+use super::parker::ThreadParker;
+use super::{BubbleAborted, BubbleState, Current, MemberId, Site, State, TimerTarget, with_current};
 
 thread_local! {
-    /// The site and operation of the gonext primitive that last returned `Pending` on this
-    /// thread, read by the executor to describe where a task is blocked.
-    static LAST_BLOCK: Cell<Option<(Site, &'static str)>> = const { Cell::new(None) };
+    /// What the gonext primitives polled on this thread said when they returned `Pending`,
+    /// read by `block_on` and the executor to decide whether the member is durably blocked.
+    static PENDING_ON: Cell<PendingOn> = const { Cell::new(PendingOn::Nothing) };
+    /// Counts the notes, so that `select!` can tell which branch was silent.
+    static NOTES: Cell<u32> = const { Cell::new(0) };
     /// Parks this thread outside any bubble.
     static THREAD_NOTIFY: Arc<ThreadNotify> = Arc::new(ThreadNotify {
         thread: thread::current(),
@@ -24,13 +27,63 @@ thread_local! {
     });
 }
 
-/// Called by primitives when they return `Pending`, so that reports name the await site.
-pub(crate) fn note_blocked_at(site: Site, op: &'static str) {
-    LAST_BLOCK.set(Some((site, op)));
+/// Why a poll of a member returned `Pending`, as far as gonext can tell.
+#[derive(Clone, Copy)]
+pub(super) enum PendingOn {
+    /// No gonext primitive said: a foreign future.
+    Nothing,
+    /// Only objects of the member's own bubble: a durable block.
+    Bubble(Site, &'static str),
+    /// At least one object created outside the bubble, which the outside world may complete:
+    /// never a durable block (Go's rule).
+    Outside(Site, &'static str),
 }
 
-pub(super) fn take_blocked_at() -> Option<(Site, &'static str)> {
-    LAST_BLOCK.take()
+/// Called by primitives when they return `Pending` on an object of the caller's bubble, so
+/// that the block is durable and reports name the await site.
+pub(crate) fn note_blocked_at(site: Site, op: &'static str) {
+    NOTES.set(NOTES.get().wrapping_add(1));
+    if !matches!(PENDING_ON.get(), PendingOn::Outside(..)) {
+        PENDING_ON.set(PendingOn::Bubble(site, op));
+    }
+}
+
+/// Called by primitives when they return `Pending` on an object created outside any bubble:
+/// the wait is not durable, whatever else the same poll waits on.
+pub(crate) fn note_blocked_outside(site: Site, op: &'static str) {
+    NOTES.set(NOTES.get().wrapping_add(1));
+    PENDING_ON.set(PendingOn::Outside(site, op));
+}
+
+/// Notes a `Pending` on an object created in `owner` (checked to be the caller's bubble) or,
+/// for `None`, outside any bubble.
+pub(crate) fn note_pending_on(owner: Option<&Arc<BubbleState>>, site: Site, op: &'static str) {
+    match owner {
+        Some(_) => note_blocked_at(site, op),
+        None => note_blocked_outside(site, op),
+    }
+}
+
+/// Taken before polling one of several futures (the branches of `select!`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PendingMarker(u32);
+
+impl PendingMarker {
+    pub(crate) fn new() -> PendingMarker {
+        PendingMarker(NOTES.get())
+    }
+
+    /// The future polled since the marker was taken returned `Pending` without a gonext note:
+    /// it is foreign, so the wait it is part of is not durable.
+    pub(crate) fn foreign_if_silent(self, site: Site, op: &'static str) {
+        if NOTES.get() == self.0 {
+            note_blocked_outside(site, op);
+        }
+    }
+}
+
+pub(super) fn take_pending_on() -> PendingOn {
+    PENDING_ON.replace(PendingOn::Nothing)
 }
 
 struct ThreadNotify {
@@ -74,14 +127,15 @@ pub(super) fn member_waker(bubble: &Arc<BubbleState>, id: MemberId) -> Waker {
 
 /// The membership of thread member `id`, to install with `with_membership`.
 pub(crate) fn enter_thread_member(bubble: &Arc<BubbleState>, id: MemberId) -> Current {
-    bubble.attach_thread(id, thread::current());
+    bubble.attach_thread(id, ThreadParker::current());
     let waker = member_waker(bubble, id);
     Current { bubble: Arc::clone(bubble), member: id, waker, is_task: false }
 }
 
-/// Runs `future` to completion on this thread. In a bubble, the thread is durably blocked at
-/// `site` while the future is pending, so the virtual clock may advance; outside, this is a
-/// plain park/unpark loop.
+/// Runs `future` to completion on this thread. In a bubble, the thread is blocked at `site`
+/// while the future is pending — durably, unless the future waits on an object created
+/// outside the bubble — so the virtual clock may advance; outside, this is a plain
+/// park/unpark loop.
 ///
 /// # Panics
 ///
@@ -110,7 +164,7 @@ fn block_on_thread<F: Future>(future: F) -> F::Output {
         }
         let mut spin = Spin::default();
         while !notify.notified.swap(false, Ordering::Acquire) {
-            spin.wait_or_park();
+            spin.wait_or_park(thread::park);
         }
     }
 }
@@ -119,17 +173,17 @@ fn block_on_thread<F: Future>(future: F) -> F::Output {
 /// channel partner answering) then costs no sleep and wake of the OS thread, whose latency
 /// dominates ping-pong traffic, especially on virtual machines.
 #[derive(Default)]
-struct Spin(u32);
+pub(super) struct Spin(u32);
 
 impl Spin {
     const SPINS: u32 = 6;
     const YIELDS: u32 = 10;
 
-    fn wait_or_park(&mut self) {
+    pub(super) fn wait_or_park(&mut self, park: impl FnOnce()) {
         match self.0 {
             n if n < Self::SPINS => (0..1u32 << n).for_each(|_| std::hint::spin_loop()),
             n if n < Self::SPINS + Self::YIELDS => thread::yield_now(),
-            _ => crate::scope::pool::blocking(thread::park),
+            _ => crate::scope::pool::blocking(park),
         }
         self.0 += 1;
     }
@@ -146,10 +200,15 @@ fn block_on_member<F: Future>(
     let mut cx = Context::from_waker(waker);
     let mut future = pin!(future);
     loop {
+        take_pending_on();
         if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
             return output;
         }
-        bubble.park(id, site, op);
+        let state = match take_pending_on() {
+            PendingOn::Outside(site, op) => State::Outside { site, op: Some(op) },
+            PendingOn::Bubble(..) | PendingOn::Nothing => State::Blocked { site, op },
+        };
+        bubble.park_as(id, state, None);
     }
 }
 
@@ -159,41 +218,53 @@ impl BubbleState {
     pub(crate) fn sleep_member(&self, id: MemberId, duration: Duration, site: Site) {
         let deadline = self.elapsed().saturating_add(duration);
         while self.elapsed() < deadline {
-            self.park_until(id, site, "thread::sleep", Some(deadline));
+            self.park_as(id, State::Blocked { site, op: "thread::sleep" }, Some(deadline));
         }
     }
 
-    /// Parks thread member `id` until a wake-up arrives; unwinds if the bubble failed.
+    /// Parks thread member `id`, durably blocked at `site`, until a wake-up arrives; unwinds
+    /// if the bubble failed.
     pub(crate) fn park(&self, id: MemberId, site: Site, op: &'static str) {
-        self.park_until(id, site, op, None);
+        self.park_as(id, State::Blocked { site, op }, None);
     }
 
-    fn park_until(&self, id: MemberId, site: Site, op: &'static str, deadline: Option<Duration>) {
+    fn park_as(&self, id: MemberId, state: State, deadline: Option<Duration>) {
+        if self.park_until(id, state, deadline).is_err() {
+            panic::resume_unwind(Box::new(BubbleAborted));
+        }
+    }
+
+    /// Parks thread member `id` in `state` until a wake-up arrives or, with a `deadline`, the
+    /// clock reaches it; `Err` if the bubble failed.
+    pub(super) fn park_until(
+        &self,
+        id: MemberId,
+        state: State,
+        deadline: Option<Duration>,
+    ) -> Result<(), BubbleAborted> {
         let mut inner = self.lock();
         if let Some(deadline) = deadline {
             let key = self.timer_key(deadline);
             inner.timers.insert(key, TimerTarget::Member(id));
         }
         if inner.failure.is_some() {
-            drop(inner);
-            panic::resume_unwind(Box::new(BubbleAborted));
+            return Err(BubbleAborted);
         }
-        let (mut inner, blocked) = self.block_locked(inner, id, site, op);
+        let (mut inner, blocked) = self.block_locked(inner, id, state);
         if !blocked {
-            return;
+            return Ok(());
         }
+        let parker = ThreadParker::current();
         let mut spin = Spin::default();
         loop {
             if inner.failure.is_some() {
-                drop(inner);
-                panic::resume_unwind(Box::new(BubbleAborted));
+                return Err(BubbleAborted);
             }
-            let member = inner.members.get_mut(&id).expect("a parked member is registered");
-            if std::mem::take(&mut member.notified) {
-                return;
+            if inner.members.get_mut(&id).is_none_or(|member| std::mem::take(&mut member.notified)) {
+                return Ok(());
             }
             drop(inner);
-            spin.wait_or_park();
+            spin.wait_or_park(|| parker.park());
             inner = self.lock();
         }
     }

@@ -13,6 +13,7 @@
 
 mod executor;
 mod member;
+mod parker;
 mod report;
 mod timers;
 mod watchdog;
@@ -27,7 +28,8 @@ use std::task::Waker;
 use std::time::Duration;
 
 pub(crate) use executor::{BoxTask, run_async};
-pub(crate) use member::{block_on, enter_thread_member, note_blocked_at};
+pub(crate) use member::{PendingMarker, block_on, enter_thread_member, note_blocked_at, note_pending_on};
+pub(crate) use parker::ThreadParker;
 
 /// Where a member was spawned or is blocked: the `#[track_caller]` location of the call.
 pub(crate) type Site = &'static Location<'static>;
@@ -91,15 +93,17 @@ enum State {
         site: Site,
         op: &'static str,
     },
-    /// A task pending on something that is not a gonext primitive: it still counts as
+    /// Waiting on something the bubble does not own — an object created outside it (`op`
+    /// names the operation), or a foreign future (`op` is `None`): it still counts as
     /// running, because nothing in the bubble can tell when it will be woken.
     Outside {
         site: Site,
+        op: Option<&'static str>,
     },
 }
 
 enum Kind {
-    Thread(Option<std::thread::Thread>),
+    Thread(Option<Arc<ThreadParker>>),
     Task,
 }
 
@@ -281,10 +285,10 @@ impl BubbleState {
         id
     }
 
-    /// Records the OS thread of a thread member, so that wake-ups can unpark it.
-    pub(crate) fn attach_thread(&self, id: MemberId, thread: std::thread::Thread) {
+    /// Records the parker of a thread member, so that wake-ups can unpark it.
+    pub(crate) fn attach_thread(&self, id: MemberId, parker: Arc<ThreadParker>) {
         if let Some(member) = self.lock().members.get_mut(&id) {
-            member.kind = Kind::Thread(Some(thread));
+            member.kind = Kind::Thread(Some(parker));
         }
     }
 
@@ -323,10 +327,10 @@ impl BubbleState {
             return;
         }
         match &member.kind {
-            Kind::Thread(thread) => {
+            Kind::Thread(parker) => {
                 member.notified = true;
-                if let Some(thread) = thread {
-                    thread.unpark();
+                if let Some(parker) = parker {
+                    parker.unpark();
                 }
             }
             Kind::Task => {
@@ -342,34 +346,37 @@ impl BubbleState {
         inner.progress += 1;
     }
 
-    /// Marks member `id` durably blocked at `site` unless a wake-up is pending; returns
-    /// whether it blocked.
+    /// Marks member `id` blocked in `state` unless a wake-up is pending; returns whether it
+    /// blocked.
     fn block_locked<'a>(
         &'a self,
         mut inner: MutexGuard<'a, Inner>,
         id: MemberId,
-        site: Site,
-        op: &'static str,
+        state: State,
     ) -> (MutexGuard<'a, Inner>, bool) {
         Self::flush_own_timers(&mut inner);
-        let member = inner.members.get_mut(&id).expect("a blocking member is registered");
+        let Some(member) = inner.members.get_mut(&id) else { return (inner, false) };
         if std::mem::take(&mut member.notified) {
             return (inner, false);
         }
-        (self.block_member_locked(inner, id, State::Blocked { site, op }), true)
+        (self.block_member_locked(inner, id, state), true)
     }
 
-    /// Moves running member `id` to the durably blocked `state` and settles the bubble.
+    /// Moves running member `id` to the blocked `state` and, when that block is durable,
+    /// settles the bubble.
     fn block_member_locked<'a>(
         &'a self,
         mut inner: MutexGuard<'a, Inner>,
         id: MemberId,
         state: State,
     ) -> MutexGuard<'a, Inner> {
-        let member = inner.members.get_mut(&id).expect("a blocking member is registered");
+        let Some(member) = inner.members.get_mut(&id) else { return inner };
         member.state = state;
-        inner.running -= 1;
         inner.progress += 1;
+        if !matches!(state, State::Blocked { .. }) {
+            return inner;
+        }
+        inner.running -= 1;
         self.settle(inner)
     }
 
@@ -407,7 +414,10 @@ impl BubbleState {
             if inner.holds > 0 {
                 return inner;
             }
-            let Some(deadline) = inner.timers.first_deadline() else {
+            let deadline = inner.timers.first_deadline();
+            // As in Go, the clock stops once the root has returned: members left sleeping or
+            // ticking would otherwise run the clock forward forever.
+            let Some(deadline) = deadline.filter(|_| !inner.root_done) else {
                 let report = report::deadlock(self, &inner);
                 return self.fail_locked(inner, Failure::Report(report));
             };

@@ -47,7 +47,12 @@ fn members(report: &mut String, inner: &Inner) {
         let state = match member.state {
             State::Running => "running".to_owned(),
             State::Blocked { site, op } => format!("blocked in {op} at {site}"),
-            State::Outside { site } => format!("pending outside gonext (spawned at {site})"),
+            State::Outside { site, op: None } => format!("pending outside gonext (spawned at {site})"),
+            State::Outside { site, op: Some(op) } => {
+                format!(
+                    "blocked in {op} at {site} on an object created outside the bubble (counts as running)"
+                )
+            }
         };
         write!(report, "\n  - {} (started at {}): {state}", member.name, member.spawned_at)
             .expect("writing to a String cannot fail");
