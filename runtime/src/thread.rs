@@ -62,7 +62,7 @@ where
     let id = bubble.add_member(None, site, false);
     let packet = Arc::new(Packet { slot: Mutex::new(Slot { result: None, waker: None }) });
     let their_packet = Arc::clone(&packet);
-    let spawned = std::thread::Builder::new().spawn(move || {
+    let spawned = spawn_unadopted(std::thread::Builder::new(), move || {
         let membership = bubble::enter_thread_member(&bubble, id);
         let result = bubble::with_membership(membership, || catch_unwind(AssertUnwindSafe(f)));
         let result = result.map_err(|payload| {
@@ -111,6 +111,23 @@ pub fn sleep(duration: Duration) {
     if !in_bubble {
         std::thread::sleep(duration);
     }
+}
+
+/// Starts one of gonext's own threads (a worker, the watchdog, a timer thread): with the
+/// `std-time` layer, a thread started by a member joins the member's bubble, and these must
+/// not.
+pub(crate) fn spawn_unadopted<F, T>(
+    builder: std::thread::Builder,
+    f: F,
+) -> std::io::Result<std::thread::JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    #[cfg(gonext_std_time)]
+    return crate::time::interpose::exempt(|| builder.spawn(f));
+    #[cfg(not(gonext_std_time))]
+    return builder.spawn(f);
 }
 
 struct Slot<T> {

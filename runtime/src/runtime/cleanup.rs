@@ -316,9 +316,7 @@ fn queue(head: NonNull<Header>) {
         }
     }
     let worker = WORKER.get_or_init(|| {
-        thread::Builder::new()
-            .name("gonext-cleanup".into())
-            .spawn(work)
+        crate::thread::spawn_unadopted(thread::Builder::new().name("gonext-cleanup".into()), work)
             .expect("the cleanup worker thread starts")
             .thread()
             .clone()

@@ -251,7 +251,7 @@ impl Action {
 }
 
 fn start_thread(name: &str, main: fn(), undo: fn()) {
-    if thread::Builder::new().name(name.into()).spawn(main).is_err() {
+    if crate::thread::spawn_unadopted(thread::Builder::new().name(name.into()), main).is_err() {
         undo();
     }
 }

@@ -58,6 +58,8 @@
 
 pub(crate) mod bubble;
 mod clock;
+#[cfg(gonext_std_time)]
+pub(crate) mod interpose;
 pub(crate) mod real_timer;
 mod sleep;
 
@@ -104,6 +106,7 @@ impl Bubble {
                 start_since_epoch: Duration::from_secs(DEFAULT_START_SECS),
                 timeout: None,
                 stall: Duration::from_secs(30),
+                adopt_std_threads: true,
             },
         }
     }
@@ -136,6 +139,22 @@ impl Bubble {
     pub fn stall(mut self, limit: Duration) -> Bubble {
         assert!(!limit.is_zero(), "Bubble::stall: the limit must be positive");
         self.config.stall = limit;
+        self
+    }
+
+    /// Whether threads that members start with `std::thread::spawn` (or any other
+    /// `pthread_create`) join the bubble; on by default. Only the `std-time` feature adopts
+    /// such threads: without it they always keep real time, and this setting does nothing.
+    ///
+    /// ```
+    /// use gonext::time::Bubble;
+    ///
+    /// Bubble::new().adopt_std_threads(false).run(|| {
+    ///     std::thread::spawn(|| {}).join().unwrap(); // a plain thread, outside the bubble
+    /// });
+    /// ```
+    pub fn adopt_std_threads(mut self, adopt: bool) -> Bubble {
+        self.config.adopt_std_threads = adopt;
         self
     }
 
@@ -194,6 +213,8 @@ impl Bubble {
         bubble.root_done();
         bubble.remove_member(root);
         bubble.join_members();
+        #[cfg(gonext_std_time)]
+        bubble.release_std_threads();
         bubble.clear();
         output.unwrap_or_else(|| unreachable!("a bubble whose root did not finish has failed"))
     }

@@ -28,9 +28,7 @@ pub(crate) fn add(deadline: Instant, waker: Waker) -> RealKey {
     let mut timers = lock();
     if !timers.started {
         timers.started = true;
-        thread::Builder::new()
-            .name("gonext-timer".into())
-            .spawn(run)
+        crate::thread::spawn_unadopted(thread::Builder::new().name("gonext-timer".into()), run)
             .expect("the gonext timer thread starts");
     }
     let key = (deadline, timers.next);

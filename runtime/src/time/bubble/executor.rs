@@ -131,7 +131,7 @@ impl BubbleState {
             return;
         }
         let state = match pending_on {
-            PendingOn::Bubble(site, op) => State::Blocked { site, op },
+            PendingOn::Bubble(site, op) => State::Blocked { site: Some(site), op },
             PendingOn::Outside(site, op) => State::Outside { site, op: Some(op) },
             PendingOn::Nothing => State::Outside { site: member.spawned_at, op: None },
         };

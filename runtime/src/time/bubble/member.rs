@@ -206,7 +206,7 @@ fn block_on_member<F: Future>(
         }
         let state = match take_pending_on() {
             PendingOn::Outside(site, op) => State::Outside { site, op: Some(op) },
-            PendingOn::Bubble(..) | PendingOn::Nothing => State::Blocked { site, op },
+            PendingOn::Bubble(..) | PendingOn::Nothing => State::Blocked { site: Some(site), op },
         };
         bubble.park_as(id, state, None);
     }
@@ -218,14 +218,14 @@ impl BubbleState {
     pub(crate) fn sleep_member(&self, id: MemberId, duration: Duration, site: Site) {
         let deadline = self.elapsed().saturating_add(duration);
         while self.elapsed() < deadline {
-            self.park_as(id, State::Blocked { site, op: "thread::sleep" }, Some(deadline));
+            self.park_as(id, State::Blocked { site: Some(site), op: "thread::sleep" }, Some(deadline));
         }
     }
 
     /// Parks thread member `id`, durably blocked at `site`, until a wake-up arrives; unwinds
     /// if the bubble failed.
     pub(crate) fn park(&self, id: MemberId, site: Site, op: &'static str) {
-        self.park_as(id, State::Blocked { site, op }, None);
+        self.park_as(id, State::Blocked { site: Some(site), op }, None);
     }
 
     fn park_as(&self, id: MemberId, state: State, deadline: Option<Duration>) {

@@ -15,6 +15,8 @@ mod executor;
 mod member;
 mod parker;
 mod report;
+#[cfg(gonext_std_time)]
+mod std_wait;
 mod timers;
 mod watchdog;
 
@@ -30,6 +32,8 @@ use std::time::Duration;
 pub(crate) use executor::{BoxTask, run_async};
 pub(crate) use member::{PendingMarker, block_on, enter_thread_member, note_blocked_at, note_pending_on};
 pub(crate) use parker::ThreadParker;
+#[cfg(gonext_std_time)]
+pub(crate) use std_wait::{StdWake, adoptable, std_block_until, std_member, std_sleep_until, std_timed_wait};
 
 /// Where a member was spawned or is blocked: the `#[track_caller]` location of the call.
 pub(crate) type Site = &'static Location<'static>;
@@ -60,6 +64,8 @@ pub(crate) struct Config {
     pub(crate) start_since_epoch: Duration,
     pub(crate) timeout: Option<Duration>,
     pub(crate) stall: Duration,
+    /// Threads that members start with `std::thread::spawn` join the bubble (`std-time`).
+    pub(crate) adopt_std_threads: bool,
 }
 
 /// Shared state of one bubble.
@@ -78,6 +84,16 @@ pub(crate) struct BubbleState {
     /// `std::time::Instant`s.
     base: std::time::Instant,
     config: Config,
+    /// The real clock readings std's virtual clocks start from.
+    #[cfg(gonext_std_time)]
+    std_clock: crate::time::interpose::StdClockBase,
+    /// The real monotonic time of the failure, in nanoseconds: after it, std's clocks on
+    /// members that are still running move on in real time from the frozen virtual reading.
+    #[cfg(gonext_std_time)]
+    failed_at: AtomicU64,
+    /// Set once the bubble finished: threads it adopted and let go keep real time.
+    #[cfg(gonext_std_time)]
+    std_released: AtomicBool,
 }
 
 enum Failure {
@@ -88,9 +104,10 @@ enum Failure {
 #[derive(Clone, Copy)]
 enum State {
     Running,
-    /// Durably blocked in a gonext primitive.
+    /// Durably blocked in a gonext primitive (at `site`) or, through the `std-time` layer, in
+    /// std code (no site).
     Blocked {
-        site: Site,
+        site: Option<Site>,
         op: &'static str,
     },
     /// Waiting on something the bubble does not own — an object created outside it (`op`
@@ -111,6 +128,8 @@ struct Member {
     name: String,
     spawned_at: Site,
     kind: Kind,
+    /// A thread started with `std::thread::spawn` that joined the bubble (`std-time`).
+    adopted: bool,
     state: State,
     /// A wake-up arrived that the member has not consumed yet.
     notified: bool,
@@ -137,6 +156,10 @@ struct Inner {
     progress: u64,
     /// Set by the watchdog when failed members cannot be joined.
     abandoned: bool,
+    /// A task that blocked its executor thread in an interposed std call, and that thread's
+    /// parker: until it returns, no other task can run.
+    #[cfg(gonext_std_time)]
+    executor_blocked: Option<(MemberId, Arc<ThreadParker>)>,
 }
 
 thread_local! {
@@ -175,7 +198,11 @@ pub(crate) fn with_membership<R>(current: Current, f: impl FnOnce() -> R) -> R {
             CURRENT.with_borrow_mut(|c| *c = self.0.take());
         }
     }
+    #[cfg(gonext_std_time)]
+    let hook = crate::time::interpose::MemberHook::install(&current.bubble);
     let _restore = Restore(CURRENT.with_borrow_mut(|c| c.replace(current)));
+    #[cfg(gonext_std_time)]
+    let _hook = hook;
     f()
 }
 
@@ -202,7 +229,8 @@ static NEXT_BUBBLE: AtomicU64 = AtomicU64::new(1);
 
 impl BubbleState {
     pub(crate) fn new(config: Config) -> Arc<Self> {
-        let bubble = Arc::new(BubbleState {
+        #[allow(unused_mut)]
+        let mut state = BubbleState {
             id: NEXT_BUBBLE.fetch_add(1, Ordering::Relaxed),
             inner: Mutex::new(Inner {
                 members: IdMap::default(),
@@ -220,6 +248,8 @@ impl BubbleState {
                 root_done: false,
                 progress: 0,
                 abandoned: false,
+                #[cfg(gonext_std_time)]
+                executor_blocked: None,
             }),
             changed: Condvar::new(),
             now_nanos: AtomicU64::new(0),
@@ -227,7 +257,20 @@ impl BubbleState {
             next_timer: AtomicU64::new(0),
             base: std::time::Instant::now(),
             config,
-        });
+            #[cfg(gonext_std_time)]
+            std_clock: crate::time::interpose::StdClockBase::capture(),
+            #[cfg(gonext_std_time)]
+            failed_at: AtomicU64::new(0),
+            #[cfg(gonext_std_time)]
+            std_released: AtomicBool::new(false),
+        };
+        // std's `Instant` on members must be exactly gonext's: take the start from std's own
+        // reading of the virtual clock at zero.
+        #[cfg(gonext_std_time)]
+        {
+            state.base = crate::time::interpose::start_instant(&state);
+        }
+        let bubble = Arc::new(state);
         watchdog::watch(&bubble);
         bubble
     }
@@ -279,7 +322,10 @@ impl BubbleState {
             (_, false) => format!("thread-{id}"),
         });
         let kind = if task { Kind::Task } else { Kind::Thread(None) };
-        inner.members.insert(id, Member { name, spawned_at, kind, state: State::Running, notified: false });
+        inner.members.insert(
+            id,
+            Member { name, spawned_at, kind, adopted: false, state: State::Running, notified: false },
+        );
         inner.running += 1;
         inner.progress += 1;
         id
@@ -330,6 +376,14 @@ impl BubbleState {
             Kind::Thread(parker) => {
                 member.notified = true;
                 if let Some(parker) = parker {
+                    parker.unpark();
+                }
+            }
+            #[cfg(gonext_std_time)]
+            Kind::Task if inner.executor_blocked.as_ref().is_some_and(|(task, _)| *task == id) => {
+                // Blocked inside its poll, in std code: it resumes on the executor's thread.
+                member.notified = true;
+                if let Some((_, parker)) = &inner.executor_blocked {
                     parker.unpark();
                 }
             }
@@ -384,7 +438,11 @@ impl BubbleState {
     /// advance the clock to the next timer, else fail with a deadlock report.
     fn settle<'a>(&'a self, mut inner: MutexGuard<'a, Inner>) -> MutexGuard<'a, Inner> {
         loop {
-            if inner.running > 0 || inner.waking > 0 || inner.failure.is_some() || inner.members.is_empty() {
+            if inner.waking > 0
+                || inner.failure.is_some()
+                || self.any_running(&mut inner)
+                || inner.members.is_empty()
+            {
                 return inner;
             }
             let now = self.elapsed();
@@ -404,7 +462,7 @@ impl BubbleState {
                 inner.waking -= 1;
                 continue;
             }
-            if inner.running > 0 {
+            if self.any_running(&mut inner) {
                 return inner;
             }
             if let Some(waiter) = inner.waiter.take() {
@@ -430,6 +488,14 @@ impl BubbleState {
         }
     }
 
+    /// Whether some member may still make progress by itself.
+    fn any_running(&self, inner: &mut Inner) -> bool {
+        #[cfg(gonext_std_time)]
+        return self.std_running(inner) > 0;
+        #[cfg(not(gonext_std_time))]
+        return inner.running > 0;
+    }
+
     /// Records the first failure and aborts every parked member.
     pub(crate) fn fail(&self, failure_panic: Box<dyn Any + Send>) {
         let inner = self.lock();
@@ -443,6 +509,8 @@ impl BubbleState {
     ) -> MutexGuard<'a, Inner> {
         if inner.failure.is_none() {
             inner.failure = Some(failure);
+            #[cfg(gonext_std_time)]
+            self.failed_at.store(duration_nanos(crate::time::interpose::real_monotonic()), Ordering::Relaxed);
             self.failed.store(true, Ordering::Release);
         }
         let blocked: Vec<MemberId> = inner.members.keys().copied().collect();

@@ -46,7 +46,8 @@ fn members(report: &mut String, inner: &Inner) {
     for (_, member) in listed {
         let state = match member.state {
             State::Running => "running".to_owned(),
-            State::Blocked { site, op } => format!("blocked in {op} at {site}"),
+            State::Blocked { site: Some(site), op } => format!("blocked in {op} at {site}"),
+            State::Blocked { site: None, op } => format!("blocked in {op}"),
             State::Outside { site, op: None } => format!("pending outside gonext (spawned at {site})"),
             State::Outside { site, op: Some(op) } => {
                 format!(

@@ -22,9 +22,7 @@ static WATCHED: Mutex<Vec<Watched>> = Mutex::new(Vec::new());
 pub(super) fn watch(bubble: &Arc<BubbleState>) {
     let mut watched = WATCHED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if watched.is_empty() {
-        thread::Builder::new()
-            .name("gonext-bubble-watchdog".into())
-            .spawn(run)
+        crate::thread::spawn_unadopted(thread::Builder::new().name("gonext-bubble-watchdog".into()), run)
             .expect("the bubble watchdog thread starts");
     }
     watched.push(Watched { bubble: Arc::downgrade(bubble), progress: u64::MAX, since: Instant::now() });
@@ -45,6 +43,8 @@ fn run() {
 /// Returns whether the bubble is still alive.
 fn check(watched: &mut Watched) -> bool {
     let Some(bubble) = watched.bubble.upgrade() else { return false };
+    #[cfg(gonext_std_time)]
+    bubble.settle_idle_std_threads();
     let mut inner = bubble.lock();
     if inner.members.is_empty() {
         return true;

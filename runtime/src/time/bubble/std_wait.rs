@@ -1,0 +1,262 @@
+//! The bubble's side of the `std-time` layer: std calls that block a member (interposed
+//! sleeps, timed futex waits, joins of adopted threads) and the std threads a bubble adopts.
+//!
+//! None of this may panic or unwind: it runs inside `extern "C"` functions called by std.
+
+use std::sync::Arc;
+use std::task::Waker;
+use std::time::Duration;
+
+use super::{BubbleState, CURRENT, Inner, Kind, Member, MemberId, State, ThreadParker, TimerTarget};
+
+/// How an interposed blocking call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StdWake {
+    /// Woken before its deadline (possibly spuriously: callers re-check).
+    Woken,
+    /// The virtual clock reached the deadline.
+    TimedOut,
+    /// The bubble failed: the call returns, and the member continues in real time.
+    Failed,
+    /// The caller is not (or no longer) a member: the real call applies.
+    NotMember,
+}
+
+/// Real time between two checks of a futex word whose waker may bypass the interposer
+/// (a raw system call, glibc's own code, another process).
+const RECHECK: Duration = Duration::from_millis(5);
+
+/// Sleeps the calling member until virtual offset `deadline`.
+pub(crate) fn std_sleep_until(deadline: Duration) -> StdWake {
+    with_std_member(|bubble, id, is_task, _| {
+        loop {
+            match bubble.std_park(id, is_task, "std::thread::sleep (std-time)", Some(deadline), &mut || true)
+            {
+                StdWake::Woken => continue,
+                end => return end,
+            }
+        }
+    })
+}
+
+/// Blocks the calling member until it is woken, `still_waiting` turns false (checked every
+/// few real milliseconds) or the clock reaches `deadline`.
+pub(crate) fn std_timed_wait(deadline: Duration, mut still_waiting: impl FnMut() -> bool) -> StdWake {
+    with_std_member(|bubble, id, is_task, _| {
+        bubble.std_park(id, is_task, "a std timed wait (std-time)", Some(deadline), &mut still_waiting)
+    })
+}
+
+/// Blocks the calling member, durably, until `ready` (which registers the member's waker to
+/// be woken by) returns true.
+pub(crate) fn std_block_until(op: &'static str, mut ready: impl FnMut(&Waker) -> bool) -> StdWake {
+    with_std_member(|bubble, id, is_task, waker| {
+        loop {
+            if ready(waker) {
+                return StdWake::Woken;
+            }
+            match bubble.std_park(id, is_task, op, None, &mut || true) {
+                StdWake::Woken => continue,
+                end => return end,
+            }
+        }
+    })
+}
+
+/// Runs `f` with the calling member's bubble, id, kind and waker.
+fn with_std_member(f: impl FnOnce(&Arc<BubbleState>, MemberId, bool, &Waker) -> StdWake) -> StdWake {
+    CURRENT
+        .try_with(|current| {
+            let Ok(current) = current.try_borrow() else { return StdWake::NotMember };
+            match current.as_ref() {
+                Some(c) => f(&c.bubble, c.member, c.is_task, &c.waker),
+                None => StdWake::NotMember,
+            }
+        })
+        .unwrap_or(StdWake::NotMember)
+}
+
+/// The calling member's bubble and id.
+pub(crate) fn std_member() -> Option<(Arc<BubbleState>, MemberId)> {
+    CURRENT
+        .try_with(|current| {
+            let current = current.try_borrow().ok()?;
+            current.as_ref().map(|c| (Arc::clone(&c.bubble), c.member))
+        })
+        .ok()
+        .flatten()
+}
+
+/// The bubble a thread started now by the calling member would join, and the member.
+pub(crate) fn adoptable() -> Option<(Arc<BubbleState>, MemberId)> {
+    CURRENT
+        .try_with(|current| {
+            let current = current.try_borrow().ok()?;
+            let c = current.as_ref()?;
+            let adopts = c.bubble.config.adopt_std_threads && !c.bubble.has_failed();
+            adopts.then(|| (Arc::clone(&c.bubble), c.member))
+        })
+        .ok()
+        .flatten()
+}
+
+impl BubbleState {
+    /// The real readings the virtual std clocks start from.
+    pub(crate) fn std_clock_base(&self) -> &crate::time::interpose::StdClockBase {
+        &self.std_clock
+    }
+
+    /// The configured start of the virtual wall clock, since the Unix epoch.
+    pub(crate) fn start_since_epoch(&self) -> Duration {
+        self.config.start_since_epoch
+    }
+
+    /// The virtual time std's clocks show: the bubble's, or after a failure the frozen
+    /// reading plus the real time since, so that loops over `Instant::now()` still end.
+    #[inline]
+    pub(crate) fn std_elapsed(&self) -> Duration {
+        let elapsed = self.elapsed();
+        if !self.has_failed() {
+            return elapsed;
+        }
+        let failed_at = Duration::from_nanos(self.failed_at.load(std::sync::atomic::Ordering::Relaxed));
+        elapsed + crate::time::interpose::real_monotonic().saturating_sub(failed_at)
+    }
+
+    /// Whether the bubble has finished, so that threads it let go keep real time.
+    #[inline]
+    pub(crate) fn std_released(&self) -> bool {
+        self.std_released.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub(crate) fn release_std_threads(&self) {
+        self.std_released.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Registers a thread that member `parent` is starting with `std::thread::spawn`.
+    pub(crate) fn add_adopted_thread(&self, parent: MemberId, site: super::Site) -> MemberId {
+        let parent_name = self.lock().members.get(&parent).map(|m| m.name.clone()).unwrap_or_default();
+        let id = self.add_member(Some(String::new()), site, false);
+        if let Some(member) = self.lock().members.get_mut(&id) {
+            member.name = format!("std-thread-{id} (std::thread::spawn by {parent_name})");
+            member.adopted = true;
+        }
+        id
+    }
+
+    /// Blocks member `id` in std code until woken, the deadline or a failure.
+    fn std_park(
+        &self,
+        id: MemberId,
+        is_task: bool,
+        op: &'static str,
+        deadline: Option<Duration>,
+        still_waiting: &mut dyn FnMut() -> bool,
+    ) -> StdWake {
+        let parker = ThreadParker::current();
+        let mut inner = self.lock();
+        if inner.failure.is_some() {
+            return StdWake::Failed;
+        }
+        if !inner.members.contains_key(&id) {
+            return StdWake::NotMember;
+        }
+        if deadline.is_some_and(|deadline| deadline <= self.elapsed()) {
+            return StdWake::TimedOut;
+        }
+        let key = deadline.map(|deadline| {
+            let key = self.timer_key(deadline);
+            inner.timers.insert(key, TimerTarget::Member(id));
+            key
+        });
+        if is_task {
+            inner.executor_blocked = Some((id, Arc::clone(&parker)));
+        }
+        let (mut inner, blocked) = self.block_locked(inner, id, State::Blocked { site: None, op });
+        let mut failed = false;
+        if blocked {
+            loop {
+                if inner.failure.is_some() {
+                    failed = true;
+                    break;
+                }
+                if inner.members.get_mut(&id).is_none_or(|member| std::mem::take(&mut member.notified)) {
+                    break;
+                }
+                drop(inner);
+                self.wait_for_unpark(&parker, id, still_waiting);
+                inner = self.lock();
+            }
+        }
+        if is_task {
+            inner.executor_blocked = None;
+        }
+        if let Some(key) = key {
+            inner.timers.remove(key);
+        }
+        drop(inner);
+        match deadline {
+            _ if failed => StdWake::Failed,
+            Some(deadline) if self.elapsed() >= deadline => StdWake::TimedOut,
+            _ => StdWake::Woken,
+        }
+    }
+
+    /// Parks until the member's parker is unparked, waking the member itself once
+    /// `still_waiting` says its wait is over.
+    fn wait_for_unpark(&self, parker: &ThreadParker, id: MemberId, still_waiting: &mut dyn FnMut() -> bool) {
+        while !parker.park_timeout(RECHECK) {
+            if !still_waiting() {
+                self.wake(id);
+            }
+        }
+    }
+
+    /// The running count without the members that cannot move by themselves: tasks behind an
+    /// executor blocked in std code and, once the root returned, adopted threads that only wait
+    /// in untimed std waits when nothing else runs — those are let go.
+    pub(super) fn std_running(&self, inner: &mut Inner) -> usize {
+        let mut running = inner.running;
+        if inner.executor_blocked.is_some() {
+            running -= inner.members.values().filter(|m| is_task_waiting_for_executor(m)).count();
+        }
+        if running == 0 || !inner.root_done {
+            return running;
+        }
+        let idle: Vec<MemberId> =
+            inner.members.iter().filter(|(_, m)| is_idle_adopted_thread(m)).map(|(&id, _)| id).collect();
+        if idle.len() != running {
+            return running;
+        }
+        for id in idle {
+            inner.members.remove(&id);
+            inner.running -= 1;
+        }
+        inner.progress += 1;
+        if inner.members.is_empty() {
+            self.changed.notify_all();
+        }
+        0
+    }
+
+    /// Lets go of idle adopted threads once the root returned, from the watchdog: entering an
+    /// untimed wait does not settle the bubble.
+    pub(super) fn settle_idle_std_threads(&self) {
+        let inner = self.lock();
+        if inner.root_done && inner.running > 0 {
+            drop(self.settle(inner));
+        }
+    }
+}
+
+fn is_task_waiting_for_executor(member: &Member) -> bool {
+    matches!(member.kind, Kind::Task) && !matches!(member.state, State::Blocked { .. })
+}
+
+fn is_idle_adopted_thread(member: &Member) -> bool {
+    let in_std_wait = match &member.kind {
+        Kind::Thread(Some(parker)) => parker.in_std_wait.load(std::sync::atomic::Ordering::Relaxed),
+        _ => false,
+    };
+    member.adopted && in_std_wait && matches!(member.state, State::Running)
+}
