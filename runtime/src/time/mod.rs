@@ -293,6 +293,31 @@ pub fn wait() {
     }
 }
 
+/// Whether std's own clocks show the bubble's virtual time on this thread: true inside a
+/// bubble when the `std-time` layer is active, false outside bubbles, without the feature, or
+/// where it compiles to nothing (not Linux with glibc on x86_64 or aarch64, or a static
+/// build).
+///
+/// A test that relies on std code (or a crate) running in virtual time can assert it, so
+/// that a build where the layer is missing fails loudly instead of sleeping for real.
+///
+/// ```
+/// use gonext::time;
+/// use std::time::Duration;
+///
+/// assert!(!time::std_time_is_virtual()); // outside a bubble, std time is always real
+/// time::bubble(|| {
+///     if time::std_time_is_virtual() {
+///         let start = std::time::Instant::now();
+///         std::thread::sleep(Duration::from_secs(60)); // returns at once
+///         assert_eq!(start.elapsed(), Duration::from_secs(60));
+///     }
+/// });
+/// ```
+pub fn std_time_is_virtual() -> bool {
+    bubble::with_current(|c| c.is_some_and(|c| std::time::Instant::now() == c.bubble.now_instant()))
+}
+
 /// Sleeps for `duration`, then [`wait`]s: Go's `synctest.Sleep`.
 #[track_caller]
 pub fn sleep_then_wait(duration: Duration) {

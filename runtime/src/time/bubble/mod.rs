@@ -87,10 +87,6 @@ pub(crate) struct BubbleState {
     /// The real clock readings std's virtual clocks start from.
     #[cfg(gonext_std_time)]
     std_clock: crate::time::interpose::StdClockBase,
-    /// The real monotonic time of the failure, in nanoseconds: after it, std's clocks on
-    /// members that are still running move on in real time from the frozen virtual reading.
-    #[cfg(gonext_std_time)]
-    failed_at: AtomicU64,
     /// Set once the bubble finished: threads it adopted and let go keep real time.
     #[cfg(gonext_std_time)]
     std_released: AtomicBool,
@@ -129,6 +125,7 @@ struct Member {
     spawned_at: Site,
     kind: Kind,
     /// A thread started with `std::thread::spawn` that joined the bubble (`std-time`).
+    #[cfg(gonext_std_time)]
     adopted: bool,
     state: State,
     /// A wake-up arrived that the member has not consumed yet.
@@ -260,8 +257,6 @@ impl BubbleState {
             #[cfg(gonext_std_time)]
             std_clock: crate::time::interpose::StdClockBase::capture(),
             #[cfg(gonext_std_time)]
-            failed_at: AtomicU64::new(0),
-            #[cfg(gonext_std_time)]
             std_released: AtomicBool::new(false),
         };
         // std's `Instant` on members must be exactly gonext's: take the start from std's own
@@ -324,7 +319,15 @@ impl BubbleState {
         let kind = if task { Kind::Task } else { Kind::Thread(None) };
         inner.members.insert(
             id,
-            Member { name, spawned_at, kind, adopted: false, state: State::Running, notified: false },
+            Member {
+                name,
+                spawned_at,
+                kind,
+                #[cfg(gonext_std_time)]
+                adopted: false,
+                state: State::Running,
+                notified: false,
+            },
         );
         inner.running += 1;
         inner.progress += 1;
@@ -509,8 +512,6 @@ impl BubbleState {
     ) -> MutexGuard<'a, Inner> {
         if inner.failure.is_none() {
             inner.failure = Some(failure);
-            #[cfg(gonext_std_time)]
-            self.failed_at.store(duration_nanos(crate::time::interpose::real_monotonic()), Ordering::Relaxed);
             self.failed.store(true, Ordering::Release);
         }
         let blocked: Vec<MemberId> = inner.members.keys().copied().collect();

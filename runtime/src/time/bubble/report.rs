@@ -45,6 +45,9 @@ fn members(report: &mut String, inner: &Inner) {
     listed.sort_by_key(|(id, _)| **id);
     for (_, member) in listed {
         let state = match member.state {
+            State::Running if in_untimed_std_wait(member) => {
+                "in an untimed std wait (counts as running)".to_owned()
+            }
             State::Running => "running".to_owned(),
             State::Blocked { site: Some(site), op } => format!("blocked in {op} at {site}"),
             State::Blocked { site: None, op } => format!("blocked in {op}"),
@@ -58,6 +61,16 @@ fn members(report: &mut String, inner: &Inner) {
         write!(report, "\n  - {} (started at {}): {state}", member.name, member.spawned_at)
             .expect("writing to a String cannot fail");
     }
+}
+
+/// Whether a running member sits in a futex wait without a timeout (`std-time`).
+fn in_untimed_std_wait(member: &Member) -> bool {
+    #[cfg(gonext_std_time)]
+    if let super::Kind::Thread(Some(parker)) = &member.kind {
+        return parker.in_std_wait.load(std::sync::atomic::Ordering::Relaxed);
+    }
+    let _ = member;
+    false
 }
 
 /// Formats a time since the Unix epoch as RFC 3339 in UTC, with fractional seconds only when

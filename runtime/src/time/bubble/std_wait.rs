@@ -111,16 +111,20 @@ impl BubbleState {
         self.config.start_since_epoch
     }
 
-    /// The virtual time std's clocks show: the bubble's, or after a failure the frozen
-    /// reading plus the real time since, so that loops over `Instant::now()` still end.
-    #[inline]
-    pub(crate) fn std_elapsed(&self) -> Duration {
-        let elapsed = self.elapsed();
-        if !self.has_failed() {
-            return elapsed;
-        }
-        let failed_at = Duration::from_nanos(self.failed_at.load(std::sync::atomic::Ordering::Relaxed));
-        elapsed + crate::time::interpose::real_monotonic().saturating_sub(failed_at)
+    /// After the bubble failed, members left in std code cannot be unwound: each of their
+    /// sleeps and timed waits takes at most this much real time, and moves the (no longer
+    /// shared) clock to its deadline, so that they reach their end or a gonext call soon,
+    /// without spinning.
+    pub(crate) const AFTER_FAILURE_WAIT: Duration = Duration::from_millis(10);
+
+    /// The real time a sleep or timed wait until `deadline` takes after a failure.
+    pub(crate) fn wait_after_failure(&self, deadline: Duration) -> Duration {
+        deadline.saturating_sub(self.elapsed()).min(Self::AFTER_FAILURE_WAIT)
+    }
+
+    /// Moves a failed bubble's clock to `deadline`, for the member whose wait ended there.
+    pub(crate) fn jump_after_failure(&self, deadline: Duration) {
+        self.now_nanos.fetch_max(super::duration_nanos(deadline), std::sync::atomic::Ordering::AcqRel);
     }
 
     /// Whether the bubble has finished, so that threads it let go keep real time.
@@ -217,8 +221,10 @@ impl BubbleState {
     /// in untimed std waits when nothing else runs — those are let go.
     pub(super) fn std_running(&self, inner: &mut Inner) -> usize {
         let mut running = inner.running;
-        if inner.executor_blocked.is_some() {
-            running -= inner.members.values().filter(|m| is_task_waiting_for_executor(m)).count();
+        if let Some((blocked, _)) = &inner.executor_blocked {
+            let starved =
+                inner.members.iter().filter(|&(id, m)| id != blocked && is_task_waiting_for_executor(m));
+            running -= starved.count();
         }
         if running == 0 || !inner.root_done {
             return running;

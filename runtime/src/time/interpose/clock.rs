@@ -53,7 +53,7 @@ pub(crate) fn origin(bubble: &BubbleState, clock: libc::clockid_t) -> Option<Dur
 #[inline]
 fn member_reading(clock: libc::clockid_t) -> Option<Duration> {
     let bubble = member_bubble()?;
-    Some(origin(bubble, clock)? + bubble.std_elapsed())
+    Some(origin(bubble, clock)? + bubble.elapsed())
 }
 
 /// std's `Instant::now` and `SystemTime::now`.
@@ -82,7 +82,8 @@ pub(crate) unsafe extern "C" fn clock_gettime(clock: libc::clockid_t, tp: *mut l
 #[unsafe(no_mangle)]
 pub(crate) unsafe extern "C" fn gettimeofday(tv: *mut libc::timeval, tz: *mut c_void) -> c_int {
     type Gettimeofday = unsafe extern "C" fn(*mut libc::timeval, *mut c_void) -> c_int;
-    static REAL: RealFn = RealFn::new(c"gettimeofday");
+    // SAFETY: the type of libc's `gettimeofday`.
+    static REAL: RealFn<Gettimeofday> = unsafe { RealFn::new(c"gettimeofday") };
     if let Some(now) = member_reading(libc::CLOCK_REALTIME)
         && !tv.is_null()
         && tz.is_null()
@@ -96,8 +97,8 @@ pub(crate) unsafe extern "C" fn gettimeofday(tv: *mut libc::timeval, tz: *mut c_
         return 0;
     }
     match REAL.get(gettimeofday as *const () as usize) {
-        // SAFETY: libc's `gettimeofday` has this signature; the arguments are the caller's.
-        Some(real) => unsafe { std::mem::transmute::<*mut c_void, Gettimeofday>(real)(tv, tz) },
+        // SAFETY: the caller's arguments, passed on.
+        Some(real) => unsafe { real(tv, tz) },
         // SAFETY: as above, through the kernel.
         None => unsafe {
             raw::libc_result(raw::syscall6(libc::SYS_gettimeofday, [tv as c_long, tz as c_long, 0, 0, 0, 0]))

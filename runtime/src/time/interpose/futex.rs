@@ -82,7 +82,7 @@ fn wait(args: [c_long; 6]) -> Option<c_long> {
         return Some(-c_long::from(libc::EINVAL));
     };
     let deadline = match op & libc::FUTEX_CMD_MASK {
-        libc::FUTEX_WAIT => bubble.std_elapsed().saturating_add(timeout),
+        libc::FUTEX_WAIT => bubble.elapsed().saturating_add(timeout),
         _ => {
             let clock_id = match op & libc::FUTEX_CLOCK_REALTIME {
                 0 => libc::CLOCK_MONOTONIC,
@@ -99,14 +99,19 @@ fn wait(args: [c_long; 6]) -> Option<c_long> {
     Some(virtual_timed_wait(address, expected, deadline))
 }
 
-/// A timed wait after the bubble failed: for the remaining time on the real clock.
+/// A timed wait after the bubble failed: a few real milliseconds at most, after which the
+/// clock has reached the deadline.
 fn real_timed_wait(bubble: &BubbleState, args: [c_long; 6], deadline: Duration) -> c_long {
-    let remaining = raw::timespec_of(deadline.saturating_sub(bubble.std_elapsed()));
+    let wait = raw::timespec_of(bubble.wait_after_failure(deadline));
     let private = (args[1] as c_int) & libc::FUTEX_PRIVATE_FLAG;
     let relative =
-        [args[0], c_long::from(libc::FUTEX_WAIT | private), args[2], &remaining as *const _ as c_long, 0, 0];
+        [args[0], c_long::from(libc::FUTEX_WAIT | private), args[2], &wait as *const _ as c_long, 0, 0];
     // SAFETY: the caller's futex word, with a timespec that outlives the call.
-    unsafe { syscall6(libc::SYS_futex, relative) }
+    let ret = unsafe { syscall6(libc::SYS_futex, relative) };
+    if ret == -c_long::from(libc::ETIMEDOUT) {
+        bubble.jump_after_failure(deadline);
+    }
+    ret
 }
 
 fn virtual_timed_wait(address: usize, expected: u32, deadline: Duration) -> c_long {

@@ -13,9 +13,9 @@
 //! Rules every interposer keeps:
 //!
 //! - It never panics and never unwinds: its callers are `extern "C"` and would abort. When
-//!   the bubble fails, a member blocked in an interposed call returns normally, and later
-//!   calls of that member run in real time (the clock continues from the frozen virtual
-//!   reading) until it reaches a gonext primitive, which unwinds.
+//!   the bubble fails, a member blocked in an interposed call returns normally; each later
+//!   sleep or timed wait of a member takes a few real milliseconds and moves the clock to its
+//!   deadline, so the member soon finishes or reaches a gonext primitive, which unwinds.
 //! - It never takes the bubble's lock where the thread may already hold it: clock reads are
 //!   lock-free, untimed futex waits are only marked in an atomic, and gonext's own parking
 //!   uses raw system calls that no interposer sees. A thread-local guard passes through the
@@ -120,9 +120,4 @@ pub(crate) fn start_instant(bubble: &BubbleState) -> std::time::Instant {
     let start = std::time::Instant::now();
     MEMBER_BUBBLE.set(previous);
     start
-}
-
-/// The real monotonic clock, whichever thread asks.
-pub(crate) fn real_monotonic() -> std::time::Duration {
-    raw::real_clock(libc::CLOCK_MONOTONIC)
 }

@@ -66,9 +66,11 @@ pub(crate) fn libc_result(ret: c_long) -> c_long {
 }
 
 pub(crate) fn set_errno(code: c_int) {
-    // SAFETY: `__errno_location` returns the calling thread's errno slot, valid for writes for
-    // the thread's lifetime.
-    unsafe { *libc::__errno_location() = code };
+    // SAFETY: `__errno_location` has no preconditions.
+    let slot = unsafe { libc::__errno_location() };
+    // SAFETY: it returns the calling thread's errno slot, valid for writes for the thread's
+    // lifetime.
+    unsafe { *slot = code };
 }
 
 /// Waits while `word` holds `expected`, for at most `timeout`, on a private futex.
@@ -131,10 +133,11 @@ pub(crate) fn real_clock(clock: libc::clockid_t) -> Duration {
 /// As libc's: `tp` must be valid for writes.
 pub(crate) unsafe fn real_clock_gettime(clock: libc::clockid_t, tp: *mut libc::timespec) -> c_int {
     type ClockGettime = unsafe extern "C" fn(libc::clockid_t, *mut libc::timespec) -> c_int;
-    static REAL: RealFn = RealFn::new(c"clock_gettime");
+    // SAFETY: the type of libc's `clock_gettime`.
+    static REAL: RealFn<ClockGettime> = unsafe { RealFn::new(c"clock_gettime") };
     match REAL.get(super::clock::clock_gettime as *const () as usize) {
-        // SAFETY: libc's `clock_gettime` has this signature; the caller passes a valid `tp`.
-        Some(real) => unsafe { std::mem::transmute::<*mut c_void, ClockGettime>(real)(clock, tp) },
+        // SAFETY: the caller passes a valid `tp`.
+        Some(real) => unsafe { real(clock, tp) },
         // SAFETY: as above, through the kernel.
         None => unsafe {
             libc_result(syscall6(libc::SYS_clock_gettime, [clock as c_long, tp as c_long, 0, 0, 0, 0]))
@@ -143,24 +146,30 @@ pub(crate) unsafe fn real_clock_gettime(clock: libc::clockid_t, tp: *mut libc::t
     }
 }
 
-/// libc's definition of a symbol gonext also defines, looked up once. The lookup cannot use
-/// a `OnceLock`: waiting on one parks on a futex, which would re-enter the interposer.
-pub(crate) struct RealFn {
+/// libc's definition of a symbol gonext also defines, looked up once, as a function pointer
+/// of type `F`. The lookup cannot use a `OnceLock`: waiting on one parks on a futex, which
+/// would re-enter the interposer.
+pub(crate) struct RealFn<F> {
     name: &'static CStr,
     address: AtomicPtr<c_void>,
+    signature: std::marker::PhantomData<F>,
 }
 
 /// Marks a lookup that found nothing usable.
-const MISSING: *mut c_void = 1 as *mut c_void;
+const MISSING: *mut c_void = std::ptr::dangling_mut();
 
-impl RealFn {
-    pub(crate) const fn new(name: &'static CStr) -> RealFn {
-        RealFn { name, address: AtomicPtr::new(std::ptr::null_mut()) }
+impl<F: Copy> RealFn<F> {
+    /// # Safety
+    ///
+    /// `F` must be the `unsafe extern "C" fn` type of libc's `name`.
+    pub(crate) const unsafe fn new(name: &'static CStr) -> RealFn<F> {
+        assert!(size_of::<F>() == size_of::<*mut c_void>());
+        RealFn { name, address: AtomicPtr::new(std::ptr::null_mut()), signature: std::marker::PhantomData }
     }
 
     /// The next definition after gonext's own (`ours`); `None` if there is none, in which
     /// case the caller falls back to the system call.
-    pub(crate) fn get(&self, ours: usize) -> Option<*mut c_void> {
+    pub(crate) fn get(&self, ours: usize) -> Option<F> {
         let mut address = self.address.load(Ordering::Relaxed);
         if address.is_null() {
             // SAFETY: `dlsym` takes a NUL-terminated name; RTLD_NEXT searches the objects
@@ -171,7 +180,9 @@ impl RealFn {
             }
             self.address.store(address, Ordering::Relaxed);
         }
-        (address != MISSING).then_some(address)
+        // SAFETY: `address` is libc's `name`, whose type `F` is (see `new`), a function
+        // pointer of the same size as the address.
+        (address != MISSING).then(|| unsafe { std::mem::transmute_copy::<*mut c_void, F>(&address) })
     }
 }
 

@@ -2,9 +2,9 @@
 //! durably block a member on the virtual clock until the deadline.
 //!
 //! They return success with nothing remaining, never `EINTR`. After the bubble failed, a sleep
-//! in progress ends at once and later ones sleep in real time.
+//! in progress ends at once, and later ones take a few real milliseconds each.
 
-use std::ffi::{c_int, c_long, c_uint, c_void};
+use std::ffi::{c_int, c_long, c_uint};
 use std::time::Duration;
 
 use super::raw::{self, RealFn};
@@ -23,14 +23,20 @@ fn member_sleep(clock_id: libc::clockid_t, absolute: bool, request: *const libc:
     let Some(request) = raw::duration_of(unsafe { &*request }) else { return Some(libc::EINVAL) };
     let deadline = match absolute {
         true => request.saturating_sub(origin),
-        false => bubble.std_elapsed().saturating_add(request),
+        false => bubble.elapsed().saturating_add(request),
     };
     if bubble.has_failed() {
-        return Some(real_sleep(deadline.saturating_sub(bubble.std_elapsed())));
+        real_sleep(bubble.wait_after_failure(deadline));
+        bubble.jump_after_failure(deadline);
+        return Some(0);
     }
     match bubble::std_sleep_until(deadline) {
         StdWake::NotMember => None,
-        StdWake::Woken | StdWake::TimedOut | StdWake::Failed => Some(0),
+        StdWake::Failed => {
+            bubble.jump_after_failure(deadline);
+            Some(0)
+        }
+        StdWake::Woken | StdWake::TimedOut => Some(0),
     }
 }
 
@@ -54,12 +60,11 @@ unsafe fn real_clock_nanosleep(
 ) -> c_int {
     type ClockNanosleep =
         unsafe extern "C" fn(libc::clockid_t, c_int, *const libc::timespec, *mut libc::timespec) -> c_int;
-    static REAL: RealFn = RealFn::new(c"clock_nanosleep");
+    // SAFETY: the type of libc's `clock_nanosleep`.
+    static REAL: RealFn<ClockNanosleep> = unsafe { RealFn::new(c"clock_nanosleep") };
     match REAL.get(clock_nanosleep as *const () as usize) {
-        // SAFETY: libc's `clock_nanosleep` has this signature; the arguments are the caller's.
-        Some(real) => unsafe {
-            std::mem::transmute::<*mut c_void, ClockNanosleep>(real)(clock_id, flags, request, remain)
-        },
+        // SAFETY: the caller's arguments, passed on.
+        Some(real) => unsafe { real(clock_id, flags, request, remain) },
         // SAFETY: as above, through the kernel, which returns the error negated.
         None => unsafe {
             -raw::syscall6(

@@ -76,9 +76,21 @@ fn take_adopted(thread: libc::pthread_t) -> Option<Adopted> {
     })
 }
 
-static REAL_CREATE: RealFn = RealFn::new(c"pthread_create");
-static REAL_JOIN: RealFn = RealFn::new(c"pthread_join");
-static REAL_DETACH: RealFn = RealFn::new(c"pthread_detach");
+type Create = unsafe extern "C" fn(
+    *mut libc::pthread_t,
+    *const libc::pthread_attr_t,
+    StartRoutine,
+    *mut c_void,
+) -> c_int;
+type Join = unsafe extern "C" fn(libc::pthread_t, *mut *mut c_void) -> c_int;
+type Detach = unsafe extern "C" fn(libc::pthread_t) -> c_int;
+
+// SAFETY: the types of libc's `pthread_create`, `pthread_join` and `pthread_detach`.
+static REAL_CREATE: RealFn<Create> = unsafe { RealFn::new(c"pthread_create") };
+// SAFETY: see above.
+static REAL_JOIN: RealFn<Join> = unsafe { RealFn::new(c"pthread_join") };
+// SAFETY: see above.
+static REAL_DETACH: RealFn<Detach> = unsafe { RealFn::new(c"pthread_detach") };
 
 /// Starts a thread; from a member, the thread joins the member's bubble.
 ///
@@ -92,15 +104,7 @@ pub(crate) unsafe extern "C" fn pthread_create(
     routine: StartRoutine,
     arg: *mut c_void,
 ) -> c_int {
-    type Create = unsafe extern "C" fn(
-        *mut libc::pthread_t,
-        *const libc::pthread_attr_t,
-        StartRoutine,
-        *mut c_void,
-    ) -> c_int;
     let Some(real) = REAL_CREATE.get(pthread_create as *const () as usize) else { return libc::EAGAIN };
-    // SAFETY: libc's `pthread_create` has this signature.
-    let real = unsafe { std::mem::transmute::<*mut c_void, Create>(real) };
     let adoption = if EXEMPT.get() || BUSY.get() || thread.is_null() { None } else { bubble::adoptable() };
     let Some((bubble, parent)) = adoption else {
         // SAFETY: the caller's arguments, passed on.
@@ -143,7 +147,6 @@ extern "C" fn trampoline(start: *mut c_void) -> *mut c_void {
 /// As libc's.
 #[unsafe(no_mangle)]
 pub(crate) unsafe extern "C" fn pthread_join(thread: libc::pthread_t, retval: *mut *mut c_void) -> c_int {
-    type Join = unsafe extern "C" fn(libc::pthread_t, *mut *mut c_void) -> c_int;
     let Some(real) = REAL_JOIN.get(pthread_join as *const () as usize) else { return libc::ESRCH };
     let exit = ADOPTED.with(|adopted| {
         let own = member_bubble().map(|b| b as *const BubbleState)?;
@@ -156,8 +159,8 @@ pub(crate) unsafe extern "C" fn pthread_join(thread: libc::pthread_t, retval: *m
             exit.done_or_register(waker)
         });
     }
-    // SAFETY: libc's `pthread_join` has this signature; the arguments are the caller's.
-    let code = unsafe { std::mem::transmute::<*mut c_void, Join>(real)(thread, retval) };
+    // SAFETY: the caller's arguments, passed on.
+    let code = unsafe { real(thread, retval) };
     if code == 0 {
         take_adopted(thread);
     }
@@ -171,9 +174,8 @@ pub(crate) unsafe extern "C" fn pthread_join(thread: libc::pthread_t, retval: *m
 /// As libc's.
 #[unsafe(no_mangle)]
 pub(crate) unsafe extern "C" fn pthread_detach(thread: libc::pthread_t) -> c_int {
-    type Detach = unsafe extern "C" fn(libc::pthread_t) -> c_int;
     let Some(real) = REAL_DETACH.get(pthread_detach as *const () as usize) else { return libc::ESRCH };
     take_adopted(thread);
-    // SAFETY: libc's `pthread_detach` has this signature; the argument is the caller's.
-    unsafe { std::mem::transmute::<*mut c_void, Detach>(real)(thread) }
+    // SAFETY: the caller's argument, passed on.
+    unsafe { real(thread) }
 }
