@@ -152,6 +152,56 @@ pub use gonext_macros::seq;
 /// ```
 pub use gonext_macros::stream;
 
+/// [`seq!`] for fallible work: the items are `Result`s, `yield v;` yields `Ok(v)`, and `?` on
+/// an error yields the `Err` (converted with `From`, as `?` does) and ends the block.
+///
+/// The item type is inferred, so the error type must be known from where the block is used —
+/// usually the return type of the fn around it, as below.
+///
+/// ```
+/// use std::num::ParseIntError;
+///
+/// fn numbers(lines: &[&'static str]) -> impl Iterator<Item = Result<u32, ParseIntError>> {
+///     let lines = lines.to_vec();
+///     gonext::try_seq! {
+///         for line in lines {
+///             yield line.trim().parse::<u32>()? * 10;
+///         }
+///     }
+/// }
+///
+/// let items: Vec<_> = numbers(&["1", " 2", "x", "4"]).collect();
+/// assert_eq!(items[..2], [Ok(10), Ok(20)]);
+/// assert!(items[2].is_err()); // the parse error, and then nothing: "4" is never read
+/// assert_eq!(items.len(), 3);
+/// ```
+///
+/// A block with no `yield` has items `Result<(), E>`, and `seq!`/`stream!` blocks with no
+/// `yield` have items `()`, as async-stream's do.
+pub use gonext_macros::try_seq;
+
+/// [`stream!`] for fallible work: the items are `Result`s, `yield v;` yields `Ok(v)`, and `?`
+/// yields the `Err` and ends the stream — async-stream's `try_stream!`.
+///
+/// ```
+/// use futures::StreamExt;
+///
+/// fn checked(values: Vec<i64>) -> impl futures::Stream<Item = Result<i64, String>> {
+///     gonext::try_stream! {
+///         for await v in futures::stream::iter(values) {
+///             if v < 0 {
+///                 Err(format!("negative: {v}"))?;
+///             }
+///             yield v;
+///         }
+///     }
+/// }
+///
+/// let got: Vec<_> = futures::executor::block_on(checked(vec![1, -2, 3]).collect());
+/// assert_eq!(got, [Ok(1), Err("negative: -2".to_owned())]);
+/// ```
+pub use gonext_macros::try_stream;
+
 /// Yields a value from a [`generator`] body; anywhere else it is a compile error that says
 /// where it may be used.
 pub use gonext_macros::yield_;
@@ -399,7 +449,11 @@ pub mod __private {
     use std::time::Duration;
 
     pub use crate::context::Context;
-    pub use crate::iter::stackless::{AsyncGenerator, Generator, TryItem, Yielder, next_of};
+    pub use crate::iter::coroutine::{AsyncStacklessCoroutine, CoYielder, SyncCoroutine};
+    pub use crate::iter::stackless::{TryItem, Yielder, next_of};
+    pub use crate::iter::{
+        AsyncGenerator, BoxAsyncGenerator, BoxGenerator, Generator, LocalBoxAsyncGenerator, LocalBoxGenerator,
+    };
     pub use crate::scope::{AsyncScope, Options as ScopeOptions, Scope, TaskOutput, run_scope};
 
     /// The value of a `scope!`, whose tasks cannot fail.

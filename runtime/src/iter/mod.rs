@@ -37,8 +37,13 @@
 //! iterators directly (no coroutine needed) and keeps the push form for [`Seq`].
 
 mod channel;
+pub(crate) mod coroutine;
 mod pull;
 pub(crate) mod stackless;
 
 pub use channel::to_channel;
+pub use coroutine::{AsyncCoroutine, Coroutine, CoroutineState};
 pub use pull::{DEFAULT_STACK_SIZE, Pull, Seq, Yield, pull};
+pub use stackless::{
+    AsyncGenerator, BoxAsyncGenerator, BoxGenerator, Generator, LocalBoxAsyncGenerator, LocalBoxGenerator,
+};
