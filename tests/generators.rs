@@ -954,3 +954,281 @@ fn local_boxed_generators_hold_non_send_state_and_async_ones_recurse() {
     let stream: gonext::iter::BoxAsyncGenerator<'static, u32> = nested_countdown(3);
     assert_eq!(futures::executor::block_on(stream.collect::<Vec<_>>()), [3, 2, 1]);
 }
+
+// --- borrowing pull and resume values through pull -------------------------------------------
+
+fn walk_borrowed<'t>(tree: &'t Tree, y: &mut Yield<'_, &'t u32>) -> bool {
+    match tree {
+        Tree::Leaf(v) => y.yield_(v),
+        Tree::Node(left, right) => walk_borrowed(left, y) && walk_borrowed(right, y),
+    }
+}
+
+#[test]
+fn pull_scoped_walks_a_borrowed_tree_recursively_and_yields_references_into_it() {
+    let tree = build(8, &mut 0);
+    let mut finished = false;
+    let (first, rest) = gonext::iter::pull_scoped(
+        |y| {
+            walk_borrowed(&tree, y);
+            finished = true;
+        },
+        |mut leaves| {
+            let first: Vec<&u32> = leaves.by_ref().take(2).collect();
+            (first, leaves.count())
+        },
+    );
+    assert_eq!(first, [&1, &2], "the values borrow from the tree, which was never moved");
+    assert_eq!(rest, 256 - 2);
+    assert!(finished, "the walk wrote to a borrowed local when it finished");
+
+    let mut stopped_early = true;
+    let two = gonext::iter::pull_scoped(
+        |y| {
+            stopped_early = walk_borrowed(&tree, y);
+        },
+        |leaves| leaves.take(2).count(),
+    );
+    assert_eq!(two, 2);
+    assert!(!stopped_early, "leaving the scope stopped the walk: its yield_ returned false");
+}
+
+/// A directory tree, walked with the consumer deciding at each directory whether to enter it.
+struct Dir {
+    name: &'static str,
+    children: Vec<Dir>,
+}
+
+fn visit<'d>(dir: &'d Dir, y: &mut Yield<'_, &'d str, bool>) -> bool {
+    for child in &dir.children {
+        match y.exchange(child.name) {
+            None => return false,
+            Some(true) => {
+                if !visit(child, y) {
+                    return false;
+                }
+            }
+            Some(false) => {}
+        }
+    }
+    true
+}
+
+#[test]
+fn pull_scoped_resume_lets_the_consumer_steer_a_recursive_producer() {
+    let leaf = |name| Dir { name, children: vec![] };
+    let root = Dir {
+        name: "/",
+        children: vec![
+            Dir { name: "src", children: vec![leaf("main.rs"), leaf("lib.rs")] },
+            Dir { name: "target", children: vec![leaf("debug")] },
+            leaf("README"),
+        ],
+    };
+    let seen = gonext::iter::pull_scoped_resume(
+        |y, enter_root: bool| {
+            if enter_root {
+                visit(&root, y);
+            }
+        },
+        |mut walk| {
+            let mut seen = vec![walk.resume(true).expect("the root has children")];
+            while let Some(name) = walk.resume(seen.last() != Some(&"target")) {
+                seen.push(name);
+            }
+            seen
+        },
+    );
+    assert_eq!(seen, ["src", "main.rs", "lib.rs", "target", "README"], "`target` was skipped");
+}
+
+#[test]
+fn a_panic_in_the_scope_stops_and_unwinds_the_borrowing_producer() {
+    let dropped = Cell::new(0);
+    struct Count<'a>(&'a Cell<u32>);
+    impl Drop for Count<'_> {
+        fn drop(&mut self) {
+            self.0.set(self.0.get() + 1);
+        }
+    }
+    let panic = catch_unwind(AssertUnwindSafe(|| {
+        gonext::iter::pull_scoped(
+            |y| {
+                let _count = Count(&dropped);
+                loop {
+                    y.yield_(1u8); // ignores the stop: the stack is unwound
+                }
+            },
+            |mut values| {
+                assert_eq!(values.next(), Some(1));
+                panic!("consumer failed");
+            },
+        )
+    }))
+    .expect_err("the consumer's panic propagates");
+    assert_eq!(panic.downcast_ref::<&str>(), Some(&"consumer failed"));
+    assert_eq!(dropped.get(), 1, "the producer's borrowed guard was dropped before the scope ended");
+}
+
+#[test]
+fn scoped_pulls_with_a_larger_stack_recurse_deeper() {
+    fn depth(n: u32, y: &mut Yield<'_, u32>) -> bool {
+        let padding = std::hint::black_box([n; 32]);
+        if n == 0 { y.yield_(padding[0]) } else { depth(n - 1, y) && padding[1] == n }
+    }
+    let levels = 40_000;
+    let bottom = gonext::iter::PullOptions::new().stack_size(64 << 20).scoped(
+        |y| {
+            depth(levels, y);
+        },
+        |mut values| values.next(),
+    );
+    assert_eq!(bottom, Some(0));
+}
+
+/// Stress for the unsafe code of `pull`: scoped and `'static` pulls nested inside producers,
+/// created and dropped in every order on several threads, some stopped early, some panicking,
+/// all registered for overflow reports while they live.
+#[test]
+fn nested_pulls_on_many_threads_keep_their_stacks_and_registrations_straight() {
+    let threads: Vec<_> = (0..4u64)
+        .map(|seed| {
+            std::thread::spawn(move || {
+                let mut total = 0u64;
+                for round in 0..300u64 {
+                    let words: Vec<u64> = (0..(round + seed) % 7 + 1).collect();
+                    let inner_take = ((round * 31 + seed) % 5) as usize;
+                    let outcome = catch_unwind(AssertUnwindSafe(|| {
+                        gonext::iter::pull_scoped(
+                            |y| {
+                                for w in &words {
+                                    let nested = pull(Seq::new({
+                                        let w = *w;
+                                        move |y| {
+                                            for i in 0..w {
+                                                if !y.yield_(i) {
+                                                    return;
+                                                }
+                                            }
+                                        }
+                                    }));
+                                    let inner: u64 = nested.take(inner_take).sum();
+                                    if !y.yield_(w * 100 + inner) {
+                                        return;
+                                    }
+                                }
+                            },
+                            |values| {
+                                let mut sum = 0;
+                                for (i, v) in values.enumerate() {
+                                    if round % 11 == 5 && i == 2 {
+                                        panic!("planned");
+                                    }
+                                    if round % 3 == 0 && i == 1 {
+                                        break;
+                                    }
+                                    sum += v;
+                                }
+                                sum
+                            },
+                        )
+                    }));
+                    let expected: u64 = words
+                        .iter()
+                        .take(if round % 3 == 0 { 1 } else { usize::MAX })
+                        .map(|w| w * 100 + (0..*w).take(inner_take).sum::<u64>())
+                        .sum();
+                    match outcome {
+                        Ok(sum) => assert_eq!(sum, expected, "thread {seed} round {round}"),
+                        Err(_) => assert!(round % 11 == 5 && words.len() > 2 && round % 3 != 0),
+                    }
+                    total += 1;
+                }
+                total
+            })
+        })
+        .collect();
+    for thread in threads {
+        assert_eq!(thread.join().unwrap(), 300);
+    }
+}
+
+// --- stack overflow in a pull producer ------------------------------------------------------
+
+/// Set in the child process that overflows a pull stack on purpose.
+const OVERFLOW_CHILD: &str = "GONEXT_TEST_PULL_OVERFLOW";
+
+/// Recurses until the stack runs out (the end condition is never met in practice).
+fn bottomless(n: u64) -> u64 {
+    let padding = std::hint::black_box([n; 16]);
+    if n == u64::MAX {
+        return 0;
+    }
+    bottomless(std::hint::black_box(n + 1)) + padding[3]
+}
+
+#[test]
+fn a_stack_overflow_in_a_pull_producer_reports_its_site_and_stack_size() {
+    if std::env::var_os(OVERFLOW_CHILD).is_some() {
+        let site = line!() + 1;
+        let mut doomed = pull(Seq::new(|y| {
+            y.yield_(bottomless(0));
+        }));
+        eprintln!("expected site: {}:{site}:", file!());
+        doomed.next();
+        unreachable!("the overflow aborts the process");
+    }
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_stack_overflow_in_a_pull_producer_reports_its_site_and_stack_size",
+            "--nocapture",
+        ])
+        .env(OVERFLOW_CHILD, "1")
+        .output()
+        .expect("the test binary runs again");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let site =
+        stderr.lines().find_map(|l| l.strip_prefix("expected site: ")).expect("the child started the pull");
+    assert!(
+        stderr.contains(&format!("the pull coroutine created at {site}")),
+        "the report names the pull site {site}:\n{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("overflowed its {}-byte stack", gonext::iter::DEFAULT_STACK_SIZE)),
+        "{stderr}"
+    );
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(output.status.signal(), Some(6), "the child aborted: {:?}", output.status);
+}
+
+/// Set in the child process that overflows an ordinary thread stack after using `pull`.
+const THREAD_OVERFLOW_CHILD: &str = "GONEXT_TEST_THREAD_OVERFLOW";
+
+#[test]
+fn other_stack_overflows_still_reach_the_standard_report() {
+    if std::env::var_os(THREAD_OVERFLOW_CHILD).is_some() {
+        assert_eq!(pull(fib_seq_for_overflow()).nth(3), Some(2), "gonext's handler is installed");
+        let thread = std::thread::Builder::new().name("deep".into()).stack_size(256 * 1024);
+        let _ = thread.spawn(|| bottomless(0)).unwrap().join();
+        unreachable!("the overflow aborts the process");
+    }
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "other_stack_overflows_still_reach_the_standard_report", "--nocapture"])
+        .env(THREAD_OVERFLOW_CHILD, "1")
+        .output()
+        .expect("the test binary runs again");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let report = stderr.lines().find(|l| l.contains("has overflowed its stack")).unwrap_or_default();
+    assert!(report.starts_with("thread 'deep'"), "std's report:\n{stderr}");
+    assert!(!stderr.contains("pull coroutine"), "{stderr}");
+}
+
+fn fib_seq_for_overflow() -> Seq<u64> {
+    Seq::new(|y| {
+        let (mut a, mut b) = (0u64, 1u64);
+        while y.yield_(a) {
+            (a, b) = (b, a + b);
+        }
+    })
+}

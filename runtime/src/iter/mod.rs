@@ -38,12 +38,15 @@
 
 mod channel;
 pub(crate) mod coroutine;
+mod overflow;
 mod pull;
 pub(crate) mod stackless;
 
 pub use channel::to_channel;
 pub use coroutine::{AsyncCoroutine, Coroutine, CoroutineState};
-pub use pull::{DEFAULT_STACK_SIZE, Pull, Seq, Yield, pull};
+pub use pull::{
+    DEFAULT_STACK_SIZE, Pull, PullOptions, ScopedPull, Seq, Yield, pull, pull_scoped, pull_scoped_resume,
+};
 pub use stackless::{
     AsyncGenerator, BoxAsyncGenerator, BoxGenerator, Generator, LocalBoxAsyncGenerator, LocalBoxGenerator,
 };
