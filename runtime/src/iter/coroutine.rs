@@ -17,6 +17,26 @@ use super::stackless::{
 };
 
 /// What one step of a coroutine produced: nightly `CoroutineState`'s shape.
+///
+/// ```
+/// use gonext::iter::{Coroutine, CoroutineState};
+///
+/// #[gonext::generator]
+/// fn two_then_done() -> impl Coroutine<Yield = u8, Return = &'static str> {
+///     yield_!(1);
+///     yield_!(2);
+///     "done"
+/// }
+/// let mut steps = two_then_done();
+/// let mut seen = Vec::new();
+/// let returned = loop {
+///     match steps.resume(()) {
+///         CoroutineState::Yielded(v) => seen.push(v),
+///         CoroutineState::Complete(r) => break r,
+///     }
+/// };
+/// assert_eq!((seen, returned), (vec![1, 2], "done"));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CoroutineState<Y, R> {
     /// The coroutine yielded a value and is suspended until the next `resume`.

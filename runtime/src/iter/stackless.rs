@@ -18,8 +18,10 @@
 //! closure, `async` block or fn, so a yield only ever runs inside its own generator's poll
 //! (the lesson of async-stream's soundness bugs). A yield still checks both the waker's
 //! vtable and the generator's id before it writes, so even a yield smuggled into another
-//! context panics instead of writing into a hand of the wrong type. The constructors here
-//! are `#[doc(hidden)]` plumbing for those expansions only.
+//! context panics instead of writing into a hand of the wrong type. That check matters more
+//! now that yields inside other macros' tokens are rewritten: such a macro may wrap them in a
+//! block the macro crate cannot see. The generator types are public so they can be named
+//! (boxed); their constructors are `#[doc(hidden)]` plumbing for the expansions only.
 
 use std::cell::Cell;
 use std::fmt;
@@ -250,9 +252,38 @@ pub struct Generator<T, F: ?Sized> {
 
 /// A generator whose body is boxed as a `Send` trait object: a nameable type for struct
 /// fields, trait methods and recursion; what `#[generator(boxed)]` returns.
+///
+/// ```
+/// trait Source {
+///     fn values(&self) -> gonext::iter::BoxGenerator<'_, u32>;
+/// }
+/// struct Range(u32);
+/// impl Source for Range {
+///     #[gonext::generator(boxed)]
+///     fn values(&self) -> impl Iterator<Item = u32> + '_ {
+///         yield_from!(0..self.0);
+///     }
+/// }
+/// let sources: Vec<Box<dyn Source>> = vec![Box::new(Range(2)), Box::new(Range(3))];
+/// assert_eq!(sources.iter().flat_map(|s| s.values()).sum::<u32>(), 1 + 3);
+/// ```
 pub type BoxGenerator<'a, T> = Generator<T, dyn Future<Output = ()> + Send + 'a>;
 
 /// [`BoxGenerator`] for bodies that are not `Send`; what `#[generator(boxed_local)]` returns.
+///
+/// ```
+/// use std::rc::Rc;
+///
+/// #[gonext::generator(boxed_local)]
+/// fn shared(names: Rc<Vec<&'static str>>) -> impl Iterator<Item = &'static str> {
+///     for name in names.iter() {
+///         yield_!(*name);
+///     }
+/// }
+/// let names = Rc::new(vec!["a", "b"]);
+/// let walk: gonext::iter::LocalBoxGenerator<'static, &str> = shared(Rc::clone(&names));
+/// assert_eq!(walk.collect::<Vec<_>>(), ["a", "b"]);
+/// ```
 pub type LocalBoxGenerator<'a, T> = Generator<T, dyn Future<Output = ()> + 'a>;
 
 impl<T, F: Future<Output = ()>> Generator<T, F> {
@@ -353,10 +384,39 @@ pin_project_lite::pin_project! {
 
 /// A stream generator whose body is boxed as a `Send` trait object: a nameable, `Unpin`
 /// type; what `#[generator(boxed)]` returns on an `async fn`.
+///
+/// ```
+/// use futures::StreamExt;
+///
+/// #[gonext::generator(boxed)]
+/// async fn countdown(n: u32) -> impl futures::Stream<Item = u32> {
+///     if n > 0 {
+///         yield_!(n);
+///         yield_from!(countdown(n - 1)); // recursion needs the named type
+///     }
+/// }
+/// assert_eq!(futures::executor::block_on(countdown(3).collect::<Vec<_>>()), [3, 2, 1]);
+/// ```
 pub type BoxAsyncGenerator<'a, T> = AsyncGenerator<T, Pin<Box<dyn Future<Output = ()> + Send + 'a>>>;
 
 /// [`BoxAsyncGenerator`] for bodies that are not `Send`; what `#[generator(boxed_local)]`
 /// returns on an `async fn`.
+///
+/// ```
+/// use futures::StreamExt;
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+///
+/// #[gonext::generator(boxed_local)]
+/// async fn ticks(counter: Rc<Cell<u32>>) -> impl futures::Stream<Item = u32> {
+///     for _ in 0..2 {
+///         counter.set(counter.get() + 1);
+///         yield_!(counter.get());
+///     }
+/// }
+/// let stream: gonext::iter::LocalBoxAsyncGenerator<'static, u32> = ticks(Rc::new(Cell::new(0)));
+/// assert_eq!(futures::executor::block_on(stream.collect::<Vec<_>>()), [1, 2]);
+/// ```
 pub type LocalBoxAsyncGenerator<'a, T> = AsyncGenerator<T, Pin<Box<dyn Future<Output = ()> + 'a>>>;
 
 impl<T, F: Future<Output = ()>> AsyncGenerator<T, F> {
