@@ -1232,3 +1232,83 @@ fn fib_seq_for_overflow() -> Seq<u64> {
         }
     })
 }
+
+// --- the coroutine hand-off's own checks ------------------------------------------------
+
+#[test]
+fn a_coroutine_yield_smuggled_into_another_coroutine_panics_instead_of_writing() {
+    use gonext::__private::{CoYielder, SyncCoroutine};
+    use gonext::iter::{Coroutine, CoroutineState::*};
+
+    let leaked: Rc<Cell<Option<CoYielder<u64, u8>>>> = Rc::default();
+    let leak = Rc::clone(&leaked);
+    let mut owner = SyncCoroutine::<u64, u8, _>::new(move |y: CoYielder<u64, u8>| {
+        leak.set(Some(y));
+        async move {
+            let first = y.first_resume().await;
+            let answer = y.yield_(u64::from(first)).await;
+            u32::from(answer)
+        }
+    });
+    let smuggled = leaked.take().expect("the body builder ran");
+    let mut thief =
+        SyncCoroutine::<String, Vec<u8>, _>::new(move |y: CoYielder<String, Vec<u8>>| async move {
+            y.first_resume().await;
+            smuggled.yield_(7).await;
+        });
+    let panic =
+        catch_unwind(AssertUnwindSafe(|| thief.resume(vec![1]))).expect_err("a foreign yield must not write");
+    let message = panic.downcast_ref::<&str>().copied().unwrap_or_default();
+    assert!(message.contains("polled outside that generator"), "{message}");
+    assert_eq!(owner.resume(4), Yielded(4), "the owner is unaffected");
+    assert_eq!(owner.resume(9), Complete(9));
+}
+
+/// Stress for the unsafe hand-off of stackless coroutines: coroutines of different yield
+/// and resume types, resumed alternately on several threads, each answer checked.
+#[test]
+fn interleaved_coroutines_of_different_types_keep_their_values_apart() {
+    use gonext::iter::{Coroutine, CoroutineState::*};
+
+    #[generator]
+    fn echo_len(#[resume] first: String) -> impl Coroutine<String, Yield = usize, Return = usize> {
+        let (mut text, mut count) = (first, 0);
+        while !text.is_empty() {
+            count += 1;
+            text = yield_!(text.len());
+        }
+        count
+    }
+
+    #[generator]
+    fn doubler(#[resume] first: u16) -> impl Coroutine<u16, Yield = Vec<u16>, Return = ()> {
+        let mut n = first;
+        while n != 0 {
+            n = yield_!(vec![n; 2]);
+        }
+    }
+
+    let threads: Vec<_> = (0..4usize)
+        .map(|seed| {
+            std::thread::spawn(move || {
+                for round in 0..500usize {
+                    let mut texts = echo_len();
+                    let mut numbers = doubler();
+                    let steps = (round + seed) % 9 + 1;
+                    for step in 1..=steps {
+                        assert_eq!(texts.resume("x".repeat(step)), Yielded(step));
+                        let n = (step * 3 + seed) as u16;
+                        assert_eq!(numbers.resume(n), Yielded(vec![n, n]));
+                    }
+                    assert_eq!(texts.resume(String::new()), Complete(steps));
+                    if round % 2 == 0 {
+                        assert_eq!(numbers.resume(0), Complete(()));
+                    }
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+}
