@@ -1312,3 +1312,20 @@ fn interleaved_coroutines_of_different_types_keep_their_values_apart() {
         thread.join().unwrap();
     }
 }
+
+#[test]
+fn nested_streams_keep_their_own_yields() {
+    let outer = stream! {
+        for i in 0..3u32 {
+            let inner = stream! {
+                for j in 0..i {
+                    yield j * 10;
+                }
+            };
+            let inner: Vec<u32> = inner.collect().await;
+            yield inner.len() as u32;
+            yield from futures::stream::iter(inner);
+        }
+    };
+    assert_eq!(futures::executor::block_on(outer.collect::<Vec<_>>()), [0, 1, 0, 2, 0, 10]);
+}
