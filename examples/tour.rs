@@ -45,7 +45,7 @@ fn generators() {
         }
     }
 
-    section("iter — generators, seq!, pull (range-over-func, iter.Pull)");
+    section("iter — generators, seq!, coroutines, pull (range-over-func, iter.Pull)");
     println!("#[generator] fib: {:?}", fib().take(8).collect::<Vec<_>>());
     let evens = seq! { for x in 0..10 { if x % 2 == 0 { yield x; } } };
     println!("seq! evens: {:?}", evens.collect::<Vec<u32>>());
@@ -57,6 +57,28 @@ fn generators() {
         }
     }));
     println!("pull: {:?}, {:?}", walk.next(), walk.next());
+
+    #[generator]
+    fn running_total(#[resume] first: u32) -> impl gonext::iter::Coroutine<u32, Yield = u32, Return = u32> {
+        let mut total = first;
+        while let next @ 1.. = yield_!(total) {
+            total += next;
+        }
+        total
+    }
+    use gonext::iter::Coroutine as _;
+    let mut sum = running_total();
+    println!("coroutine: {:?} {:?} {:?}", sum.resume(5), sum.resume(7), sum.resume(0));
+    let words = ["go", "next"];
+    let lengths: Vec<usize> = gonext::iter::pull_scoped(
+        |y| {
+            for word in &words {
+                y.yield_(word.len());
+            }
+        },
+        |lengths| lengths.collect(),
+    );
+    println!("pull_scoped over a borrowed array: {lengths:?}");
 }
 
 /// Go's `go` statement inside a structured-concurrency block.

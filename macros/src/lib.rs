@@ -18,6 +18,8 @@ mod weak_cache;
 
 use proc_macro::TokenStream;
 
+use generator::body::Flavor;
+
 /// Turns a fn with `yield_!` into a generator; see `gonext::generator`.
 #[proc_macro_attribute]
 pub fn generator(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -27,15 +29,31 @@ pub fn generator(args: TokenStream, item: TokenStream) -> TokenStream {
 /// A generator block with `yield`, as an `Iterator`; see `gonext::seq!`.
 #[proc_macro]
 pub fn seq(input: TokenStream) -> TokenStream {
-    seq::generator_block(input.into(), generator::body::Flavor::Iterator)
-        .unwrap_or_else(syn::Error::into_compile_error)
-        .into()
+    block(input, Flavor::Iterator, false)
 }
 
 /// A generator block with `yield` and `.await`, as a `Stream`; see `gonext::stream!`.
 #[proc_macro]
 pub fn stream(input: TokenStream) -> TokenStream {
-    seq::generator_block(input.into(), generator::body::Flavor::Stream)
+    block(input, Flavor::Stream, false)
+}
+
+/// `seq!` whose items are `Result`s and whose `?` ends it with the error; see
+/// `gonext::try_seq!`.
+#[proc_macro]
+pub fn try_seq(input: TokenStream) -> TokenStream {
+    block(input, Flavor::Iterator, true)
+}
+
+/// `stream!` whose items are `Result`s and whose `?` ends it with the error; see
+/// `gonext::try_stream!`.
+#[proc_macro]
+pub fn try_stream(input: TokenStream) -> TokenStream {
+    block(input, Flavor::Stream, true)
+}
+
+fn block(input: TokenStream, flavor: Flavor, is_try: bool) -> TokenStream {
+    seq::generator_block(input.into(), seq::Block { flavor, is_try })
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }
@@ -56,7 +74,7 @@ fn misplaced_yield(input: TokenStream, name: &str) -> TokenStream {
     drop(input);
     syn::Error::new(
         proc_macro2::Span::call_site(),
-        format!("{name} can only be used directly in the body of a #[generator] fn, seq! or stream! (not in a closure, async block or nested fn inside it)"),
+        format!("{name} can only be used directly in the body of a #[generator] fn or a seq!/stream!/try_seq!/try_stream! block (not in a closure, async block or nested fn inside it)"),
     )
     .into_compile_error()
     .into()

@@ -105,19 +105,103 @@ pub use ptr::Ptr;
 /// assert!(parsed[2].is_err());
 /// ```
 ///
+/// # In the body
+///
+/// - `yield_!(v)` may also sit inside other macros whose input holds expressions (`vec!`,
+///   `matches!`, `format!`, `tokio::select!` / `futures::select!` arms, your own
+///   `macro_rules!`): it is rewritten there like anywhere else. Inside a closure, an `async`
+///   block or a nested fn it is a compile error, since it could not suspend this generator.
+/// - In an `async` generator, `#[for_await] for x in stream { … }` loops over a stream (rustc
+///   rejects `for await` in an attribute macro's input; [`stream!`] accepts `for await`).
+/// - `?` needs items of type `Result<T, E>` (or, in a coroutine, a `Result` return type);
+///   elsewhere it is a compile error that says so.
+///
+/// # Coroutines: resume arguments and return values
+///
+/// Declared as `-> impl Coroutine<A, Yield = Y, Return = R>` (or, on an `async fn`,
+/// `impl AsyncCoroutine<…>`; both in [`iter`]), the generator is resumed with arguments:
+/// `let reply = yield_!(request);` receives what the next `resume(arg)` passed, and the body's
+/// value (or `return r;`) completes it. The first `resume` starts the body; its argument goes to
+/// the parameter marked `#[resume]`, which is not a parameter of the fn the caller sees (it is
+/// required unless `A` is `()`). The caller sees [`iter::CoroutineState`]'s `Yielded(y)` /
+/// `Complete(r)`, the shape of nightly's `CoroutineState`. Stackless like the others: one
+/// allocation at creation, none per step.
+///
+/// ```
+/// use gonext::iter::{Coroutine, CoroutineState::*};
+///
+/// /// Sans-IO: fed the bytes a transport read, yields each complete line's length.
+/// #[gonext::generator]
+/// fn line_lengths(#[resume] first: Vec<u8>) -> impl Coroutine<Vec<u8>, Yield = Vec<usize>, Return = usize> {
+///     let (mut buffer, mut lines) = (first, 0);
+///     while !buffer.is_empty() || lines == 0 {
+///         let mut lengths = Vec::new();
+///         while let Some(end) = buffer.iter().position(|&b| b == b'\n') {
+///             lengths.push(buffer.drain(..=end).count() - 1);
+///             lines += 1;
+///         }
+///         let more = yield_!(lengths);
+///         if more.is_empty() {
+///             break;
+///         }
+///         buffer.extend(more);
+///     }
+///     lines
+/// }
+///
+/// let mut parser = line_lengths();
+/// assert_eq!(parser.resume(b"ab\ncd".to_vec()), Yielded(vec![2]));
+/// assert_eq!(parser.resume(b"e\n".to_vec()), Yielded(vec![3]));
+/// assert_eq!(parser.resume(Vec::new()), Complete(2));
+/// ```
+///
+/// `yield_from!` is not available in coroutines (each yield there receives an argument).
+///
+/// # Boxed generators: recursion, trait methods, struct fields
+///
+/// `#[generator(boxed)]` (or `boxed_local` for bodies that are not `Send`) returns a
+/// nameable type instead of `impl Trait`: [`iter::BoxGenerator`]`<'a, T>` for an iterator,
+/// [`iter::BoxAsyncGenerator`]`<'a, T>` for a stream, where `'a` is the `+ 'a` bound of the
+/// declared return type (`'static` without one). The body is still boxed only once, so a
+/// boxed generator can call itself and be stored or returned from a trait method. A coroutine
+/// is boxed as `Box<dyn Coroutine<…>>`, which implements [`iter::Coroutine`] too.
+///
+/// ```
+/// enum Tree { Leaf(u32), Node(Box<Tree>, Box<Tree>) }
+///
+/// #[gonext::generator(boxed)]
+/// fn leaves(tree: &Tree) -> impl Iterator<Item = u32> + '_ {
+///     match tree {
+///         Tree::Leaf(v) => yield_!(*v),
+///         Tree::Node(left, right) => {
+///             yield_from!(leaves(left));
+///             yield_from!(leaves(right));
+///         }
+///     }
+/// }
+///
+/// let tree = Tree::Node(Box::new(Tree::Leaf(1)), Box::new(Tree::Leaf(2)));
+/// let walk: gonext::iter::BoxGenerator<'_, u32> = leaves(&tree);
+/// assert_eq!(walk.collect::<Vec<_>>(), [1, 2]);
+/// ```
+///
 /// # Differences from Go
 ///
 /// Go generators are push functions (`func(yield func(T) bool)`) driven by the `for` loop;
 /// a `#[generator]` is compiled into a pull `Iterator`, so it composes with every iterator
 /// adapter and stops simply by not being polled. Stable Rust does not accept the `yield`
 /// keyword in an attribute macro's input, hence `yield_!`; [`seq!`] and [`stream!`] accept
-/// `yield v;`.
+/// `yield v;`. Go has no coroutines with resume values; nightly Rust's `Coroutine::resume`
+/// takes `Pin<&mut Self>`, gonext's (boxed, so `Unpin`) takes `&mut self`.
 pub use gonext_macros::generator;
 
 /// A generator block with the real `yield` keyword, as an `impl Iterator`.
 ///
 /// `yield v;` yields a value and `yield from iter;` every value of an iterator; the block
-/// captures its environment by move, as an `async move` block does.
+/// captures its environment by move, as an `async move` block does. A `yield` inside another
+/// macro's input (`vec!`, `matches!`, your `macro_rules!`) is rewritten too; one whose
+/// following tokens do not parse as an expression is a compile error on that `yield`. A block
+/// without any `yield` has items `()`, as async-stream's do. `?` needs [`try_seq!`].
 ///
 /// ```
 /// let limit = 20;
@@ -135,7 +219,10 @@ pub use gonext_macros::seq;
 
 /// A generator block with the real `yield` keyword and `.await`, as a `futures::Stream`.
 ///
-/// It runs under any executor: pending awaits forward the caller's waker.
+/// It runs under any executor: pending awaits forward the caller's waker. `for await x in s
+/// { … }` loops over another stream, and a `yield` inside `tokio::select!` /
+/// `futures::select!` arms (or any macro whose input holds expressions) is rewritten. As in
+/// [`seq!`], a block without `yield` has items `()`, and `?` needs [`try_stream!`].
 ///
 /// ```
 /// use futures::StreamExt;
@@ -151,6 +238,56 @@ pub use gonext_macros::seq;
 /// assert_eq!(got, [0, 1, 2]);
 /// ```
 pub use gonext_macros::stream;
+
+/// [`seq!`] for fallible work: the items are `Result`s, `yield v;` yields `Ok(v)`, and `?` on
+/// an error yields the `Err` (converted with `From`, as `?` does) and ends the block.
+///
+/// The item type is inferred, so the error type must be known from where the block is used —
+/// usually the return type of the fn around it, as below.
+///
+/// ```
+/// use std::num::ParseIntError;
+///
+/// fn numbers(lines: &[&'static str]) -> impl Iterator<Item = Result<u32, ParseIntError>> {
+///     let lines = lines.to_vec();
+///     gonext::try_seq! {
+///         for line in lines {
+///             yield line.trim().parse::<u32>()? * 10;
+///         }
+///     }
+/// }
+///
+/// let items: Vec<_> = numbers(&["1", " 2", "x", "4"]).collect();
+/// assert_eq!(items[..2], [Ok(10), Ok(20)]);
+/// assert!(items[2].is_err()); // the parse error, and then nothing: "4" is never read
+/// assert_eq!(items.len(), 3);
+/// ```
+///
+/// A block with no `yield` has items `Result<(), E>`, and `seq!`/`stream!` blocks with no
+/// `yield` have items `()`, as async-stream's do.
+pub use gonext_macros::try_seq;
+
+/// [`stream!`] for fallible work: the items are `Result`s, `yield v;` yields `Ok(v)`, and `?`
+/// yields the `Err` and ends the stream — async-stream's `try_stream!`.
+///
+/// ```
+/// use futures::StreamExt;
+///
+/// fn checked(values: Vec<i64>) -> impl futures::Stream<Item = Result<i64, String>> {
+///     gonext::try_stream! {
+///         for await v in futures::stream::iter(values) {
+///             if v < 0 {
+///                 Err(format!("negative: {v}"))?;
+///             }
+///             yield v;
+///         }
+///     }
+/// }
+///
+/// let got: Vec<_> = futures::executor::block_on(checked(vec![1, -2, 3]).collect());
+/// assert_eq!(got, [Ok(1), Err("negative: -2".to_owned())]);
+/// ```
+pub use gonext_macros::try_stream;
 
 /// Yields a value from a [`generator`] body; anywhere else it is a compile error that says
 /// where it may be used.
@@ -399,7 +536,11 @@ pub mod __private {
     use std::time::Duration;
 
     pub use crate::context::Context;
-    pub use crate::iter::stackless::{AsyncGenerator, Generator, TryItem, Yielder, next_of};
+    pub use crate::iter::coroutine::{AsyncStacklessCoroutine, CoYielder, SyncCoroutine};
+    pub use crate::iter::stackless::{TryItem, Yielder, next_of};
+    pub use crate::iter::{
+        AsyncGenerator, BoxAsyncGenerator, BoxGenerator, Generator, LocalBoxAsyncGenerator, LocalBoxGenerator,
+    };
     pub use crate::scope::{AsyncScope, Options as ScopeOptions, Scope, TaskOutput, run_scope};
 
     /// The value of a `scope!`, whose tasks cannot fail.

@@ -1,6 +1,8 @@
 //! Generators and coroutines: Go's Task 2 — Fibonacci by stackless generator, stream and
 //! `pull`, against a hand-written iterator, genawaiter, async-stream, raw corosensei and a
-//! thread-per-generator; and the memory of 10 000 suspended generators.
+//! thread-per-generator; a coroutine resumed with arguments against genawaiter's
+//! `resume_with` and a hand-written state machine; and the memory of 10 000 suspended
+//! generators.
 
 use std::hint::black_box;
 use std::pin::pin;
@@ -8,9 +10,10 @@ use std::sync::mpsc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use corosensei::{Coroutine, CoroutineResult};
+use corosensei::{Coroutine, CoroutineResult, ScopedCoroutine};
 use futures::Stream;
-use gonext::iter::{Seq, pull};
+use genawaiter::GeneratorState;
+use gonext::iter::{Coroutine as _, CoroutineState, Seq, pull, pull_scoped};
 use gonext::{generator, stream};
 
 use crate::alloc::{measure_live_bytes, rss_bytes};
@@ -71,6 +74,100 @@ fn steps<I: Iterator<Item = u64>>(mut make: impl FnMut() -> I) -> impl FnMut(u64
         }
         start.elapsed().mul_f64(iters as f64 / (rounds * STEPS) as f64)
     }
+}
+
+/// Like [`steps`], with the trip count hidden from the optimizer, so that it cannot peel the
+/// first step off a loop of known length.
+fn steps_n<I: Iterator<Item = u64>>(mut make: impl FnMut() -> I) -> impl FnMut(u64) -> Duration {
+    move |iters| {
+        let rounds = iters.div_ceil(STEPS);
+        let start = Instant::now();
+        for _ in 0..rounds {
+            let mut sum = 0u64;
+            for v in make().take(black_box(STEPS) as usize) {
+                sum = sum.wrapping_add(v);
+            }
+            black_box(sum);
+        }
+        start.elapsed().mul_f64(iters as f64 / (rounds * STEPS) as f64)
+    }
+}
+
+fn gen_fib_n() -> Case {
+    Case::time("gen/fib_n", steps_n(fib))
+        .peer("hand_written", steps_n(|| Fib(0, 1)))
+        .peer("genawaiter", steps_n(genawaiter_fib))
+}
+
+/// A running total, resumed with each addend and yielding the sum so far.
+#[generator]
+fn running_total(#[resume] first: u64) -> impl gonext::iter::Coroutine<u64, Yield = u64, Return = ()> {
+    let mut total = first;
+    loop {
+        total = total.wrapping_add(yield_!(total));
+    }
+}
+
+/// The hand-written state machine of [`running_total`].
+struct RunningTotal {
+    total: u64,
+}
+
+impl RunningTotal {
+    fn resume(&mut self, addend: u64) -> u64 {
+        self.total = self.total.wrapping_add(addend);
+        self.total
+    }
+}
+
+/// One round of `gen/resume_1000`: a fresh coroutine resumed `STEPS` times with the step
+/// number (hidden from the optimizer), summing what it yields. Each implementation gets its
+/// own out-of-line round, so all of them are compiled alike, apart from the harness loop.
+#[inline(never)]
+fn gonext_resume_round() -> u64 {
+    let mut total = running_total();
+    (0..STEPS).fold(0u64, |sum, i| match total.resume(black_box(i)) {
+        CoroutineState::Yielded(t) => sum.wrapping_add(t),
+        CoroutineState::Complete(()) => sum,
+    })
+}
+
+#[inline(never)]
+fn genawaiter_resume_round() -> u64 {
+    let mut total = genawaiter::rc::Gen::new(|co| async move {
+        let mut total = 0u64;
+        loop {
+            total = total.wrapping_add(co.yield_(total).await);
+        }
+    });
+    (0..STEPS).fold(0u64, |sum, i| match total.resume_with(black_box(i)) {
+        GeneratorState::Yielded(t) => sum.wrapping_add(t),
+        GeneratorState::Complete(()) => sum,
+    })
+}
+
+#[inline(never)]
+fn hand_written_resume_round() -> u64 {
+    let mut total = RunningTotal { total: 0 };
+    (0..STEPS).fold(0u64, |sum, i| sum.wrapping_add(total.resume(black_box(i))))
+}
+
+/// Runs `round` (of `STEPS` resumes) `iters / STEPS` times.
+fn resume_rounds(round: fn() -> u64) -> impl FnMut(u64) -> Duration {
+    move |iters| {
+        let rounds = iters.div_ceil(STEPS);
+        let start = Instant::now();
+        for _ in 0..rounds {
+            black_box(round());
+        }
+        start.elapsed().mul_f64(iters as f64 / (rounds * STEPS) as f64)
+    }
+}
+
+fn gen_resume() -> Case {
+    Case::time("gen/resume_1000", resume_rounds(gonext_resume_round))
+        .peer("genawaiter_resume_with", resume_rounds(genawaiter_resume_round))
+        .peer("hand_written", resume_rounds(hand_written_resume_round))
 }
 
 fn gen_fib() -> Case {
@@ -189,6 +286,51 @@ fn thread_steps(iters: u64) -> Duration {
     elapsed
 }
 
+/// A scoped pull over a push function that borrows its starting pair from the caller,
+/// resumed `iters` times inside its scope.
+fn pull_borrowed_steps(iters: u64) -> Duration {
+    let seed = (0u64, 1u64);
+    pull_scoped(
+        |y| {
+            let (mut a, mut b) = seed;
+            while y.yield_(a) {
+                (a, b) = (b, a.wrapping_add(b));
+            }
+        },
+        |mut values| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                black_box(values.next());
+            }
+            start.elapsed()
+        },
+    )
+}
+
+fn scoped_corosensei_steps(iters: u64) -> Duration {
+    let seed = (0u64, 1u64);
+    let coroutine = ScopedCoroutine::new(|suspend: &corosensei::Yielder<(), u64>, ()| {
+        let (mut a, mut b) = seed;
+        loop {
+            suspend.suspend(a);
+            (a, b) = (b, a.wrapping_add(b));
+        }
+    });
+    coroutine.scope(|mut coroutine| {
+        let start = Instant::now();
+        for _ in 0..iters {
+            let CoroutineResult::Yield(v) = coroutine.as_mut().resume(());
+            black_box(v);
+        }
+        start.elapsed()
+    })
+}
+
+fn pull_fib_borrowed() -> Case {
+    Case::time("pull/fib_1000_borrowed", pull_borrowed_steps)
+        .peer("corosensei_scoped_raw", scoped_corosensei_steps)
+}
+
 fn pull_fib() -> Case {
     Case::time("pull/fib_1000", pull_steps)
         .peer("corosensei_raw", corosensei_steps)
@@ -245,5 +387,5 @@ fn memory() -> Case {
 }
 
 pub(super) fn cases() -> Vec<Case> {
-    vec![gen_fib(), stream_fib(), pull_fib(), memory()]
+    vec![gen_fib(), gen_fib_n(), gen_resume(), stream_fib(), pull_fib(), pull_fib_borrowed(), memory()]
 }

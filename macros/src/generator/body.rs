@@ -1,14 +1,21 @@
 //! Rewriting a generator body: each `yield v` / `yield_!(v)` becomes an await on the hidden
-//! yielder, `yield from` / `yield_from!` a loop of such awaits. Yields hidden in nested
-//! closures, `async` blocks or items are errors, as is `.await` in a synchronous generator.
+//! yielder, `yield from` / `yield_from!` a loop of such awaits, `for await` a loop over a
+//! stream, also inside other macros' tokens. Yields hidden in nested closures, `async`
+//! blocks or items are errors, as are `.await` and `for await` in a synchronous generator and
+//! `?` where the body's items cannot carry an error.
 
-use proc_macro2::{Delimiter, Group, Ident, Span, TokenStream, TokenTree};
-use quote::{quote, quote_spanned};
+use proc_macro2::{Ident, Span, TokenStream, TokenTree};
+use quote::{ToTokens, quote};
+use syn::parse::{Parse, ParseStream, Parser};
+use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::visit::Visit;
 use syn::visit_mut::{self, VisitMut};
-use syn::{Expr, ExprMacro, Item, Macro, Stmt, StmtMacro};
+use syn::{Attribute, Block, Expr, ExprForLoop, ExprMacro, ExprYield, Item, Macro, Stmt, StmtMacro, Token};
 
+use super::tokens::{
+    FOR_AWAIT, GENERATOR_MACROS, contains_yield, is_nested_generator, is_yield_macro, regroup,
+};
 use crate::common::private;
 
 /// Whether the body may `.await` (streams) or not (iterators).
@@ -18,58 +25,75 @@ pub(crate) enum Flavor {
     Stream,
 }
 
+/// What a body may contain beyond plain yields, and what its yields mean.
+#[derive(Clone, Copy)]
+pub(crate) struct Rules {
+    pub(crate) flavor: Flavor,
+    /// `None` if `?` is allowed; otherwise the rule that rejects it.
+    pub(crate) question: Option<&'static str>,
+    /// `return;` becomes `return Ok(())`: the body runs inside a `Result`-returning block.
+    pub(crate) try_return: bool,
+    /// `yield v` yields `Ok(v)` (try blocks).
+    pub(crate) wrap_ok: bool,
+    /// `None` if `yield_from!` is allowed; otherwise the rule that rejects it.
+    pub(crate) yield_from: Option<&'static str>,
+}
+
 /// The hidden identifier of the yielder, unnameable from user code.
 pub(crate) fn yielder() -> Ident {
     Ident::new("__gonext_yielder", Span::mixed_site())
 }
 
-pub(crate) struct Rewriter {
-    flavor: Flavor,
-    /// `return;` becomes `return Ok(())` in a try-generator's body.
-    try_body: bool,
+/// Rewrites `stmts` in place and returns how many yields it found; all misuse found is
+/// returned as one combined error.
+pub(crate) fn rewrite(rules: Rules, stmts: &mut [Stmt]) -> syn::Result<usize> {
+    let mut rewriter = Rewriter { rules, yields: 0, errors: Vec::new() };
+    for stmt in stmts {
+        rewriter.visit_stmt_mut(stmt);
+    }
+    let mut errors = rewriter.errors.into_iter();
+    match errors.next() {
+        None => Ok(rewriter.yields),
+        Some(first) => Err(errors.fold(first, |mut all, next| {
+            all.combine(next);
+            all
+        })),
+    }
+}
+
+struct Rewriter {
+    rules: Rules,
+    yields: usize,
     errors: Vec<syn::Error>,
 }
 
 impl Rewriter {
-    pub(crate) fn new(flavor: Flavor, try_body: bool) -> Self {
-        Rewriter { flavor, try_body, errors: Vec::new() }
-    }
-
-    /// Rewrites `stmts` in place; all misuse found is returned as one combined error.
-    pub(crate) fn rewrite(mut self, stmts: &mut [Stmt]) -> syn::Result<()> {
-        for stmt in stmts {
-            self.visit_stmt_mut(stmt);
-        }
-        let mut errors = self.errors.into_iter();
-        match errors.next() {
-            None => Ok(()),
-            Some(first) => Err(errors.fold(first, |mut all, next| {
-                all.combine(next);
-                all
-            })),
-        }
-    }
-
-    fn yield_value(&self, value: TokenStream, span: Span) -> Expr {
-        let yielder = yielder();
+    fn yield_value(&mut self, value: TokenStream, span: Span) -> Expr {
+        self.yields += 1;
+        // Located at the yield, so that type errors about its value point there.
+        let yielder = Ident::new("__gonext_yielder", Span::mixed_site().located_at(span));
+        let value = if self.rules.wrap_ok { quote!(::core::result::Result::Ok(#value)) } else { value };
         syn::parse_quote_spanned!(span=> #yielder.yield_(#value).await)
     }
 
-    fn yield_from(&self, source: TokenStream, span: Span) -> Expr {
-        let yielder = yielder();
+    fn yield_from(&mut self, source: TokenStream, span: Span) -> Expr {
+        if let Some(rule) = self.rules.yield_from {
+            self.errors.push(syn::Error::new(span, rule));
+        }
         let private = private();
         let item = Ident::new("__gonext_item", Span::mixed_site());
         let stream = Ident::new("__gonext_stream", Span::mixed_site());
-        match self.flavor {
+        let each = self.yield_value(quote!(#item), span);
+        match self.rules.flavor {
             Flavor::Iterator => syn::parse_quote_spanned!(span=> {
                 for #item in #source {
-                    #yielder.yield_(#item).await;
+                    #each;
                 }
             }),
             Flavor::Stream => syn::parse_quote_spanned!(span=> {
                 let mut #stream = ::core::pin::pin!(#source);
                 while let ::core::option::Option::Some(#item) = #private::next_of(#stream.as_mut()).await {
-                    #yielder.yield_(#item).await;
+                    #each;
                 }
             }),
         }
@@ -81,10 +105,120 @@ impl Rewriter {
         let span = mac.span();
         match name.as_str() {
             "yield_" if mac.tokens.is_empty() => Some(self.yield_value(quote!(()), span)),
-            "yield_" => Some(self.yield_value(mac.tokens.clone(), span)),
+            "yield_" => {
+                let mut value: Expr = match syn::parse2(mac.tokens.clone()) {
+                    Ok(value) => value,
+                    Err(error) => {
+                        self.errors.push(error);
+                        return Some(syn::parse_quote!(()));
+                    }
+                };
+                self.visit_expr_mut(&mut value);
+                Some(self.yield_value(value.into_token_stream(), span))
+            }
             "yield_from" => Some(self.yield_from(mac.tokens.clone(), span)),
             _ => None,
         }
+    }
+
+    /// Rewrites the yields inside another macro's tokens; nested generator macros keep theirs.
+    fn rewrite_foreign(&mut self, mac: &mut Macro) {
+        let nested =
+            mac.path.segments.last().is_some_and(|s| GENERATOR_MACROS.iter().any(|name| s.ident == name));
+        if !nested && contains_yield(&mac.tokens) {
+            mac.tokens = self.rewrite_tokens(mac.tokens.clone());
+        }
+    }
+
+    /// Tokens that parse as statements or as comma-separated expressions are rewritten like
+    /// the body (so misplaced yields are found there too); others are walked token by token.
+    fn rewrite_tokens(&mut self, tokens: TokenStream) -> TokenStream {
+        if let Ok(mut stmts) = Block::parse_within.parse2(tokens.clone()) {
+            stmts.iter_mut().for_each(|stmt| self.visit_stmt_mut(stmt));
+            return quote!(#(#stmts)*);
+        }
+        if let Ok(mut exprs) = Punctuated::<Expr, Token![,]>::parse_terminated.parse2(tokens.clone()) {
+            exprs.iter_mut().for_each(|expr| self.visit_expr_mut(expr));
+            return exprs.into_token_stream();
+        }
+        self.walk_tokens(tokens)
+    }
+
+    /// Finds yields in tokens of any shape (`tokio::select!` arms, `matches!` guards): each
+    /// `yield` is parsed with the expression that follows it.
+    fn walk_tokens(&mut self, tokens: TokenStream) -> TokenStream {
+        let trees: Vec<TokenTree> = tokens.into_iter().collect();
+        let mut out = TokenStream::new();
+        let mut i = 0;
+        while i < trees.len() {
+            if is_nested_generator(&trees, i) {
+                out.extend(trees[i..i + 3].iter().cloned());
+                i += 3;
+                continue;
+            }
+            if is_yield_macro(&trees, i)
+                && let Ok(mac) = syn::parse2::<Macro>(trees[i..i + 3].iter().cloned().collect())
+                && let Some(replacement) = self.expand_macro(&mac)
+            {
+                replacement.to_tokens(&mut out);
+                i += 3;
+                continue;
+            }
+            match &trees[i] {
+                TokenTree::Ident(id) if id == "yield" => {
+                    let rest: TokenStream = trees[i..].iter().cloned().collect();
+                    match syn::parse2::<YieldThenRest>(rest.clone()) {
+                        Ok(YieldThenRest(yield_expr, rest)) => {
+                            let mut expr = Expr::Yield(yield_expr);
+                            self.visit_expr_mut(&mut expr);
+                            expr.to_tokens(&mut out);
+                            out.extend(self.walk_tokens(rest));
+                        }
+                        Err(_) => {
+                            self.errors.push(syn::Error::new(
+                                id.span(),
+                                "the tokens after this `yield` do not parse as an expression, so it cannot be \
+                                 rewritten inside this macro; yield outside the macro invocation",
+                            ));
+                            out.extend(rest);
+                        }
+                    }
+                    return out;
+                }
+                TokenTree::Group(group) if contains_yield(&group.stream()) => {
+                    out.extend([regroup(group, self.rewrite_tokens(group.stream()))]);
+                }
+                other => out.extend([other.clone()]),
+            }
+            i += 1;
+        }
+        out
+    }
+
+    /// `for await pat in stream { body }` as a loop over the stream's items.
+    fn for_await(&mut self, mut for_loop: ExprForLoop, attr: &Attribute) -> Expr {
+        let attr_span = attr.path().span();
+        if self.rules.flavor == Flavor::Iterator {
+            self.errors.push(syn::Error::new_spanned(
+                attr,
+                "`for await` needs an async generator: `stream!`, `try_stream!` or an `async` #[generator] fn",
+            ));
+        }
+        self.visit_expr_mut(&mut for_loop.expr);
+        self.visit_block_mut(&mut for_loop.body);
+        let ExprForLoop { attrs, label, pat, expr, body, .. } = for_loop;
+        let private = private();
+        let stream = Ident::new("__gonext_stream", Span::mixed_site());
+        syn::parse_quote_spanned!(attr_span=> {
+            let mut #stream = ::core::pin::pin!(#expr);
+            #(#attrs)*
+            #label loop {
+                let ::core::option::Option::Some(#pat) = #private::next_of(#stream.as_mut()).await else {
+                    break;
+                };
+                #body
+            }
+        })
     }
 
     fn report_nested(&mut self, nested: &dyn Fn(&mut NestedYields)) {
@@ -98,6 +232,21 @@ impl Rewriter {
             )
         }));
     }
+}
+
+/// A `yield` expression and the tokens after it.
+struct YieldThenRest(ExprYield, TokenStream);
+
+impl Parse for YieldThenRest {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        Ok(YieldThenRest(input.parse()?, input.parse()?))
+    }
+}
+
+/// Takes the `#[for_await]` marker off a loop.
+fn take_for_await(for_loop: &mut ExprForLoop) -> Option<Attribute> {
+    let index = for_loop.attrs.iter().position(|attr| attr.path().is_ident(FOR_AWAIT))?;
+    Some(for_loop.attrs.remove(index))
 }
 
 impl VisitMut for Rewriter {
@@ -115,21 +264,34 @@ impl VisitMut for Rewriter {
                 };
                 *expr = self.yield_value(value, span);
             }
-            Expr::Macro(ExprMacro { mac, .. }) => {
-                if let Some(replacement) = self.expand_macro(mac) {
-                    *expr = replacement;
+            Expr::Macro(ExprMacro { mac, .. }) => match self.expand_macro(mac) {
+                Some(replacement) => *expr = replacement,
+                None => self.rewrite_foreign(mac),
+            },
+            Expr::ForLoop(for_loop) => match take_for_await(for_loop) {
+                Some(attr) => {
+                    let for_loop = std::mem::replace(for_loop, syn::parse_quote!(for _ in [] {}));
+                    *expr = self.for_await(for_loop, &attr);
                 }
-            }
+                None => visit_mut::visit_expr_for_loop_mut(self, for_loop),
+            },
             Expr::Closure(closure) => self.report_nested(&|f| f.visit_expr_closure(closure)),
             Expr::Async(block) => self.report_nested(&|f| f.visit_expr_async(block)),
-            Expr::Await(awaited) if self.flavor == Flavor::Iterator => {
+            Expr::Await(awaited) if self.rules.flavor == Flavor::Iterator => {
                 self.errors.push(syn::Error::new(
                     awaited.await_token.span,
                     "`.await` is not allowed in a synchronous generator; make it an `async fn` returning \
                      `impl Stream<Item = T>` (or use `stream!`)",
                 ));
+                visit_mut::visit_expr_await_mut(self, awaited);
             }
-            Expr::Return(ret) if self.try_body && ret.expr.is_none() => {
+            Expr::Try(tried) => {
+                if let Some(rule) = self.rules.question {
+                    self.errors.push(syn::Error::new(tried.question_token.span, rule));
+                }
+                visit_mut::visit_expr_try_mut(self, tried);
+            }
+            Expr::Return(ret) if self.rules.try_return && ret.expr.is_none() => {
                 ret.expr =
                     Some(Box::new(syn::parse_quote_spanned!(ret.span()=> ::core::result::Result::Ok(()))));
             }
@@ -138,10 +300,11 @@ impl VisitMut for Rewriter {
     }
 
     fn visit_stmt_mut(&mut self, stmt: &mut Stmt) {
-        if let Stmt::Macro(StmtMacro { mac, .. }) = stmt
-            && let Some(replacement) = self.expand_macro(mac)
-        {
-            *stmt = Stmt::Expr(replacement, Some(Default::default()));
+        if let Stmt::Macro(StmtMacro { mac, .. }) = stmt {
+            match self.expand_macro(mac) {
+                Some(replacement) => *stmt = Stmt::Expr(replacement, Some(Default::default())),
+                None => self.rewrite_foreign(mac),
+            }
             return;
         }
         visit_mut::visit_stmt_mut(self, stmt);
@@ -153,7 +316,7 @@ impl VisitMut for Rewriter {
 }
 
 /// Finds yields where they are not allowed.
-pub(crate) struct NestedYields {
+struct NestedYields {
     found: Vec<Span>,
 }
 
@@ -167,43 +330,4 @@ impl<'ast> Visit<'ast> for NestedYields {
             self.found.push(mac.span());
         }
     }
-}
-
-/// Turns `yield from <tokens>;` into `yield_from!(<tokens>);` throughout `tokens`, so that
-/// the block parses; `yield from` is not Rust syntax.
-pub(crate) fn desugar_yield_from(tokens: TokenStream) -> TokenStream {
-    let trees: Vec<TokenTree> = tokens.into_iter().collect();
-    let mut out = Vec::with_capacity(trees.len());
-    let mut i = 0;
-    while i < trees.len() {
-        let is_yield_from = matches!(&trees[i], TokenTree::Ident(id) if id == "yield")
-            && matches!(trees.get(i + 1), Some(TokenTree::Ident(id)) if id == "from");
-        if !is_yield_from {
-            out.push(match &trees[i] {
-                TokenTree::Group(group) => {
-                    let mut rebuilt = Group::new(group.delimiter(), desugar_yield_from(group.stream()));
-                    rebuilt.set_span(group.span());
-                    TokenTree::Group(rebuilt)
-                }
-                other => other.clone(),
-            });
-            i += 1;
-            continue;
-        }
-        let span = trees[i].span();
-        let end = trees[i + 2..]
-            .iter()
-            .position(|t| matches!(t, TokenTree::Punct(p) if p.as_char() == ';'))
-            .map_or(trees.len(), |p| i + 2 + p);
-        let source: TokenStream = desugar_yield_from(trees[i + 2..end].iter().cloned().collect());
-        let call = quote_spanned!(span=> yield_from!(#source));
-        out.extend(call);
-        i = end;
-    }
-    out.into_iter().collect()
-}
-
-/// The block tokens of a `seq!`/`stream!` invocation as a brace-delimited group.
-pub(crate) fn braced(tokens: TokenStream) -> TokenStream {
-    TokenTree::Group(Group::new(Delimiter::Brace, tokens)).into()
 }

@@ -1,9 +1,11 @@
-//! `#[generator]`: a fn returning `impl Iterator` (or, `async`, `impl Stream`) whose body
-//! yields with `yield_!`; and the shared body rewriting used by `seq!`/`stream!` too.
+//! `#[generator]`: a fn returning `impl Iterator` / `impl Coroutine` (or, `async`,
+//! `impl Stream` / `impl AsyncCoroutine`) whose body yields with `yield_!`; and the shared
+//! body rewriting used by `seq!`/`stream!` too.
 
 pub(crate) mod body;
 mod expand;
 mod parse;
+pub(crate) mod tokens;
 mod validate;
 
 use proc_macro2::TokenStream;

@@ -7,9 +7,20 @@
 //!   suspended generator drops its locals.
 //! - `async` generators and [`stream!`](crate::stream) blocks are the same for
 //!   `futures::Stream`: the body may `.await`, and the caller's waker is forwarded.
+//! - A generator declared `-> impl` [`Coroutine`]`<A, Yield = Y, Return = R>` (or
+//!   [`AsyncCoroutine`]) is resumed with arguments, which its yields evaluate to, and
+//!   completes with a value: [`CoroutineState`]'s `Yielded` / `Complete`, nightly's shape.
+//!   Sans-IO protocol code is written as one: fed what the transport read, it yields what
+//!   to send.
+//! - `#[generator(boxed)]` returns the nameable [`BoxGenerator`] / [`BoxAsyncGenerator`], for
+//!   recursion, trait methods and struct fields; [`try_seq!`](crate::try_seq) and
+//!   [`try_stream!`](crate::try_stream) are the blocks whose `?` ends them with the error.
 //! - [`Seq`] is Go's push iterator (`iter.Seq`), and [`pull`] is `iter.Pull`: the push
 //!   function runs as a *stackful* coroutine on a pooled stack, so it may recurse (tree
-//!   walks) and still be consumed one `next()` at a time.
+//!   walks) and still be consumed one `next()` at a time. [`pull_scoped`] takes a push
+//!   function that borrows from the caller, [`pull_scoped_resume`] one that receives answers,
+//!   and a stack overflow in a producer is reported with its `pull` site (see
+//!   [`DEFAULT_STACK_SIZE`]).
 //! - [`to_channel`] is Go's `IterToChan`: an iterator drained into a [`crate::sync::chan`] by
 //!   a producer thread, for several consumers.
 //!
@@ -37,8 +48,16 @@
 //! iterators directly (no coroutine needed) and keeps the push form for [`Seq`].
 
 mod channel;
+pub(crate) mod coroutine;
+mod overflow;
 mod pull;
 pub(crate) mod stackless;
 
 pub use channel::to_channel;
-pub use pull::{DEFAULT_STACK_SIZE, Pull, Seq, Yield, pull};
+pub use coroutine::{AsyncCoroutine, Coroutine, CoroutineState};
+pub use pull::{
+    DEFAULT_STACK_SIZE, Pull, PullOptions, ScopedPull, Seq, Yield, pull, pull_scoped, pull_scoped_resume,
+};
+pub use stackless::{
+    AsyncGenerator, BoxAsyncGenerator, BoxGenerator, Generator, LocalBoxAsyncGenerator, LocalBoxGenerator,
+};

@@ -18,8 +18,10 @@
 //! closure, `async` block or fn, so a yield only ever runs inside its own generator's poll
 //! (the lesson of async-stream's soundness bugs). A yield still checks both the waker's
 //! vtable and the generator's id before it writes, so even a yield smuggled into another
-//! context panics instead of writing into a hand of the wrong type. The constructors here
-//! are `#[doc(hidden)]` plumbing for those expansions only.
+//! context panics instead of writing into a hand of the wrong type. That check matters more
+//! now that yields inside other macros' tokens are rewritten: such a macro may wrap them in a
+//! block the macro crate cannot see. The generator types are public so they can be named
+//! (boxed); their constructors are `#[doc(hidden)]` plumbing for the expansions only.
 
 use std::cell::Cell;
 use std::fmt;
@@ -32,13 +34,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 /// Which generator a yield belongs to: unique among the live generators of the process.
-type GeneratorId = u64;
+pub(super) type GeneratorId = u64;
 
 /// Ids are handed out in blocks per thread, so creating a generator touches no shared line.
 const ID_BLOCK: u64 = 1 << 16;
 
 #[inline]
-fn next_generator_id() -> GeneratorId {
+pub(super) fn next_generator_id() -> GeneratorId {
     static BLOCKS: AtomicU64 = AtomicU64::new(0);
     thread_local! {
         static NEXT: Cell<GeneratorId> = const { Cell::new(0) };
@@ -95,11 +97,13 @@ struct HandHeader {
     outer: *const Waker,
 }
 
-/// Where one poll of a generator body receives the item its yield hands over.
+/// Where one poll of a generator body receives the item its yield hands over, and, for a
+/// coroutine, finds the argument its `resume` passed.
 #[repr(C)]
-struct Hand<T> {
+pub(super) struct Hand<T, A = ()> {
     header: HandHeader,
-    item: Option<T>,
+    pub(super) item: Option<T>,
+    pub(super) resume: Option<A>,
 }
 
 /// The vtable of the wakers lent to generator bodies. A `static`, so its address is unique
@@ -138,15 +142,15 @@ unsafe fn wake_hand(data: *const ()) {
 
 unsafe fn drop_hand(_: *const ()) {}
 
-impl<T> Hand<T> {
-    fn new(generator: GeneratorId, outer: Option<&Waker>) -> Self {
+impl<T, A> Hand<T, A> {
+    pub(super) fn new(generator: GeneratorId, outer: Option<&Waker>, resume: Option<A>) -> Self {
         let outer = outer.map_or(std::ptr::null(), std::ptr::from_ref);
-        Hand { header: HandHeader { generator, outer }, item: None }
+        Hand { header: HandHeader { generator, outer }, item: None, resume }
     }
 
     /// Polls `future` with a context whose waker points at this hand.
     #[inline(always)]
-    fn poll<F: Future<Output = ()>>(&mut self, future: Pin<&mut F>) -> Poll<()> {
+    pub(super) fn poll<F: Future + ?Sized>(&mut self, future: Pin<&mut F>) -> Poll<F::Output> {
         let data = std::ptr::from_mut(self).cast::<()>().cast_const();
         // SAFETY: the vtable's functions only read the header of the hand `data` points to,
         // which outlives the waker: both go at the end of this poll. The waker is never
@@ -174,18 +178,9 @@ impl<T> Future for Yield<T> {
     #[inline(always)]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let Some(item) = self.item.take() else { return Poll::Ready(()) };
-        let waker = cx.waker();
-        if !std::ptr::eq(waker.vtable(), &HAND_VTABLE) {
-            yield_outside_generator();
-        }
-        // SAFETY: a waker with the hand vtable points to a live `Hand` (see `Hand::poll`),
-        // which starts with its header whatever its item type.
-        if unsafe { (*waker.data().cast::<HandHeader>()).generator } != self.generator {
-            yield_outside_generator();
-        }
-        let hand = waker.data().cast::<Hand<T>>().cast_mut();
-        // SAFETY: the id matches, so this is the hand of the generator this yield belongs
-        // to, whose item type is `T`; the polling frame does not touch it during the poll.
+        let hand = hand_of::<T, ()>(cx, self.generator);
+        // SAFETY: `hand_of` checked that this is the hand of this yield's generator, whose
+        // item type is `T`; the polling frame does not touch it during the poll.
         unsafe { (*hand).item = Some(item) };
         Poll::Pending
     }
@@ -197,21 +192,99 @@ impl<T> fmt::Debug for Yield<T> {
     }
 }
 
+/// The hand of the poll that `cx` belongs to, which must be a poll of `generator`: anything
+/// else is a yield smuggled out of its generator, and panics.
+///
+/// The caller names the hand's types; they are right when they are those of the generator
+/// with that id, which only its own yields and resume points know.
+#[inline(always)]
+pub(super) fn hand_of<T, A>(cx: &Context<'_>, generator: GeneratorId) -> *mut Hand<T, A> {
+    let waker = cx.waker();
+    if !std::ptr::eq(waker.vtable(), &HAND_VTABLE) {
+        yield_outside_generator();
+    }
+    // SAFETY: a waker with the hand vtable points to a live `Hand` (see `Hand::poll`),
+    // which starts with its header whatever its item and resume types.
+    if unsafe { (*waker.data().cast::<HandHeader>()).generator } != generator {
+        yield_outside_generator();
+    }
+    waker.data().cast::<Hand<T, A>>().cast_mut()
+}
+
 #[cold]
 #[inline(never)]
 fn yield_outside_generator() -> ! {
     panic!("a generator's yield was polled outside that generator (inside another future's poll)")
 }
 
-/// A generator as an [`Iterator`]; the expansion of `#[generator] fn` and `seq!`.
+/// A generator as an [`Iterator`]: what a [`#[generator]`](crate::generator) fn and
+/// [`seq!`](crate::seq) return, behind `impl Iterator`.
+///
+/// `F` is the body's future. The compiler names it only inside the generator, so code that
+/// stores a generator names the boxed form, [`BoxGenerator`] or [`LocalBoxGenerator`], that
+/// `#[generator(boxed)]` returns.
 ///
 /// The body's future is boxed once, when the generator is created, because an iterator may
 /// move between steps while the body's locals may borrow each other.
-pub struct Generator<T, F> {
+///
+/// ```
+/// use gonext::iter::BoxGenerator;
+///
+/// struct Tokens {
+///     words: BoxGenerator<'static, String>,
+/// }
+///
+/// #[gonext::generator(boxed)]
+/// fn words(text: String) -> impl Iterator<Item = String> {
+///     for word in text.split_whitespace() {
+///         yield_!(word.to_uppercase());
+///     }
+/// }
+///
+/// let mut tokens = Tokens { words: words("go next".into()) };
+/// assert_eq!(tokens.words.next().as_deref(), Some("GO"));
+/// ```
+pub struct Generator<T, F: ?Sized> {
     future: Option<Pin<Box<F>>>,
     generator: GeneratorId,
     _item: PhantomData<fn() -> T>,
 }
+
+/// A generator whose body is boxed as a `Send` trait object: a nameable type for struct
+/// fields, trait methods and recursion; what `#[generator(boxed)]` returns.
+///
+/// ```
+/// trait Source {
+///     fn values(&self) -> gonext::iter::BoxGenerator<'_, u32>;
+/// }
+/// struct Range(u32);
+/// impl Source for Range {
+///     #[gonext::generator(boxed)]
+///     fn values(&self) -> impl Iterator<Item = u32> + '_ {
+///         yield_from!(0..self.0);
+///     }
+/// }
+/// let sources: Vec<Box<dyn Source>> = vec![Box::new(Range(2)), Box::new(Range(3))];
+/// assert_eq!(sources.iter().flat_map(|s| s.values()).sum::<u32>(), 1 + 3);
+/// ```
+pub type BoxGenerator<'a, T> = Generator<T, dyn Future<Output = ()> + Send + 'a>;
+
+/// [`BoxGenerator`] for bodies that are not `Send`; what `#[generator(boxed_local)]` returns.
+///
+/// ```
+/// use std::rc::Rc;
+///
+/// #[gonext::generator(boxed_local)]
+/// fn shared(names: Rc<Vec<&'static str>>) -> impl Iterator<Item = &'static str> {
+///     for name in names.iter() {
+///         yield_!(*name);
+///     }
+/// }
+/// let names = Rc::new(vec!["a", "b"]);
+/// let walk: gonext::iter::LocalBoxGenerator<'static, &str> = shared(Rc::clone(&names));
+/// assert_eq!(walk.collect::<Vec<_>>(), ["a", "b"]);
+/// ```
+pub type LocalBoxGenerator<'a, T> = Generator<T, dyn Future<Output = ()> + 'a>;
 
 impl<T, F: Future<Output = ()>> Generator<T, F> {
     #[doc(hidden)]
@@ -221,7 +294,23 @@ impl<T, F: Future<Output = ()>> Generator<T, F> {
     }
 }
 
-impl<T, F: Future<Output = ()>> Iterator for Generator<T, F> {
+impl<'a, T> BoxGenerator<'a, T> {
+    #[doc(hidden)]
+    pub fn boxed<F: Future<Output = ()> + Send + 'a>(body: impl FnOnce(Yielder<T>) -> F) -> Self {
+        let generator = next_generator_id();
+        Generator { future: Some(Box::pin(body(Yielder::new(generator)))), generator, _item: PhantomData }
+    }
+}
+
+impl<'a, T> LocalBoxGenerator<'a, T> {
+    #[doc(hidden)]
+    pub fn boxed_local<F: Future<Output = ()> + 'a>(body: impl FnOnce(Yielder<T>) -> F) -> Self {
+        let generator = next_generator_id();
+        Generator { future: Some(Box::pin(body(Yielder::new(generator)))), generator, _item: PhantomData }
+    }
+}
+
+impl<T, F: Future<Output = ()> + ?Sized> Iterator for Generator<T, F> {
     type Item = T;
 
     #[inline(always)]
@@ -229,7 +318,7 @@ impl<T, F: Future<Output = ()>> Iterator for Generator<T, F> {
         // Taken out while it runs, so that a panicking body leaves the generator finished
         // (its locals dropped during the unwind) rather than poisoned.
         let mut future = self.future.take()?;
-        let mut hand = Hand::new(self.generator, None);
+        let mut hand = Hand::<T>::new(self.generator, None, None);
         if hand.poll(future.as_mut()).is_ready() {
             return None;
         }
@@ -248,9 +337,9 @@ impl<T, F: Future<Output = ()>> Iterator for Generator<T, F> {
     }
 }
 
-impl<T, F: Future<Output = ()>> FusedIterator for Generator<T, F> {}
+impl<T, F: Future<Output = ()> + ?Sized> FusedIterator for Generator<T, F> {}
 
-impl<T, F> fmt::Debug for Generator<T, F> {
+impl<T, F: ?Sized> fmt::Debug for Generator<T, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Generator").field("finished", &self.future.is_none()).finish()
     }
@@ -258,15 +347,33 @@ impl<T, F> fmt::Debug for Generator<T, F> {
 
 #[cold]
 #[inline(never)]
-fn awaited_in_sync_generator() -> ! {
+pub(super) fn awaited_in_sync_generator() -> ! {
     panic!("a synchronous generator awaited a future that is not a yield")
 }
 
 pin_project_lite::pin_project! {
-    /// A generator as a [`futures_core::Stream`]; the expansion of an `async` `#[generator]`
-    /// and `stream!`. Awaiting inside the body forwards the caller's waker.
+    /// A generator as a [`futures_core::Stream`]: what an `async`
+    /// [`#[generator]`](crate::generator) fn and [`stream!`](crate::stream) return, behind
+    /// `impl Stream`. Awaiting inside the body forwards the caller's waker.
     ///
-    /// A stream is polled pinned, so the body's future lives inline: no allocation.
+    /// A stream is polled pinned, so the body's future lives inline: no allocation. Code
+    /// that stores one names [`BoxAsyncGenerator`], what `#[generator(boxed)]` returns on an
+    /// `async fn`.
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use gonext::iter::BoxAsyncGenerator;
+    ///
+    /// #[gonext::generator(boxed)]
+    /// async fn countdown(from: u32) -> impl futures::Stream<Item = u32> {
+    ///     for i in (1..=from).rev() {
+    ///         yield_!(i);
+    ///     }
+    /// }
+    ///
+    /// let stored: BoxAsyncGenerator<'static, u32> = countdown(3);
+    /// assert_eq!(futures::executor::block_on(stored.collect::<Vec<_>>()), [3, 2, 1]);
+    /// ```
     pub struct AsyncGenerator<T, F> {
         #[pin]
         future: Option<F>,
@@ -275,11 +382,72 @@ pin_project_lite::pin_project! {
     }
 }
 
+/// A stream generator whose body is boxed as a `Send` trait object: a nameable, `Unpin`
+/// type; what `#[generator(boxed)]` returns on an `async fn`.
+///
+/// ```
+/// use futures::StreamExt;
+///
+/// #[gonext::generator(boxed)]
+/// async fn countdown(n: u32) -> impl futures::Stream<Item = u32> {
+///     if n > 0 {
+///         yield_!(n);
+///         yield_from!(countdown(n - 1)); // recursion needs the named type
+///     }
+/// }
+/// assert_eq!(futures::executor::block_on(countdown(3).collect::<Vec<_>>()), [3, 2, 1]);
+/// ```
+pub type BoxAsyncGenerator<'a, T> = AsyncGenerator<T, Pin<Box<dyn Future<Output = ()> + Send + 'a>>>;
+
+/// [`BoxAsyncGenerator`] for bodies that are not `Send`; what `#[generator(boxed_local)]`
+/// returns on an `async fn`.
+///
+/// ```
+/// use futures::StreamExt;
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+///
+/// #[gonext::generator(boxed_local)]
+/// async fn ticks(counter: Rc<Cell<u32>>) -> impl futures::Stream<Item = u32> {
+///     for _ in 0..2 {
+///         counter.set(counter.get() + 1);
+///         yield_!(counter.get());
+///     }
+/// }
+/// let stream: gonext::iter::LocalBoxAsyncGenerator<'static, u32> = ticks(Rc::new(Cell::new(0)));
+/// assert_eq!(futures::executor::block_on(stream.collect::<Vec<_>>()), [1, 2]);
+/// ```
+pub type LocalBoxAsyncGenerator<'a, T> = AsyncGenerator<T, Pin<Box<dyn Future<Output = ()> + 'a>>>;
+
 impl<T, F: Future<Output = ()>> AsyncGenerator<T, F> {
     #[doc(hidden)]
     pub fn new(body: impl FnOnce(Yielder<T>) -> F) -> Self {
         let generator = next_generator_id();
         AsyncGenerator { future: Some(body(Yielder::new(generator))), generator, _item: PhantomData }
+    }
+}
+
+impl<'a, T> BoxAsyncGenerator<'a, T> {
+    #[doc(hidden)]
+    pub fn boxed<F: Future<Output = ()> + Send + 'a>(body: impl FnOnce(Yielder<T>) -> F) -> Self {
+        let generator = next_generator_id();
+        AsyncGenerator {
+            future: Some(Box::pin(body(Yielder::new(generator)))),
+            generator,
+            _item: PhantomData,
+        }
+    }
+}
+
+impl<'a, T> LocalBoxAsyncGenerator<'a, T> {
+    #[doc(hidden)]
+    pub fn boxed_local<F: Future<Output = ()> + 'a>(body: impl FnOnce(Yielder<T>) -> F) -> Self {
+        let generator = next_generator_id();
+        AsyncGenerator {
+            future: Some(Box::pin(body(Yielder::new(generator)))),
+            generator,
+            _item: PhantomData,
+        }
     }
 }
 
@@ -291,7 +459,7 @@ impl<T, F: Future<Output = ()>> futures_core::Stream for AsyncGenerator<T, F> {
         let this = self.project();
         let mut running = FinishOnUnwind { future: this.future, armed: true };
         let Some(future) = running.future.as_mut().as_pin_mut() else { return Poll::Ready(None) };
-        let mut hand = Hand::new(*this.generator, Some(cx.waker()));
+        let mut hand = Hand::<T>::new(*this.generator, Some(cx.waker()), None);
         let polled = hand.poll(future);
         running.armed = polled.is_ready();
         drop(running);
@@ -314,9 +482,9 @@ impl<T, F: Future<Output = ()>> futures_core::Stream for AsyncGenerator<T, F> {
 
 /// Drops a stream's body in place when it finished, and when its poll unwinds, so that a
 /// panicked stream is finished rather than poisoned.
-struct FinishOnUnwind<'a, F> {
-    future: Pin<&'a mut Option<F>>,
-    armed: bool,
+pub(super) struct FinishOnUnwind<'a, F> {
+    pub(super) future: Pin<&'a mut Option<F>>,
+    pub(super) armed: bool,
 }
 
 impl<F> Drop for FinishOnUnwind<'_, F> {
