@@ -31,8 +31,6 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicIsize, AtomicU64, Ordering, fence};
 use std::sync::{Arc, RwLock, RwLockWriteGuard, Weak};
 
-use crate::hash::SeededHasher;
-
 const SHARDS: usize = 64;
 /// The per-thread cache: `SETS` sets of `WAYS` counters, chosen by the low hash bits.
 const SETS: usize = 64;
@@ -217,7 +215,7 @@ fn shared_interner<T: Internable>() -> &'static Interner<T> {
 
 impl<T: Internable> Interner<T> {
     fn hash(&self, value: &T) -> u64 {
-        let mut hasher = SeededHasher::new(self.seed);
+        let mut hasher = crate::hash::seeded(self.seed);
         value.hash(&mut hasher);
         hasher.finish()
     }

@@ -22,7 +22,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use crate::hash::{FastMap, SeededHasher};
+use crate::hash::FastMap;
 use crate::sync::{Condvar, Mutex as BubbleMutex};
 use crate::{Ptr, runtime, weak};
 
@@ -169,7 +169,7 @@ impl<K, V> WeakCache<K, V> {
     /// A hasher for probes. Equal probes hash alike; a probe's hash is never compared with
     /// a hash of an owned key, so `&str` and `String` need not agree.
     pub fn probe_hasher(&self) -> impl Hasher + use<K, V> {
-        SeededHasher::new(crate::hash::process_seed())
+        crate::hash::seeded(crate::hash::process_seed())
     }
 
     /// Adds one argument to a probe's hash (one call per argument, so that the expansion
