@@ -8,6 +8,38 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// Counts this thread's allocations, so a test can assert that a call allocates nothing
+/// while other tests allocate on their own threads.
+struct CountingAlloc;
+
+thread_local! {
+    static ALLOCATIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+// SAFETY: every method forwards to `System` unchanged; the counter does not touch the memory.
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: forwarded unchanged; `ptr` came from `System.alloc` with `layout`.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+/// How many allocations `f` made on this thread.
+fn allocations_of<R>(f: impl FnOnce() -> R) -> (usize, R) {
+    let before = ALLOCATIONS.with(std::cell::Cell::get);
+    let result = f();
+    (ALLOCATIONS.with(std::cell::Cell::get) - before, result)
+}
+
 /// Tests that count open file descriptors run one at a time.
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     static SERIAL: Mutex<()> = Mutex::new(());
@@ -633,4 +665,86 @@ fn weak_cache_probes_mix_borrowed_and_owned_arguments() {
     drop((a, b, others));
     runtime::flush_cleanups();
     assert!(probed::is_empty(), "dead entries are removed");
+}
+
+#[test]
+fn make_ref_hits_allocate_nothing() {
+    let miss = unique::make_ref("make-ref-key");
+    let line = String::from("GET make-ref-key HTTP/1.1");
+    let (allocated, hits) = allocations_of(|| {
+        let hits: [unique::Handle<str>; 3] = std::array::from_fn(|_| unique::make_ref(&line[4..16]));
+        hits
+    });
+    assert_eq!(allocated, 0, "a hit copies nothing");
+    assert!(hits.iter().all(|hit| *hit == miss));
+    let (allocated, _) = allocations_of(|| unique::make_ref("another-key"));
+    assert!(allocated > 0, "a miss copies the value (the counter proves it counts)");
+}
+
+#[test]
+fn get_looks_up_without_inserting() {
+    #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+    struct Username(String);
+    let admin = unique::make(Username("admin".into()));
+    assert_eq!(unique::get(&Username("admin".into())), Some(admin.clone()));
+    for attempt in 0..100 {
+        assert_eq!(unique::get(&Username(format!("attacker-{attempt}"))), None);
+    }
+    assert_eq!(unique::live::<Username>(), 1, "lookups of unknown values inserted nothing");
+    drop(admin);
+    assert_eq!(unique::live::<Username>(), 0, "this thread's cache let go of it");
+    assert_eq!(unique::get(&Username("admin".into())), None, "a freed value is not found");
+}
+
+#[test]
+fn handles_order_display_and_borrow_like_their_values() {
+    let mut regions: Vec<unique::Handle<str>> =
+        ["us-east-1", "eu-west-1", "ap-south-1"].into_iter().map(unique::make_ref).collect();
+    regions.sort();
+    let names: Vec<String> = regions.iter().map(ToString::to_string).collect();
+    assert_eq!(names, ["ap-south-1", "eu-west-1", "us-east-1"]);
+    assert_eq!(format!("{:?}", regions[0]), "\"ap-south-1\"");
+    let text: &str = regions[1].as_ref();
+    assert_eq!(text, "eu-west-1");
+    let bytes = unique::make_ref(&[1u8, 2, 3][..]);
+    assert_eq!(bytes, unique::make_ref(&vec![1u8, 2, 3][..]));
+    assert_eq!(bytes.len(), 3);
+    let owned = unique::make(String::from("eu-west-1"));
+    assert_eq!(owned, unique::make_ref(&String::from("eu-west-1")), "make and make_ref share a table");
+}
+
+/// Go's TestNestedHandle: a value that holds a handle of its own type compiles, and a
+/// dropped chain of 1,000 such values is released completely by one drain.
+#[test]
+fn a_dropped_chain_of_nested_handles_is_fully_released() {
+    #[derive(Debug, PartialEq, Eq, Hash)]
+    struct Link {
+        round: u32,
+        depth: u32,
+        next: Option<unique::Handle<Link>>,
+    }
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<unique::Handle<Link>>();
+    for round in 0..20 {
+        let mut head = None;
+        for depth in 0..1000 {
+            head = Some(unique::make(Link { round, depth, next: head.take() }));
+        }
+        assert_eq!(unique::live::<Link>(), 1000);
+        assert_eq!(head.as_ref().and_then(|h| h.next.as_ref()).map(|n| n.depth), Some(998));
+        drop(head);
+        assert_eq!(unique::live::<Link>(), 0, "round {round}: the whole chain was freed");
+    }
+}
+
+#[test]
+fn a_zero_weak_pointer_points_to_nothing_and_equals_other_zero_pointers() {
+    let zero: weak::Pointer<String> = weak::Pointer::new();
+    assert!(zero.value().is_none());
+    assert_eq!(zero, weak::Pointer::default());
+    let object = Ptr::new(String::from("x"));
+    assert_ne!(zero, weak::make(&object));
+    assert!(!zero.points_to(&object));
+    let set: HashSet<_> = [zero.clone(), weak::Pointer::new(), weak::make(&object)].into_iter().collect();
+    assert_eq!(set.len(), 2);
 }

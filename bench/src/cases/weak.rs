@@ -96,6 +96,15 @@ fn intern_hits(name: &'static str, threads: usize) -> Case {
         .peer("internment_arcintern", hits(threads, |key| ArcIntern::<String>::new(key.clone())))
 }
 
+/// `unique::make_ref` and `ArcIntern::from_ref` both look the `&str` up borrowed and copy it
+/// only on a miss, so a hit allocates on neither side.
+fn intern_ref_hits(name: &'static str, threads: usize) -> Case {
+    Case::time(name, hits(threads, |key| unique::make_ref(key.as_str()))).peer(
+        "internment_arcintern_from_ref",
+        hits(threads, |key| ArcIntern::<String>::from_ref(key.as_str())),
+    )
+}
+
 #[gonext::weak_cache]
 fn load_setting(name: &str) -> Ptr<String> {
     Ptr::new(name.to_uppercase())
@@ -136,6 +145,8 @@ pub(super) fn cases() -> Vec<Case> {
         cleanups(),
         intern_hits("intern/hit_1t", 1),
         intern_hits("intern/hit_2t", 2),
+        intern_ref_hits("intern/hit_ref_1t", 1),
+        intern_ref_hits("intern/hit_ref_2t", 2),
         weak_cache_hits("intern/weak_cache_hit_1t", 1),
         weak_cache_hits("intern/weak_cache_hit_2t", 2),
         intern_miss(),

@@ -44,6 +44,21 @@ pub fn make<T>(ptr: &Ptr<T>) -> Pointer<T> {
 }
 
 impl<T> Pointer<T> {
+    /// A weak pointer to no object, Go's zero `weak.Pointer[T]`: [`value`](Self::value) is
+    /// `None`, and all such pointers are equal to each other and to no other.
+    ///
+    /// ```
+    /// use gonext::{Ptr, weak};
+    ///
+    /// let zero = weak::Pointer::<u32>::new();
+    /// assert_eq!(zero.value(), None);
+    /// assert_eq!(zero, weak::Pointer::default());
+    /// assert_ne!(zero, weak::make(&Ptr::new(7)));
+    /// ```
+    pub const fn new() -> Pointer<T> {
+        Pointer { weak: Weak::new() }
+    }
+
     /// A strong pointer to the object, or `None` if it died: Go's `Pointer.Value`.
     #[inline]
     pub fn value(&self) -> Option<Ptr<T>> {
@@ -59,6 +74,12 @@ impl<T> Pointer<T> {
 impl<T> Clone for Pointer<T> {
     fn clone(&self) -> Self {
         Pointer { weak: self.weak.clone() }
+    }
+}
+
+impl<T> Default for Pointer<T> {
+    fn default() -> Self {
+        Pointer::new()
     }
 }
 
