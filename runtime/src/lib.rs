@@ -16,7 +16,7 @@
 //! | `weak.Pointer` (#67552), `unique` (1.23)      | [`weak::Pointer`], [`weak_cache`], [`unique::Handle`] |
 //! | `runtime.AddCleanup` (#67535)                 | [`runtime::add_cleanup`], [`runtime::Cleanup::stop`]  |
 //! | `Uint64Pair`, double-width CAS (#61236)       | [`atomic::DoubleWord`], [`atomic::AtomicTagged`]      |
-//! | GOMAXPROCS from cgroup quota (#33803, #73193) | [`runtime::max_procs()`] with a full report           |
+//! | GOMAXPROCS from cgroup quota (#33803, #73193) | [`runtime::max_procs()`], live, with a full report    |
 //! | goroutine-local storage (declined, #21355)    | not provided on purpose: use `Context::with_value`    |
 //!
 //! Rows link to their module once the feature has landed (rows without links are planned);

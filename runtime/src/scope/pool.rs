@@ -21,7 +21,8 @@
 //! tick that the kernel reports asleep gets a replacement, which takes that worker's batch.
 //! Workers that merely compute for long get company only after a much longer wait with no
 //! job started at all, for tasks that spin until a queued one runs. Idle workers beyond
-//! `max_procs` retire after a short wait, the others after a longer one.
+//! `max_procs` retire after a short wait, the others after a longer one; when `max_procs`
+//! changes, the sleepers re-check which they are.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -271,6 +272,15 @@ fn undo_start_worker() {
 
 fn undo_start_monitor() {
     lock().monitor = MonitorState::NotStarted;
+}
+
+/// Follows a change of `max_procs`: an increase starts (or wakes) a worker for waiting jobs
+/// at once, and the sleepers look again at how long to wait, so that those beyond a smaller
+/// value retire after the short surplus wait. Busy workers finish their batches first.
+pub(crate) fn follow_max_procs() {
+    let action = lock().serve_queue();
+    action.run();
+    AVAILABLE.notify_all();
 }
 
 /// Runs `job` on a pool thread.
