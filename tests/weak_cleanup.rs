@@ -748,3 +748,167 @@ fn a_zero_weak_pointer_points_to_nothing_and_equals_other_zero_pointers() {
     let set: HashSet<_> = [zero.clone(), weak::Pointer::new(), weak::make(&object)].into_iter().collect();
     assert_eq!(set.len(), 2);
 }
+
+/// A gate that cleanups wait at until the test opens it.
+#[derive(Clone, Default)]
+struct Gate(Arc<(Mutex<bool>, std::sync::Condvar)>);
+
+impl Gate {
+    fn wait(&self) {
+        let (open, opened) = &*self.0;
+        let guard = open.lock().unwrap();
+        drop(opened.wait_while(guard, |open| !*open).unwrap());
+    }
+
+    fn open(&self) {
+        *self.0.0.lock().unwrap() = true;
+        self.0.1.notify_all();
+    }
+}
+
+/// Waits (generously) until `condition` holds.
+fn eventually(condition: impl Fn() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    false
+}
+
+#[test]
+fn a_blocked_cleanup_does_not_delay_a_thousand_others() {
+    let _serial = serial();
+    let gate = Gate::default();
+    let blocked = Ptr::new("stuck on the network");
+    let waiting = gate.clone();
+    runtime::add_cleanup(&blocked, move |_: ()| waiting.wait(), ());
+    let ran = Arc::new(AtomicUsize::new(0));
+    let others: Vec<Ptr<usize>> = (0..1000).map(Ptr::new).collect();
+    for other in &others {
+        let ran = Arc::clone(&ran);
+        runtime::add_cleanup(
+            other,
+            move |_: ()| {
+                ran.fetch_add(1, Ordering::SeqCst);
+            },
+            (),
+        );
+    }
+    drop(blocked); // queued first
+    drop(others);
+    assert!(eventually(|| ran.load(Ordering::SeqCst) == 1000), "the others ran while one blocked");
+    let flusher = std::thread::spawn(runtime::flush_cleanups);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(!flusher.is_finished(), "flush_cleanups still waits for the blocked cleanup");
+    gate.open();
+    flusher.join().unwrap();
+    assert_eq!(runtime::pending_cleanups(), 0);
+}
+
+#[test]
+fn pending_cleanups_counts_queued_and_running_ones() {
+    let _serial = serial();
+    runtime::flush_cleanups();
+    assert_eq!(runtime::pending_cleanups(), 0);
+    let gate = Gate::default();
+    let objects: Vec<Ptr<u8>> = (0..5).map(Ptr::new).collect();
+    for object in &objects {
+        let gate = gate.clone();
+        runtime::add_cleanup(object, move |_: ()| gate.wait(), ());
+    }
+    let alive = Ptr::new(0u8);
+    let _never_queued = runtime::add_cleanup(&alive, |_: ()| {}, ());
+    assert_eq!(runtime::pending_cleanups(), 0, "nothing died yet");
+    drop(objects);
+    assert_eq!(runtime::pending_cleanups(), 5, "five died, none finished");
+    gate.open();
+    runtime::flush_cleanups();
+    assert_eq!(runtime::pending_cleanups(), 0);
+}
+
+/// Run in a child process (its stderr is the report): a slow cleanup and a panicking one.
+fn report_child() {
+    runtime::set_slow_cleanup_threshold(std::time::Duration::from_millis(20));
+    let object = Ptr::new(());
+    runtime::add_cleanup(&object, |_: ()| std::thread::sleep(std::time::Duration::from_millis(300)), ());
+    runtime::add_cleanup(&object, |_: ()| panic!("cleanup failed on purpose"), ());
+    drop(object);
+    runtime::flush_cleanups();
+}
+
+#[test]
+fn slow_and_panicking_cleanups_are_reported_with_their_registration_site() {
+    const CHILD: &str = "GONEXT_TEST_REPORT_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        return report_child();
+    }
+    let _serial = serial(); // the child's pipes are descriptors of this process
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "slow_and_panicking_cleanups_are_reported_with_their_registration_site"])
+        .args(["--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let report = |needle: &str| {
+        let line = stderr.lines().find(|line| line.starts_with("gonext: ") && line.contains(needle));
+        line.unwrap_or_else(|| panic!("no report containing {needle:?} in {stderr}"))
+    };
+    let slow = report("has run for more than 20 ms");
+    assert!(slow.starts_with("gonext: the cleanup registered at tests/weak_cleanup.rs:"), "{slow}");
+    let panicked = report("cleanup failed on purpose");
+    assert!(panicked.starts_with("gonext: the cleanup registered at tests/weak_cleanup.rs:"), "{panicked}");
+    assert!(panicked.contains("panicked (the other cleanups still run)"), "{panicked}");
+}
+
+/// Cleanups that block briefly make the monitor hand the rest of their batches to other
+/// workers while many threads drop objects and flush: every cleanup runs exactly once, and a
+/// flush returns only after each cleanup its thread queued before it has run.
+#[test]
+fn flushes_see_their_cleanups_run_while_batches_move_between_workers() {
+    let _serial = serial();
+    const THREADS: usize = 4;
+    const OBJECTS: usize = 300;
+    let total = Arc::new(AtomicUsize::new(0));
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let total = Arc::clone(&total);
+            s.spawn(move || {
+                let mine = Arc::new(AtomicUsize::new(0));
+                for round in 0..3 {
+                    let objects: Vec<Ptr<usize>> = (0..OBJECTS).map(Ptr::new).collect();
+                    for (i, object) in objects.iter().enumerate() {
+                        let (mine, total) = (Arc::clone(&mine), Arc::clone(&total));
+                        runtime::add_cleanup(
+                            object,
+                            move |i: usize| {
+                                mine.fetch_add(1, Ordering::SeqCst);
+                                total.fetch_add(1, Ordering::SeqCst);
+                                if i % 50 == t {
+                                    std::thread::sleep(std::time::Duration::from_millis(3));
+                                }
+                                assert!(i % 7 != t, "cleanup {i} of thread {t} panics on purpose");
+                            },
+                            i,
+                        );
+                    }
+                    drop(objects);
+                    runtime::flush_cleanups();
+                    assert_eq!(
+                        mine.load(Ordering::SeqCst),
+                        (round + 1) * OBJECTS,
+                        "thread {t}, round {round}"
+                    );
+                }
+            });
+        }
+    });
+    runtime::flush_cleanups();
+    assert_eq!(total.load(Ordering::SeqCst), THREADS * OBJECTS * 3);
+    assert_eq!(runtime::pending_cleanups(), 0);
+}

@@ -2,7 +2,7 @@
 //! internment.
 
 use std::hint::black_box;
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Barrier, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -59,6 +59,39 @@ fn cleanup_cycle(iters: u64) -> Duration {
 
 fn cleanups() -> Case {
     Case::time("cleanup/add_drop_run", cleanup_cycle)
+}
+
+/// The latency from an object's death to its second cleanup, queued right behind a first one
+/// that blocks (for 100 ms at most): the time it takes the workers to move the second one
+/// to another worker. The blocker is released once the second one ran, so iterations do not
+/// pile up blocked workers.
+fn blocked_neighbour(iters: u64) -> Duration {
+    let mut latency = Duration::ZERO;
+    for _ in 0..iters {
+        let object = Ptr::new(());
+        let (release, released) = mpsc::channel::<()>();
+        let (ran, ran_at) = mpsc::channel::<Instant>();
+        runtime::add_cleanup(
+            &object,
+            |released: mpsc::Receiver<()>| {
+                let _ = released.recv_timeout(Duration::from_millis(100));
+            },
+            released,
+        );
+        runtime::add_cleanup(
+            &object,
+            |ran: mpsc::Sender<Instant>| {
+                let _ = ran.send(Instant::now());
+            },
+            ran,
+        );
+        let died = Instant::now();
+        drop(object);
+        latency += ran_at.recv().expect("the neighbour runs") - died;
+        drop(release);
+    }
+    runtime::flush_cleanups();
+    latency
 }
 
 const KEYS: [&str; 8] = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"];
@@ -143,6 +176,7 @@ pub(super) fn cases() -> Vec<Case> {
         ptr_clone_drop(),
         weak_value(),
         cleanups(),
+        Case::time("cleanup/blocked_neighbour", blocked_neighbour),
         intern_hits("intern/hit_1t", 1),
         intern_hits("intern/hit_2t", 2),
         intern_ref_hits("intern/hit_ref_1t", 1),
