@@ -912,3 +912,55 @@ fn flushes_see_their_cleanups_run_while_batches_move_between_workers() {
     assert_eq!(total.load(Ordering::SeqCst), THREADS * OBJECTS * 3);
     assert_eq!(runtime::pending_cleanups(), 0);
 }
+
+/// `Ptr` offers what a user of `Arc` reaches for, and taking the value out ends the object:
+/// its cleanups run and its weak pointers see it dead.
+#[test]
+fn ptr_has_the_api_of_arc() {
+    let _serial = serial();
+    let mut unique_owner = Ptr::new(vec![1]);
+    Ptr::get_mut(&mut unique_owner).unwrap().push(2);
+    let other = unique_owner.clone();
+    assert!(Ptr::get_mut(&mut unique_owner).is_none(), "shared: no &mut");
+    Ptr::make_mut(&mut unique_owner).push(3);
+    assert_eq!((&unique_owner[..], &other[..]), (&[1, 2, 3][..], &[1, 2][..]), "make_mut cloned");
+    assert!(!Ptr::ptr_eq(&unique_owner, &other));
+
+    let ran = Arc::new(AtomicUsize::new(0));
+    let object: Ptr<String> = Ptr::from(Box::new(String::from("taken")));
+    let counter = Arc::clone(&ran);
+    runtime::add_cleanup(
+        &object,
+        move |_: ()| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        },
+        (),
+    );
+    let observer = weak::make(&object);
+    assert_eq!((Ptr::strong_count(&object), Ptr::weak_count(&object)), (1, 1));
+    let second = object.clone();
+    let object = Ptr::try_unwrap(object).unwrap_err();
+    assert_eq!(Ptr::into_inner(second), None, "another strong pointer is left");
+    assert_eq!(Ptr::try_unwrap(object).unwrap(), "taken");
+    assert!(observer.value().is_none(), "the object is gone, its value moved out");
+    runtime::flush_cleanups();
+    assert_eq!(ran.load(Ordering::SeqCst), 1, "its cleanup ran");
+
+    #[derive(Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    struct Node {
+        name: &'static str,
+    }
+    struct SelfAware {
+        me: weak::Pointer<SelfAware>,
+    }
+    let cyclic = Ptr::new_cyclic(|me| {
+        assert!(me.value().is_none(), "not alive while being built");
+        SelfAware { me: me.clone() }
+    });
+    assert!(Ptr::ptr_eq(&cyclic.me.value().unwrap(), &cyclic));
+    let (a, b) = (Ptr::new(Node { name: "a" }), Ptr::new(Node { name: "b" }));
+    assert!(a < b && a == Ptr::new(Node { name: "a" }), "Ord and Eq by value");
+    let set: HashSet<Ptr<Node>> = [a.clone(), Ptr::new(Node { name: "a" }), b].into_iter().collect();
+    assert_eq!(set.len(), 2, "Hash by value");
+    assert_eq!(*Ptr::<Node>::default(), Node::default());
+}

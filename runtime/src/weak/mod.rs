@@ -38,6 +38,12 @@ pub struct Pointer<T> {
     weak: Weak<Shared<T>>,
 }
 
+impl<T> Pointer<T> {
+    pub(crate) fn from_weak(weak: Weak<Shared<T>>) -> Pointer<T> {
+        Pointer { weak }
+    }
+}
+
 /// A weak pointer to `ptr`'s allocation: Go's `weak.Make`.
 pub fn make<T>(ptr: &Ptr<T>) -> Pointer<T> {
     Pointer { weak: std::sync::Arc::downgrade(&ptr.shared) }
