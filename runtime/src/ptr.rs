@@ -142,7 +142,7 @@ impl<T> Ptr<T> {
     /// let mut p = Ptr::new(vec![1]);
     /// let shared = p.clone();
     /// Ptr::make_mut(&mut p).push(2);
-    /// assert_eq!((&*p[..], &*shared[..]), (&[1, 2][..], &[1][..]));
+    /// assert_eq!((&p[..], &shared[..]), (&[1, 2][..], &[1][..]));
     /// ```
     pub fn make_mut(this: &mut Ptr<T>) -> &mut T
     where
