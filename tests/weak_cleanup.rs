@@ -966,3 +966,81 @@ fn ptr_has_the_api_of_arc() {
     assert_ne!(by(&a), by(&b));
     assert_eq!(*Ptr::<Node>::default(), Node::default());
 }
+
+/// A `WeakMap` shared by 8 threads that load, insert, remove, retain and drop values at
+/// once: a lookup never returns another key's value, and once every value died the map is
+/// empty.
+#[test]
+fn weak_map_under_eight_threads_with_values_dying_concurrently() {
+    let _serial = serial();
+    let map: Arc<weak::WeakMap<u32, (u32, usize)>> = Arc::new(weak::WeakMap::new());
+    let loads = Arc::new(AtomicUsize::new(0));
+    std::thread::scope(|s| {
+        for t in 0..8u32 {
+            let (map, loads) = (Arc::clone(&map), Arc::clone(&loads));
+            s.spawn(move || {
+                let mut kept: Vec<Ptr<(u32, usize)>> = Vec::new();
+                for round in 0..2_000u32 {
+                    let key = (round * 7 + t) % 32;
+                    let value =
+                        map.get_or_insert_with(key, || Ptr::new((key, loads.fetch_add(1, Ordering::SeqCst))));
+                    assert_eq!(value.0, key, "the value of the key asked for");
+                    if let Some(now) = map.get(&key) {
+                        assert_eq!(now.0, key);
+                    }
+                    match round % 10 {
+                        0 => kept.push(value),
+                        1 => drop(map.remove(&key)),
+                        2 => {
+                            let fresh = Ptr::new((key, usize::MAX));
+                            map.insert(key, &fresh);
+                            // Other threads may replace or remove it at once; it is never
+                            // another key's value.
+                            assert!(map.get(&key).is_none_or(|now| now.0 == key));
+                        }
+                        3 if t == 0 => map.retain(|k, _| k % 2 == 0),
+                        _ => drop(value),
+                    }
+                    if kept.len() > 8 {
+                        kept.remove(0);
+                    }
+                }
+                assert!(map.iter().all(|(key, value)| value.0 == key));
+            });
+        }
+    });
+    assert!(loads.load(Ordering::SeqCst) >= 32, "every key was loaded");
+    runtime::flush_cleanups();
+    assert_eq!(map.len(), 0, "the threads kept nothing alive");
+    assert_eq!(map.iter().count(), 0);
+}
+
+#[test]
+fn weak_map_loads_once_for_concurrent_callers_and_recovers_from_a_panicking_load() {
+    let _serial = serial();
+    let map: Arc<weak::WeakMap<String, String>> = Arc::new(weak::WeakMap::new());
+    let loads = Arc::new(AtomicUsize::new(0));
+    let start = Arc::new(std::sync::Barrier::new(8));
+    let callers: Vec<_> = (0..8)
+        .map(|_| {
+            let (map, loads, start) = (Arc::clone(&map), Arc::clone(&loads), Arc::clone(&start));
+            std::thread::spawn(move || {
+                start.wait();
+                map.get_or_insert_with("cfg".to_owned(), || {
+                    loads.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    Ptr::new("loaded".to_owned())
+                })
+            })
+        })
+        .collect();
+    let values: Vec<Ptr<String>> = callers.into_iter().map(|c| c.join().unwrap()).collect();
+    assert_eq!(loads.load(Ordering::SeqCst), 1, "singleflight");
+    assert!(values.windows(2).all(|w| Ptr::ptr_eq(&w[0], &w[1])));
+    let panicked = catch_unwind(AssertUnwindSafe(|| {
+        map.get_or_insert_with("bad".to_owned(), || panic!("the load fails on purpose"))
+    }));
+    assert!(panicked.is_err());
+    assert!(map.get("bad").is_none(), "nothing stored for a panicked load");
+    assert_eq!(*map.get_or_insert_with("bad".to_owned(), || Ptr::new("retried".to_owned())), "retried");
+}

@@ -38,25 +38,26 @@ pub trait CacheKey: Hash + Eq + Clone + Send + Sync + 'static {}
 
 impl<K: Hash + Eq + Clone + Send + Sync + 'static> CacheKey for K {}
 
-enum Entry<V> {
+/// A key's state in a weak map: its value, or the load that will produce it.
+pub(crate) enum Entry<V> {
     Ready(weak::Pointer<V>),
     Loading(Arc<Flight>),
 }
 
 /// One load in progress; waiters block on it (durably, inside a bubble).
 #[derive(Default)]
-struct Flight {
+pub(crate) struct Flight {
     done: BubbleMutex<bool>,
     finished: Condvar,
 }
 
 impl Flight {
-    fn wait(&self) {
+    pub(crate) fn wait(&self) {
         let done = self.done.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         drop(self.finished.wait_while(done, |done| !*done));
     }
 
-    fn finish(&self) {
+    pub(crate) fn finish(&self) {
         *self.done.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = true;
         self.finished.notify_all();
     }
@@ -337,7 +338,7 @@ impl<K: CacheKey, V: Send + Sync + 'static> WeakCache<K, V> {
         self.lock()
             .values()
             .flatten()
-            .filter(|(_, entry)| matches!(entry, Entry::Ready(weak) if weak.value().is_some()))
+            .filter(|(_, entry)| matches!(entry, Entry::Ready(weak) if weak.is_alive()))
             .count()
     }
 

@@ -3,9 +3,13 @@
 //! A [`Pointer`] is made from a [`Ptr`] and gives it back with [`Pointer::value`] while any
 //! strong `Ptr` lives. Like Go's weak pointers, two `Pointer`s compare equal exactly when
 //! they were made from the same allocation — also after the object died — so they can key a
-//! map (the canonicalization-map pattern of Go's proposal #67552).
+//! map (the canonicalization-map pattern of Go's proposal #67552). [`WeakMap`] is that map,
+//! concurrent, with entries that vanish when their value dies.
 
 pub(crate) mod cache;
+mod map;
+
+pub use map::WeakMap;
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -41,6 +45,11 @@ pub struct Pointer<T> {
 impl<T> Pointer<T> {
     pub(crate) fn from_weak(weak: Weak<Shared<T>>) -> Pointer<T> {
         Pointer { weak }
+    }
+
+    /// Whether the object lives, without making a strong pointer (whose drop could end it).
+    pub(crate) fn is_alive(&self) -> bool {
+        self.weak.strong_count() > 0
     }
 }
 
