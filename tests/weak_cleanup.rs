@@ -1044,3 +1044,49 @@ fn weak_map_loads_once_for_concurrent_callers_and_recovers_from_a_panicking_load
     assert!(map.get("bad").is_none(), "nothing stored for a panicked load");
     assert_eq!(*map.get_or_insert_with("bad".to_owned(), || Ptr::new("retried".to_owned())), "retried");
 }
+
+static GREETINGS: AtomicUsize = AtomicUsize::new(0);
+
+#[gonext::weak_cache]
+fn greeting(name: &str, polite: bool) -> Ptr<String> {
+    GREETINGS.fetch_add(1, Ordering::SeqCst);
+    Ptr::new(if polite { format!("Good day, {name}") } else { format!("hi {name}") })
+}
+
+#[gonext::weak_cache]
+fn doubled(n: u32) -> Ptr<u32> {
+    Ptr::new(n * 2)
+}
+
+/// `invalidate` forgets one key, on every thread, and leaves the others cached; `stats`
+/// counts calls answered from the cache and calls that ran the body.
+#[test]
+fn weak_cache_invalidates_one_key_and_counts_hits_and_misses() {
+    let _serial = serial();
+    let ann = greeting("ann", true);
+    let bob = greeting("bob", true);
+    assert!(Ptr::ptr_eq(&ann, &greeting("ann", true)), "a hit on this thread's cache");
+    let other_thread = std::thread::spawn(|| greeting("ann", true)).join().unwrap();
+    assert!(Ptr::ptr_eq(&ann, &other_thread), "a hit in the shared map");
+    let stats: gonext::weak::CacheStats = greeting::stats();
+    assert_eq!((stats.hits, stats.misses), (2, 2));
+
+    assert!(greeting::invalidate("ann", true), "a live value was forgotten");
+    assert!(!greeting::invalidate("ann", false), "never cached");
+    let fresh = greeting("ann", true);
+    assert!(!Ptr::ptr_eq(&ann, &fresh), "loaded anew although the old value lives");
+    assert!(Ptr::ptr_eq(&bob, &greeting(&String::from("bob"), true)), "other keys stay cached");
+    let theirs = std::thread::spawn(|| greeting("ann", true)).join().unwrap();
+    assert!(Ptr::ptr_eq(&fresh, &theirs), "no thread answers with the forgotten value");
+    assert_eq!(GREETINGS.load(Ordering::SeqCst), 3);
+    let stats = greeting::stats();
+    assert_eq!((stats.hits, stats.misses), (4, 3), "threads that exited keep their counts");
+
+    let four = doubled(2);
+    assert!(doubled::invalidate(2));
+    assert!(!Ptr::ptr_eq(&four, &doubled(2)), "owned arguments are forgotten too");
+    assert_eq!((doubled::stats().hits, doubled::stats().misses), (0, 2));
+    drop((ann, bob, fresh, theirs, other_thread, four));
+    runtime::flush_cleanups();
+    assert!(greeting::is_empty() && doubled::is_empty());
+}

@@ -9,6 +9,7 @@
 pub(crate) mod cache;
 mod map;
 
+pub use cache::CacheStats;
 pub use map::WeakMap;
 
 use std::fmt;
