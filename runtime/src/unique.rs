@@ -273,6 +273,7 @@ impl Counts {
 
     /// Whether this thread may count in the plain `local` field: it is the owner and its
     /// cache still holds the counter (only the owner clears `CACHED`).
+    #[inline]
     fn counts_locally(&self) -> bool {
         self.owner != 0 && self.owner == thread_id() && self.shared.load(Ordering::Relaxed) & CACHED != 0
     }
@@ -371,6 +372,7 @@ impl<S: Borrow<T>, T: ?Sized> Key<'_, S, T> {
 }
 
 impl<S: Internable> Interner<S> {
+    #[inline]
     fn hash<T: ?Sized + Hash>(&self, value: &T) -> u64 {
         let mut hasher = crate::hash::seeded(self.seed);
         value.hash(&mut hasher);
@@ -422,6 +424,7 @@ impl<S: Internable> Drop for Entry<S> {
 }
 
 /// A process-unique id of the current thread (never 0); 0 while thread-locals are gone.
+#[inline]
 fn thread_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     thread_local! {
@@ -436,9 +439,13 @@ fn thread_id() -> u64 {
     .unwrap_or(0)
 }
 
+/// A cached counter, with its hash and its entry's value: a hit compares through `value`
+/// while it loads `counter`, instead of reaching the value through the counter.
 struct Slot<S: Internable> {
     hash: u64,
     counter: Option<NonNull<Counter<S>>>,
+    /// The stored value of `counter`'s entry, alive while the counter is cached.
+    value: *const S,
 }
 
 /// One thread's cache of counters for stored type `S`.
@@ -453,12 +460,14 @@ struct LocalCache<S: Internable> {
 
 impl<S: Internable> LocalCache<S> {
     fn new(owner: u64) -> LocalCache<S> {
-        let slots = (0..SETS * WAYS).map(|_| Slot { hash: 0, counter: None }).collect();
+        let slots =
+            (0..SETS * WAYS).map(|_| Slot { hash: 0, counter: None, value: std::ptr::null() }).collect();
         LocalCache { interner: shared_interner::<S>(), owner, slots, calls: 0, victim: 0 }
     }
 
     /// A hit in this cache, counted, for `probe` with hash `hash`.
-    fn hit<T: ?Sized + Eq>(&mut self, probe: &T, hash: u64) -> Option<NonNull<Counter<S>>>
+    #[inline]
+    fn hit<T: ?Sized + Eq>(&mut self, probe: &T, hash: u64) -> Option<Handle<T>>
     where
         S: Borrow<T>,
     {
@@ -467,27 +476,28 @@ impl<S: Internable> LocalCache<S> {
             self.sweep(false);
         }
         let set = (hash as usize % SETS) * WAYS;
-        let counter = self.slots[set..set + WAYS].iter().find_map(|slot| {
+        let (counter, value) = self.slots[set..set + WAYS].iter().find_map(|slot| {
             let counter = slot.counter.filter(|_| slot.hash == hash)?;
-            // SAFETY: a counter in the cache is alive (its `CACHED` bit is the cache's).
-            let found = unsafe { counter.as_ref() };
-            (found.entry.value.borrow() == probe).then_some(counter)
+            // SAFETY: a cached counter is alive (its `CACHED` bit is the cache's) and keeps
+            // its entry, whose value `slot.value` points to, alive.
+            let value: &S = unsafe { &*slot.value };
+            (value.borrow() == probe).then_some((counter, value))
         })?;
         // SAFETY: as above; this thread owns the counter and its cache holds it, so the
         // plain fields are this thread's to write.
         let counts = unsafe { &counter.as_ref().counts };
         counts.local.set(counts.local.get() + 1);
         counts.used.set(true);
-        Some(counter)
+        Some(Handle { value: NonNull::from(value.borrow()), counts: Counter::counts(counter) })
     }
 
     /// Caches a new counter of `entry` (counting one handle) and returns it.
     fn insert(&mut self, entry: Arc<Entry<S>>) -> NonNull<Counter<S>> {
         let set = (entry.hash as usize % SETS) * WAYS;
-        let hash = entry.hash;
+        let (hash, value) = (entry.hash, std::ptr::from_ref(&entry.value));
         let counter = Counter::create(entry, self.owner);
         let way = self.pick(set);
-        let old = std::mem::replace(&mut self.slots[way], Slot { hash, counter: Some(counter) });
+        let old = std::mem::replace(&mut self.slots[way], Slot { hash, counter: Some(counter), value });
         if let Some(old) = old.counter {
             // SAFETY: this is the owner thread, and the cache no longer holds `old`.
             unsafe { Counter::uncache(old) };
@@ -594,17 +604,17 @@ where
     let cached = with_cache(|cache: &mut LocalCache<S>| {
         let probe = key.as_ref().expect("the key is taken once").probe();
         let hash = cache.interner.hash(probe);
-        if let Some(counter) = cache.hit(probe, hash) {
-            return Some(counter);
+        if let Some(handle) = cache.hit(probe, hash) {
+            return Some(handle);
         }
         let entry = match insert {
             true => cache.interner.entry(key.take().expect("the key is taken once"), hash),
             false => cache.interner.find(probe, hash)?,
         };
-        Some(cache.insert(entry))
+        Some(Counter::handle(cache.insert(entry)))
     });
-    if let Some(counter) = cached {
-        return counter.map(Counter::handle);
+    if let Some(handle) = cached {
+        return handle;
     }
     // Without this thread's cache: a counter of its own, counted atomically.
     let key = key.expect("the cache did not take the key");
