@@ -463,7 +463,8 @@ fn large_cleanups_and_late_handles_are_released_once() {
     let expected: usize = (0..3).flat_map(|t| (0..300).map(move |i| (i + t) * 32)).sum();
     assert_eq!(sum.load(Ordering::SeqCst), expected);
     assert!(handles.iter().all(|h| !h.stop()), "every cleanup already ran");
-    assert!(format!("{:?}", handles[0]).contains("started"));
+    let debug = format!("{:?}", handles[0]);
+    assert!(debug.contains("started") && debug.contains("registered_at: tests/weak_cleanup.rs:"), "{debug}");
     std::thread::spawn(move || drop(handles)).join().unwrap();
 }
 

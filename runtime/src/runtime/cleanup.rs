@@ -449,6 +449,9 @@ impl fmt::Debug for Cleanup {
             RUNNING => "started",
             _ => "stopped",
         };
-        f.debug_struct("Cleanup").field("state", &state).finish()
+        f.debug_struct("Cleanup")
+            .field("state", &state)
+            .field("registered_at", &format_args!("{}", self.header().site))
+            .finish()
     }
 }
