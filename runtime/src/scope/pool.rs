@@ -470,18 +470,19 @@ fn monitor() {
 
 /// What the kernel says of a thread: whether it is running (or runnable) rather than asleep.
 /// Only Linux says; elsewhere every busy worker without progress counts as blocked.
-mod os_thread {
-    pub(super) type ThreadId = u32;
+/// What the kernel says about a thread (shared with the cleanup workers' monitor).
+pub(crate) mod os_thread {
+    pub(crate) type ThreadId = u32;
 
     /// The calling thread's id, from `/proc/thread-self` (`<pid>/task/<tid>`).
-    pub(super) fn current() -> Option<ThreadId> {
+    pub(crate) fn current() -> Option<ThreadId> {
         let link = std::fs::read_link("/proc/thread-self").ok()?;
         link.file_name()?.to_str()?.parse().ok()
     }
 
     /// Whether thread `tid` of this process is in state `R`; its `stat` line has the state
     /// right after the parenthesised name.
-    pub(super) fn is_running(tid: ThreadId) -> bool {
+    pub(crate) fn is_running(tid: ThreadId) -> bool {
         std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
             .ok()
             .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('R')))

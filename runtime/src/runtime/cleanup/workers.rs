@@ -5,29 +5,36 @@
 //! the stack out whole and runs that batch in queue order. While it runs a job it publishes
 //! the rest of its batch in its [`Slot`], and takes it back with a swap after the job. A
 //! monitor thread looks at every worker once per [`TICK`]: a worker still in the same job as
-//! a tick ago has the rest of its batch taken from it and queued again, and a worker is woken
-//! or started for the queue whenever every running worker is in such a long job. A queued
-//! cleanup therefore waits at most about two ticks behind one that blocks. The monitor also
+//! a tick ago and asleep in the kernel (blocked, like a goroutine in a syscall), or in one job
+//! for [`COMPUTING_TICKS`], has the rest of its batch taken from it and queued again, and a
+//! worker is woken or started for the queue whenever every running worker is stuck so. A
+//! cleanup queued behind one that blocks therefore waits about two ticks; a worker that was
+//! merely preempted on a busy machine gets no company, so workers do not multiply. The monitor also
 //! warns about a cleanup that runs longer than [`set_slow_cleanup_threshold`]'s threshold,
 //! and sleeps while no worker runs anything.
 //!
 //! [`flush_cleanups`] waits by epochs: every queued node is counted in the epoch current when
 //! it was queued, a flush switches the epoch and waits until the old one's count drops to 0,
 //! so it waits for exactly the cleanups queued before it, however the workers split them up.
-//! Workers subtract what they ran once per batch, or after each job while a flush waits.
+//! Workers subtract what they ran in bulk (see [`Finished`]), and after each job while a
+//! flush waits.
 
 use std::cell::Cell;
 use std::panic::Location;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Once, OnceLock};
 use std::thread::{self, Thread};
 use std::time::Duration;
 
 use super::{FreeBlock, Header, pool, run};
+use crate::scope::pool::os_thread;
 
 /// How often the monitor looks at the workers while any of them runs a batch.
 const TICK: Duration = Duration::from_millis(1);
+/// Ticks in one job after which a worker the kernel reports running (computing, or waiting
+/// for a core) counts as stuck too; one the kernel reports asleep counts after one tick.
+const COMPUTING_TICKS: u64 = 10;
 /// Idle ticks after which the monitor sleeps until a worker starts a batch.
 const MONITOR_IDLE_TICKS: u32 = 50;
 /// At most this many workers; more cleanups than this blocking at once wait for one to end.
@@ -53,8 +60,10 @@ static QUEUE: Queue = Queue {
     pending: [AtomicUsize::new(0), AtomicUsize::new(0)],
 };
 
-/// One worker as the monitor sees it.
+/// One worker as the monitor sees it, on a cache line of its own: the worker writes it on
+/// every job.
 #[derive(Default)]
+#[repr(align(64))]
 struct Slot {
     /// Between taking a batch and going idle (set before the queue is swapped).
     active: AtomicBool,
@@ -64,6 +73,8 @@ struct Slot {
     rest: AtomicPtr<Header>,
     /// Where the running job was registered.
     site: AtomicPtr<Location<'static>>,
+    /// The worker's kernel thread id (0 until known, or where there is none).
+    tid: AtomicU32,
 }
 
 static SLOTS: Mutex<Vec<Arc<Slot>>> = Mutex::new(Vec::new());
@@ -81,7 +92,12 @@ static SLOW_MS: AtomicU64 = AtomicU64::new(1000);
 
 /// The thread waiting in [`flush_cleanups`], for the worker that ends its epoch.
 static FLUSHER: Mutex<Option<Thread>> = Mutex::new(None);
-static FLUSHING: AtomicBool = AtomicBool::new(false);
+static FLUSHING: Flushing = Flushing(AtomicBool::new(false));
+
+/// Whether a flush waits; read by workers after every job, so it sits on a line that
+/// nothing else writes.
+#[repr(align(64))]
+struct Flushing(AtomicBool);
 /// Serializes flushes: each switches the epoch once and waits for the old one.
 static FLUSH: Mutex<()> = Mutex::new(());
 
@@ -159,7 +175,7 @@ fn finish_in(epoch: usize, count: usize) {
     }
     let before = QUEUE.pending[epoch].fetch_sub(count, Ordering::SeqCst);
     if before == count
-        && FLUSHING.load(Ordering::SeqCst)
+        && FLUSHING.0.load(Ordering::SeqCst)
         && let Some(flusher) = lock(&FLUSHER).as_ref()
     {
         flusher.unpark();
@@ -200,6 +216,8 @@ fn wake_one() {
 
 fn work(slot: &Arc<Slot>) {
     IS_WORKER.with(|is| is.set(true));
+    slot.tid.store(os_thread::current().unwrap_or(0), Ordering::Relaxed);
+    let mut finished = Finished::default();
     loop {
         slot.active.store(true, Ordering::SeqCst);
         let batch = QUEUE.head.swap(ptr::null_mut(), Ordering::SeqCst);
@@ -208,15 +226,51 @@ fn work(slot: &Arc<Slot>) {
                 if MONITOR_SLEEPING.load(Ordering::SeqCst) && MONITOR_SLEEPING.swap(false, Ordering::SeqCst) {
                     MONITOR.get().expect("the monitor starts first").unpark();
                 }
-                run_batch(slot, reverse(batch));
+                run_batch(slot, reverse(batch), &mut finished);
             }
             None => {
                 slot.active.store(false, Ordering::Release);
-                if !idle() && retire(slot) {
+                if FLUSHING.0.load(Ordering::SeqCst) {
+                    finished.publish();
+                }
+                if idle() {
+                    continue;
+                }
+                finished.publish();
+                if retire(slot) {
                     return;
                 }
             }
         }
+    }
+}
+
+/// Nodes a worker finished and has not subtracted from the pending counts yet: it does so
+/// while a flush waits, before it parks, and every [`Finished::PUBLISH_EVERY`] jobs, not
+/// after every batch, so that a worker keeping up with a producer does not trade the
+/// queue's cache line with it twice per cleanup.
+#[derive(Default)]
+struct Finished {
+    counts: [usize; 2],
+    since_publish: usize,
+}
+
+impl Finished {
+    const PUBLISH_EVERY: usize = 256;
+
+    fn add(&mut self, epoch: usize) {
+        self.counts[epoch] += 1;
+        self.since_publish += 1;
+        if self.since_publish >= Self::PUBLISH_EVERY || FLUSHING.0.load(Ordering::Relaxed) {
+            self.publish();
+        }
+    }
+
+    fn publish(&mut self) {
+        for (epoch, count) in self.counts.iter_mut().enumerate() {
+            finish_in(epoch, std::mem::take(count));
+        }
+        self.since_publish = 0;
     }
 }
 
@@ -238,8 +292,7 @@ fn reverse(mut batch: NonNull<Header>) -> NonNull<Header> {
 }
 
 /// Runs a batch in order, offering the rest of it to the monitor during each job.
-fn run_batch(slot: &Slot, first: NonNull<Header>) {
-    let mut finished = [0usize; 2];
+fn run_batch(slot: &Slot, first: NonNull<Header>, finished: &mut Finished) {
     let mut freed = FreedBlocks::default();
     let mut next = Some(first);
     while let Some(node) = next {
@@ -255,21 +308,11 @@ fn run_batch(slot: &Slot, first: NonNull<Header>) {
             freed.push(block);
         }
         slot.seq.store(seq + 2, Ordering::Relaxed);
-        finished[epoch] += 1;
+        finished.add(epoch);
         // Acquire: the monitor may have taken the rest; then it is null.
         next = NonNull::new(slot.rest.swap(ptr::null_mut(), Ordering::Acquire));
-        if FLUSHING.load(Ordering::Relaxed) {
-            publish(&mut finished);
-        }
     }
-    publish(&mut finished);
     freed.give();
-}
-
-fn publish(finished: &mut [usize; 2]) {
-    for (epoch, count) in finished.iter_mut().enumerate() {
-        finish_in(epoch, std::mem::take(count));
-    }
 }
 
 /// The blocks a batch freed, returned to the pool in one push.
@@ -380,8 +423,9 @@ fn monitor() {
     }
 }
 
-/// Updates what the monitor knows of one worker; returns whether it is stuck in one job
-/// since the last tick, in which case the rest of its batch goes back to the queue.
+/// Updates what the monitor knows of one worker; returns whether it is stuck in one job:
+/// asleep in it since the last tick (blocked), or in it for [`COMPUTING_TICKS`]. The rest of
+/// a stuck worker's batch goes back to the queue.
 fn observe(watched: &mut Watched) -> bool {
     let seq = watched.slot.seq.load(Ordering::Relaxed);
     let in_job = seq % 2 == 1;
@@ -390,10 +434,20 @@ fn observe(watched: &mut Watched) -> bool {
         return false;
     }
     watched.ticks += 1;
-    if let Some(rest) = NonNull::new(watched.slot.rest.swap(ptr::null_mut(), Ordering::AcqRel)) {
+    warn_if_slow(watched);
+    // A worker the kernel shows running is computing or was preempted; only a long stay in
+    // one job makes it stuck, so that a busy machine does not multiply the workers.
+    let stuck =
+        watched.ticks >= COMPUTING_TICKS || !os_thread::is_running(watched.slot.tid.load(Ordering::Relaxed));
+    if stuck && let Some(rest) = NonNull::new(watched.slot.rest.swap(ptr::null_mut(), Ordering::AcqRel)) {
         let (tail, _) = tail_of(rest);
         push(rest, tail);
     }
+    stuck
+}
+
+/// Reports a worker's job once it ran longer than the threshold.
+fn warn_if_slow(watched: &mut Watched) {
     let slow_ms = SLOW_MS.load(Ordering::Relaxed);
     if !watched.warned && watched.ticks * TICK.as_millis() as u64 >= slow_ms {
         watched.warned = true;
@@ -405,7 +459,6 @@ fn observe(watched: &mut Watched) -> bool {
              be short (spawn a thread for long work); the others run on other workers meanwhile"
         );
     }
-    true
 }
 
 /// Parks the monitor until a worker takes a batch, unless one is active already.
@@ -445,12 +498,12 @@ pub fn flush_cleanups() {
     let _one_at_a_time = lock(&FLUSH);
     let old = QUEUE.epoch.load(Ordering::SeqCst);
     *lock(&FLUSHER) = Some(thread::current());
-    FLUSHING.store(true, Ordering::SeqCst);
+    FLUSHING.0.store(true, Ordering::SeqCst);
     QUEUE.epoch.store(1 - old, Ordering::SeqCst);
     while QUEUE.pending[old].load(Ordering::SeqCst) != 0 {
         thread::park();
     }
-    FLUSHING.store(false, Ordering::SeqCst);
+    FLUSHING.0.store(false, Ordering::SeqCst);
     *lock(&FLUSHER) = None;
 }
 
@@ -467,7 +520,8 @@ pub fn flush_cleanups() {
 /// assert_eq!(runtime::pending_cleanups(), 0);
 /// ```
 ///
-/// Cleanups that finished during a batch still running may be counted until the batch ends.
+/// Cleanups that finished recently may still be counted: a busy worker subtracts what it ran
+/// every 256 cleanups (at once while a flush waits), an idle one before it sleeps.
 pub fn pending_cleanups() -> usize {
     QUEUE.pending.iter().map(|count| count.load(Ordering::SeqCst)).sum()
 }
