@@ -585,9 +585,12 @@ fn with_cache<S: Internable, R>(f: impl FnOnce(&mut LocalCache<S>) -> R) -> Opti
                     caches.len() - 1
                 }
             };
-            caches.swap(0, index);
-            let cache =
-                caches[0].1.downcast_mut::<LocalCache<S>>().expect("caches are stored under their type");
+            if index != 0 {
+                caches.swap(0, index);
+            }
+            let any: *mut dyn Any = &mut *caches[0].1;
+            // SAFETY: each cache is stored beside the `TypeId` of its own type, which matched.
+            let cache = unsafe { &mut *any.cast::<LocalCache<S>>() };
             Some(f(cache))
         })
         .ok()
