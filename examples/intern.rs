@@ -1,4 +1,4 @@
-//! Interning with `unique::make` (Go's `unique` package) and a weak canonicalization map
+//! Interning with `unique::make_ref` (Go's `unique` package) and a weak canonicalization map
 //! (the pattern of Go's weak-pointer proposal).
 //!
 //! Run it with `cargo run --example intern`.
@@ -7,14 +7,17 @@ use gonext::{Ptr, unique, weak};
 use std::collections::HashMap;
 
 fn main() {
-    let zones: Vec<unique::Handle<String>> =
-        ["us-east-1", "eu-west-1", "us-east-1"].iter().map(|z| unique::make((*z).to_owned())).collect();
+    // `make_ref` copies a string only the first time it sees it.
+    let zones: Vec<unique::Handle<str>> =
+        ["us-east-1", "eu-west-1", "us-east-1"].into_iter().map(unique::make_ref).collect();
     println!("zones[0] == zones[2]: {} (a pointer comparison)", zones[0] == zones[2]);
-    println!("live interned strings: {}", unique::live::<String>());
+    // `Handle<str>` values are stored as `Box<str>`.
+    println!("live interned strings: {}", unique::live::<Box<str>>());
+    println!("untrusted lookup of \"mars-1\": {:?}", unique::get::<str>("mars-1"));
     drop(zones);
     // This thread's cache still remembers the two values; `live` lets it forget idle ones
     // first (other threads' caches let go on their own, at the latest when they exit).
-    println!("after dropping every handle: {}", unique::live::<String>());
+    println!("after dropping every handle: {}", unique::live::<Box<str>>());
 
     let mut canonical: HashMap<String, weak::Pointer<String>> = HashMap::new();
     let config = Ptr::new(String::from("max_conns=10"));

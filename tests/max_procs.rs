@@ -2,13 +2,55 @@
 
 use gonext::runtime::{self, Detector, Procs, Rounding, Source};
 use gonext_tests::fixtures_dir;
-use std::path::PathBuf;
+use std::panic::catch_unwind;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::time::{Duration, Instant};
 
 /// A detector over `fixtures/cgroups/<name>` with an empty environment and 8 allowed CPUs.
 fn fixture(name: &str) -> Detector {
     let root = fixtures_dir().join("cgroups").join(name);
     assert!(root.is_dir(), "missing fixture {}", root.display());
     Detector::new().root(root).env(Vec::<(String, String)>::new()).cpus(8)
+}
+
+/// A fresh copy of `fixtures/cgroups/<name>` that a test may change.
+fn copy_fixture(name: &str) -> PathBuf {
+    static COPIES: AtomicUsize = AtomicUsize::new(0);
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+    let n = COPIES.fetch_add(1, Ordering::Relaxed);
+    let root = std::env::temp_dir().join(format!("gonext-max-procs-{}-{name}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    copy(&fixtures_dir().join("cgroups").join(name), &root);
+    root
+}
+
+/// Tests that change the process-wide value run one at a time and leave the defaults behind.
+struct Global(#[allow(dead_code)] MutexGuard<'static, ()>);
+
+fn global() -> Global {
+    static GLOBAL: Mutex<()> = Mutex::new(());
+    Global(GLOBAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+}
+
+impl Drop for Global {
+    fn drop(&mut self) {
+        runtime::set_update_max_procs(true);
+        Detector::new().install();
+        runtime::set_default_max_procs();
+    }
 }
 
 fn detect(name: &str) -> Procs {
@@ -112,7 +154,6 @@ fn missing_files_mean_no_quota_and_no_warning() {
 fn malformed_quota_files_are_ignored_with_a_warning() {
     let cases = [
         ("v2_empty_file", "expected"),
-        ("v2_too_few_fields", "expected"),
         ("v2_too_many_fields", "expected"),
         ("v2_non_numeric", "\"lots\" is not a positive number"),
         ("v2_zero_period", "\"0\" is not a positive number"),
@@ -153,8 +194,71 @@ fn valid_env_value_wins_even_over_a_smaller_quota() {
     let procs = fixture("v2_container_relative").env([("GONEXT_MAX_PROCS", " 6 ")]).detect();
     assert_eq!(procs.value, 6);
     assert_eq!(procs.source, Source::Env { var: "GONEXT_MAX_PROCS".into() });
-    assert_eq!(procs.quota, Some((50_000, 100_000)), "the quota is still reported");
+    assert_eq!(procs.quota, None, "the override wins before any cgroup file is read");
     assert_eq!(procs.to_string(), "max_procs=6: from env GONEXT_MAX_PROCS=6");
+}
+
+#[test]
+fn env_override_reads_no_cgroup_files() {
+    // Every cgroup file of this fixture is a directory: reading one is a warning.
+    let unreadable = detect("env_override_unreadable_cgroups");
+    assert_warns(&unreadable, "unreadable");
+    let procs = fixture("env_override_unreadable_cgroups").env([("GONEXT_MAX_PROCS", "4")]).detect();
+    assert_eq!((procs.value, &procs.source), (4, &Source::Env { var: "GONEXT_MAX_PROCS".into() }));
+    assert!(procs.warnings.is_empty(), "nothing was read: {:?}", procs.warnings);
+    assert_eq!((procs.memory_limit, procs.throttling), (None, None));
+}
+
+#[test]
+fn a_quota_without_period_reads_with_the_kernel_default_period() {
+    let procs = detect("v2_quota_only");
+    assert_eq!((procs.value, &procs.source, procs.quota), (2, &Source::CgroupV2, Some((150_000, 100_000))));
+    assert_warns(&procs, "\"150000\" names no period; read as 150000/100000");
+    assert_eq!(fixture("v2_quota_only").rounding(Rounding::Floor).detect().value, 1);
+}
+
+#[test]
+fn throttling_counters_of_the_quota_cgroup_are_reported() {
+    let v2 = detect("v2_throttled_memory");
+    let throttling = v2.throttling.expect("cpu.stat has the counters");
+    assert_eq!((throttling.periods, throttling.throttled_periods), (340, 12));
+    assert_eq!(throttling.throttled, Duration::from_micros(1_250_000));
+    assert_eq!(
+        v2.to_string(),
+        "max_procs=2: from cgroup v2 cpu.max 150000/100000 at /pod/app, throttled in 12 of 340 periods \
+         (1.25s), memory limit 536870912 bytes"
+    );
+    let v1 = detect("v1_memory").throttling.expect("v1 cpu.stat has the counters");
+    assert_eq!((v1.periods, v1.throttled_periods, v1.throttled), (50, 5, Duration::from_secs(2)));
+    assert_eq!(detect("v2_set").throttling, None, "no cpu.stat, no counters, no warning");
+    let malformed = detect("v2_memory_malformed");
+    assert_eq!(malformed.throttling, None);
+    assert_warns(&malformed, "cpu.stat: no throttling counters");
+}
+
+#[test]
+fn memory_limits_come_from_the_smallest_cgroup_limit() {
+    assert_eq!(detect("v2_throttled_memory").memory_limit, Some(512 << 20), "the parent's is smaller");
+    assert_eq!(detect("v1_memory").memory_limit, Some(256 << 20), "v1 memory.limit_in_bytes");
+    for unlimited in ["v2_memory_unlimited", "v1_memory_unlimited", "v2_set", "missing_files"] {
+        let procs = detect(unlimited);
+        assert_eq!(procs.memory_limit, None, "{unlimited}");
+        assert!(procs.warnings.is_empty(), "{unlimited}: {:?}", procs.warnings);
+    }
+    let malformed = detect("v2_memory_malformed");
+    assert_eq!((malformed.memory_limit, malformed.value), (None, 2), "the CPU quota still counts");
+    assert_warns(&malformed, "memory.max: \"lots\" is not a number of bytes");
+}
+
+#[test]
+fn a_quota_that_changes_between_two_detections_is_followed() {
+    let root = copy_fixture("v2_set");
+    let detector = Detector::new().root(&root).env(Vec::<(String, String)>::new()).cpus(8);
+    assert_eq!(detector.detect().value, 2);
+    std::fs::write(root.join("sys/fs/cgroup/app/cpu.max"), "400000 100000\n").unwrap();
+    assert_eq!(detector.detect().value, 4);
+    std::fs::write(root.join("sys/fs/cgroup/app/cpu.max"), "max 100000\n").unwrap();
+    assert_eq!((detector.detect().value, detector.detect().source), (8, Source::Affinity));
 }
 
 #[test]
@@ -180,19 +284,20 @@ fn env_variable_name_is_configurable() {
 }
 
 #[test]
-#[should_panic(expected = "Detector::min: a pool needs at least one thread, got 0")]
+#[should_panic(expected = "a pool needs at least one thread, got 0")]
 fn zero_minimum_is_rejected() {
     let _ = Detector::new().min(0);
 }
 
 #[test]
-#[should_panic(expected = "Detector::cpus: a process runs on at least one CPU, got 0")]
+#[should_panic(expected = "a process runs on at least one CPU, got 0")]
 fn zero_cpu_count_is_rejected() {
     let _ = Detector::new().cpus(0);
 }
 
 #[test]
 fn live_machine_report_is_consistent() {
+    let _global = global();
     let report = runtime::refresh();
     assert_eq!(runtime::max_procs(), report.value);
     assert_eq!(runtime::max_procs_report(), report);
@@ -206,4 +311,159 @@ fn live_machine_report_is_consistent() {
         other => panic!("unexpected source {other:?}"),
     }
     assert!(report.value <= report.cpus || matches!(report.source, Source::Env { .. }), "{report}");
+}
+
+#[test]
+fn set_max_procs_fixes_the_value_until_set_default_max_procs() {
+    let _global = global();
+    let detected = runtime::refresh().value;
+    let previous = runtime::set_max_procs(detected + 5);
+    assert_eq!((previous, runtime::max_procs()), (detected, detected + 5));
+    let report = runtime::max_procs_report();
+    assert!(matches!(report.source, Source::Set { at } if at.file().ends_with("max_procs.rs")), "{report}");
+    assert!(report.to_string().contains("set by runtime::set_max_procs at tests/max_procs.rs:"), "{report}");
+    assert_eq!(runtime::refresh().value, detected + 5, "a fixed value survives re-detection");
+    assert_eq!(runtime::set_default_max_procs().value, detected);
+    assert_eq!(runtime::max_procs(), detected);
+}
+
+#[test]
+fn set_max_procs_zero_names_the_caller() {
+    let _global = global();
+    let payload = catch_unwind(|| runtime::set_max_procs(0)).unwrap_err();
+    let message = payload.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(message.starts_with("runtime::set_max_procs at tests/max_procs.rs:"), "{message}");
+    assert!(message.contains("at least one thread, got 0"), "{message}");
+}
+
+#[test]
+fn change_callbacks_hear_each_change_until_their_handle_drops() {
+    let _global = global();
+    let base = runtime::max_procs();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    let watch = runtime::on_max_procs_change(move |old, new| log.lock().unwrap().push((old, new)));
+    runtime::set_max_procs(base + 1);
+    runtime::set_max_procs(base + 1);
+    runtime::set_max_procs(base + 3);
+    assert_eq!(*seen.lock().unwrap(), [(base, base + 1), (base + 1, base + 3)], "no call without a change");
+    drop(watch);
+    runtime::set_max_procs(base + 4);
+    assert_eq!(seen.lock().unwrap().len(), 2, "a dropped handle hears nothing");
+}
+
+#[test]
+fn a_callback_that_changes_the_value_itself_is_told_why_not() {
+    let _global = global();
+    let base = runtime::max_procs();
+    let outcome = Arc::new(Mutex::new(None));
+    let slot = Arc::clone(&outcome);
+    let _watch = runtime::on_max_procs_change(move |_, _| {
+        let nested = catch_unwind(|| runtime::set_max_procs(1));
+        let message = nested.map_err(|p| p.downcast_ref::<String>().cloned().unwrap_or_default());
+        *slot.lock().unwrap() = Some(message);
+    });
+    let _panicking = runtime::on_max_procs_change(|_, _| panic!("a callback fails on purpose"));
+    runtime::set_max_procs(base + 2);
+    let message = outcome.lock().unwrap().take().expect("the callback ran").unwrap_err();
+    assert!(message.contains("called by an on_max_procs_change callback"), "{message}");
+    assert_eq!(runtime::max_procs(), base + 2, "the nested change was refused, the panic contained");
+}
+
+/// Waits (generously) until `max_procs()` is `want`.
+fn eventually_max_procs(want: usize) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if runtime::max_procs() == want {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn an_installed_detector_is_re_run_as_its_quota_changes() {
+    let _global = global();
+    let root = copy_fixture("v2_set");
+    let detector = Detector::new().root(&root).env(Vec::<(String, String)>::new()).cpus(8).min(2);
+    let (tell, changes) = mpsc::channel();
+    let _watch = runtime::on_max_procs_change(move |old, new| tell.send((old, new)).unwrap());
+    assert_eq!(detector.clone().rounding(Rounding::Floor).install().value, 2, "min 2 beats floor(1.5)");
+    assert_eq!(detector.install().value, 2);
+    while changes.try_recv().is_ok() {}
+    std::fs::write(root.join("sys/fs/cgroup/app/cpu.max"), "350000 100000\n").unwrap();
+    let change = changes.recv_timeout(Duration::from_secs(20)).expect("the watcher saw the new quota");
+    assert_eq!(change, (2, 4));
+    assert_eq!(runtime::max_procs_report().quota, Some((350_000, 100_000)));
+}
+
+#[test]
+fn updates_can_be_turned_off_by_env_or_api() {
+    let _global = global();
+    let root = copy_fixture("v2_set");
+    let cpu_max = root.join("sys/fs/cgroup/app/cpu.max");
+    let quiet = [("GONEXT_UPDATE_MAX_PROCS", "0")];
+    assert_eq!(Detector::new().root(&root).env(quiet).cpus(8).install().value, 2);
+    std::fs::write(&cpu_max, "300000 100000\n").unwrap();
+    std::thread::sleep(Duration::from_millis(2500)); // two and a half update intervals
+    assert_eq!(runtime::max_procs(), 2, "GONEXT_UPDATE_MAX_PROCS=0 stopped the watcher");
+    assert_eq!(runtime::refresh().value, 3, "refresh still re-detects");
+
+    runtime::set_update_max_procs(false);
+    Detector::new().root(&root).env(Vec::<(String, String)>::new()).cpus(8).install();
+    std::fs::write(&cpu_max, "100000 100000\n").unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(runtime::max_procs(), 3, "set_update_max_procs(false) stopped it");
+    runtime::set_update_max_procs(true);
+    assert!(eventually_max_procs(1), "set_update_max_procs(true) let it run again");
+
+    let odd = fixture("v2_set").env([("GONEXT_UPDATE_MAX_PROCS", "maybe")]).detect();
+    assert_warns(&odd, "GONEXT_UPDATE_MAX_PROCS=\"maybe\" ignored: expected 0 or 1");
+}
+
+#[test]
+fn memory_limit_is_read_even_under_a_cpu_override() {
+    let _global = global();
+    let root = fixtures_dir().join("cgroups/v2_throttled_memory");
+    Detector::new().root(&root).env(Vec::<(String, String)>::new()).cpus(8).install();
+    assert_eq!(runtime::memory_limit(), Some(512 << 20));
+    Detector::new().root(&root).env([("GONEXT_MAX_PROCS", "3")]).cpus(8).install();
+    assert_eq!(runtime::max_procs_report().memory_limit, None, "the report read no cgroup file");
+    assert_eq!(runtime::memory_limit(), Some(512 << 20), "memory_limit reads them anyway");
+    Detector::new().root(fixtures_dir().join("cgroups/v2_memory_unlimited")).cpus(8).install();
+    assert_eq!(runtime::memory_limit(), None, "kept current by each detection");
+}
+
+/// The most tasks of one scope that ever ran at once, each spinning for `each`.
+fn peak_concurrency(tasks: usize, each: Duration) -> usize {
+    let running = AtomicUsize::new(0);
+    let peak = AtomicUsize::new(0);
+    let task = || {
+        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+        peak.fetch_max(now, Ordering::SeqCst);
+        let start = Instant::now();
+        while start.elapsed() < each {
+            std::hint::spin_loop();
+        }
+        running.fetch_sub(1, Ordering::SeqCst);
+    };
+    gonext::scope! {
+        for _ in 0..tasks {
+            go task();
+        }
+    }
+    peak.load(Ordering::SeqCst)
+}
+
+#[test]
+fn gonexts_worker_pool_follows_max_procs() {
+    let _global = global();
+    runtime::set_max_procs(1);
+    std::thread::sleep(Duration::from_millis(300)); // idle surplus workers retire
+    let narrow = peak_concurrency(16, Duration::from_millis(5));
+    assert!(narrow <= 2, "one worker plus the joining thread, got {narrow}");
+    runtime::set_max_procs(4);
+    let wide = peak_concurrency(16, Duration::from_millis(20));
+    assert!(wide >= 3, "the pool grew with max_procs, got {wide}");
 }

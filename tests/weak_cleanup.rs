@@ -8,6 +8,38 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// Counts this thread's allocations, so a test can assert that a call allocates nothing
+/// while other tests allocate on their own threads.
+struct CountingAlloc;
+
+thread_local! {
+    static ALLOCATIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+// SAFETY: every method forwards to `System` unchanged; the counter does not touch the memory.
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: forwarded unchanged; `ptr` came from `System.alloc` with `layout`.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+/// How many allocations `f` made on this thread.
+fn allocations_of<R>(f: impl FnOnce() -> R) -> (usize, R) {
+    let before = ALLOCATIONS.with(std::cell::Cell::get);
+    let result = f();
+    (ALLOCATIONS.with(std::cell::Cell::get) - before, result)
+}
+
 /// Tests that count open file descriptors run one at a time.
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     static SERIAL: Mutex<()> = Mutex::new(());
@@ -431,7 +463,8 @@ fn large_cleanups_and_late_handles_are_released_once() {
     let expected: usize = (0..3).flat_map(|t| (0..300).map(move |i| (i + t) * 32)).sum();
     assert_eq!(sum.load(Ordering::SeqCst), expected);
     assert!(handles.iter().all(|h| !h.stop()), "every cleanup already ran");
-    assert!(format!("{:?}", handles[0]).contains("started"));
+    let debug = format!("{:?}", handles[0]);
+    assert!(debug.contains("started") && debug.contains("registered_at: tests/weak_cleanup.rs:"), "{debug}");
     std::thread::spawn(move || drop(handles)).join().unwrap();
 }
 
@@ -633,4 +666,428 @@ fn weak_cache_probes_mix_borrowed_and_owned_arguments() {
     drop((a, b, others));
     runtime::flush_cleanups();
     assert!(probed::is_empty(), "dead entries are removed");
+}
+
+#[test]
+fn make_ref_hits_allocate_nothing() {
+    let miss = unique::make_ref("make-ref-key");
+    let line = String::from("GET make-ref-key HTTP/1.1");
+    let (allocated, hits) = allocations_of(|| {
+        let hits: [unique::Handle<str>; 3] = std::array::from_fn(|_| unique::make_ref(&line[4..16]));
+        hits
+    });
+    assert_eq!(allocated, 0, "a hit copies nothing");
+    assert!(hits.iter().all(|hit| *hit == miss));
+    let (allocated, _) = allocations_of(|| unique::make_ref("another-key"));
+    assert!(allocated > 0, "a miss copies the value (the counter proves it counts)");
+}
+
+#[test]
+fn get_looks_up_without_inserting() {
+    #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+    struct Username(String);
+    let admin = unique::make(Username("admin".into()));
+    assert_eq!(unique::get(&Username("admin".into())), Some(admin.clone()));
+    for attempt in 0..100 {
+        assert_eq!(unique::get(&Username(format!("attacker-{attempt}"))), None);
+    }
+    assert_eq!(unique::live::<Username>(), 1, "lookups of unknown values inserted nothing");
+    drop(admin);
+    assert_eq!(unique::live::<Username>(), 0, "this thread's cache let go of it");
+    assert_eq!(unique::get(&Username("admin".into())), None, "a freed value is not found");
+}
+
+#[test]
+fn handles_order_display_and_borrow_like_their_values() {
+    let mut regions: Vec<unique::Handle<str>> =
+        ["us-east-1", "eu-west-1", "ap-south-1"].into_iter().map(unique::make_ref).collect();
+    regions.sort();
+    let names: Vec<String> = regions.iter().map(ToString::to_string).collect();
+    assert_eq!(names, ["ap-south-1", "eu-west-1", "us-east-1"]);
+    assert_eq!(format!("{:?}", regions[0]), "\"ap-south-1\"");
+    let text: &str = regions[1].as_ref();
+    assert_eq!(text, "eu-west-1");
+    let bytes = unique::make_ref(&[1u8, 2, 3][..]);
+    assert_eq!(bytes, unique::make_ref(&vec![1u8, 2, 3][..]));
+    assert_eq!(bytes.len(), 3);
+    let owned = unique::make(String::from("eu-west-1"));
+    assert_eq!(owned, unique::make_ref(&String::from("eu-west-1")), "make and make_ref share a table");
+}
+
+/// Go's TestNestedHandle: a value that holds a handle of its own type compiles, and a
+/// dropped chain of 1,000 such values is released completely by one drain.
+#[test]
+fn a_dropped_chain_of_nested_handles_is_fully_released() {
+    #[derive(Debug, PartialEq, Eq, Hash)]
+    struct Link {
+        round: u32,
+        depth: u32,
+        next: Option<unique::Handle<Link>>,
+    }
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<unique::Handle<Link>>();
+    for round in 0..20 {
+        let mut head = None;
+        for depth in 0..1000 {
+            head = Some(unique::make(Link { round, depth, next: head.take() }));
+        }
+        assert_eq!(unique::live::<Link>(), 1000);
+        assert_eq!(head.as_ref().and_then(|h| h.next.as_ref()).map(|n| n.depth), Some(998));
+        drop(head);
+        assert_eq!(unique::live::<Link>(), 0, "round {round}: the whole chain was freed");
+    }
+}
+
+#[test]
+fn a_zero_weak_pointer_points_to_nothing_and_equals_other_zero_pointers() {
+    let zero: weak::Pointer<String> = weak::Pointer::new();
+    assert!(zero.value().is_none());
+    assert_eq!(zero, weak::Pointer::default());
+    let object = Ptr::new(String::from("x"));
+    assert_ne!(zero, weak::make(&object));
+    assert!(!zero.points_to(&object));
+    let set: HashSet<_> = [zero.clone(), weak::Pointer::new(), weak::make(&object)].into_iter().collect();
+    assert_eq!(set.len(), 2);
+}
+
+/// A gate that cleanups wait at until the test opens it.
+#[derive(Clone, Default)]
+struct Gate(Arc<(Mutex<bool>, std::sync::Condvar)>);
+
+impl Gate {
+    fn wait(&self) {
+        let (open, opened) = &*self.0;
+        let guard = open.lock().unwrap();
+        drop(opened.wait_while(guard, |open| !*open).unwrap());
+    }
+
+    fn open(&self) {
+        *self.0.0.lock().unwrap() = true;
+        self.0.1.notify_all();
+    }
+}
+
+/// Waits (generously) until `condition` holds.
+fn eventually(condition: impl Fn() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    false
+}
+
+#[test]
+fn a_blocked_cleanup_does_not_delay_a_thousand_others() {
+    let _serial = serial();
+    let gate = Gate::default();
+    let blocked = Ptr::new("stuck on the network");
+    let waiting = gate.clone();
+    runtime::add_cleanup(&blocked, move |_: ()| waiting.wait(), ());
+    let ran = Arc::new(AtomicUsize::new(0));
+    let others: Vec<Ptr<usize>> = (0..1000).map(Ptr::new).collect();
+    for other in &others {
+        let ran = Arc::clone(&ran);
+        runtime::add_cleanup(
+            other,
+            move |_: ()| {
+                ran.fetch_add(1, Ordering::SeqCst);
+            },
+            (),
+        );
+    }
+    drop(blocked); // queued first
+    drop(others);
+    assert!(eventually(|| ran.load(Ordering::SeqCst) == 1000), "the others ran while one blocked");
+    let flusher = std::thread::spawn(runtime::flush_cleanups);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(!flusher.is_finished(), "flush_cleanups still waits for the blocked cleanup");
+    gate.open();
+    flusher.join().unwrap();
+    assert_eq!(runtime::pending_cleanups(), 0);
+}
+
+#[test]
+fn pending_cleanups_counts_queued_and_running_ones() {
+    let _serial = serial();
+    runtime::flush_cleanups();
+    assert_eq!(runtime::pending_cleanups(), 0);
+    let gate = Gate::default();
+    let objects: Vec<Ptr<u8>> = (0..5).map(Ptr::new).collect();
+    for object in &objects {
+        let gate = gate.clone();
+        runtime::add_cleanup(object, move |_: ()| gate.wait(), ());
+    }
+    let alive = Ptr::new(0u8);
+    let _never_queued = runtime::add_cleanup(&alive, |_: ()| {}, ());
+    assert_eq!(runtime::pending_cleanups(), 0, "nothing died yet");
+    drop(objects);
+    assert_eq!(runtime::pending_cleanups(), 5, "five died, none finished");
+    gate.open();
+    runtime::flush_cleanups();
+    assert_eq!(runtime::pending_cleanups(), 0);
+}
+
+/// Run in a child process (its stderr is the report): a slow cleanup and a panicking one.
+fn report_child() {
+    runtime::set_slow_cleanup_threshold(std::time::Duration::from_millis(20));
+    let object = Ptr::new(());
+    runtime::add_cleanup(&object, |_: ()| std::thread::sleep(std::time::Duration::from_millis(300)), ());
+    runtime::add_cleanup(&object, |_: ()| panic!("cleanup failed on purpose"), ());
+    drop(object);
+    runtime::flush_cleanups();
+}
+
+#[test]
+fn slow_and_panicking_cleanups_are_reported_with_their_registration_site() {
+    const CHILD: &str = "GONEXT_TEST_REPORT_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        return report_child();
+    }
+    let _serial = serial(); // the child's pipes are descriptors of this process
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "slow_and_panicking_cleanups_are_reported_with_their_registration_site"])
+        .args(["--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let report = |needle: &str| {
+        let line = stderr.lines().find(|line| line.starts_with("gonext: ") && line.contains(needle));
+        line.unwrap_or_else(|| panic!("no report containing {needle:?} in {stderr}"))
+    };
+    let slow = report("has run for more than 20 ms");
+    assert!(slow.starts_with("gonext: the cleanup registered at tests/weak_cleanup.rs:"), "{slow}");
+    let panicked = report("cleanup failed on purpose");
+    assert!(panicked.starts_with("gonext: the cleanup registered at tests/weak_cleanup.rs:"), "{panicked}");
+    assert!(panicked.contains("panicked (the other cleanups still run)"), "{panicked}");
+}
+
+/// Cleanups that block briefly make the monitor hand the rest of their batches to other
+/// workers while many threads drop objects and flush: every cleanup runs exactly once, and a
+/// flush returns only after each cleanup its thread queued before it has run.
+#[test]
+fn flushes_see_their_cleanups_run_while_batches_move_between_workers() {
+    let _serial = serial();
+    const THREADS: usize = 4;
+    const OBJECTS: usize = 300;
+    let total = Arc::new(AtomicUsize::new(0));
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let total = Arc::clone(&total);
+            s.spawn(move || {
+                let mine = Arc::new(AtomicUsize::new(0));
+                for round in 0..3 {
+                    let objects: Vec<Ptr<usize>> = (0..OBJECTS).map(Ptr::new).collect();
+                    for (i, object) in objects.iter().enumerate() {
+                        let (mine, total) = (Arc::clone(&mine), Arc::clone(&total));
+                        runtime::add_cleanup(
+                            object,
+                            move |i: usize| {
+                                mine.fetch_add(1, Ordering::SeqCst);
+                                total.fetch_add(1, Ordering::SeqCst);
+                                if i % 50 == t {
+                                    std::thread::sleep(std::time::Duration::from_millis(3));
+                                }
+                                assert!(i % 7 != t, "cleanup {i} of thread {t} panics on purpose");
+                            },
+                            i,
+                        );
+                    }
+                    drop(objects);
+                    runtime::flush_cleanups();
+                    assert_eq!(
+                        mine.load(Ordering::SeqCst),
+                        (round + 1) * OBJECTS,
+                        "thread {t}, round {round}"
+                    );
+                }
+            });
+        }
+    });
+    runtime::flush_cleanups();
+    assert_eq!(total.load(Ordering::SeqCst), THREADS * OBJECTS * 3);
+    assert_eq!(runtime::pending_cleanups(), 0);
+}
+
+/// `Ptr` offers what a user of `Arc` reaches for, and taking the value out ends the object:
+/// its cleanups run and its weak pointers see it dead.
+#[test]
+fn ptr_has_the_api_of_arc() {
+    let _serial = serial();
+    let mut unique_owner = Ptr::new(vec![1]);
+    Ptr::get_mut(&mut unique_owner).unwrap().push(2);
+    let other = unique_owner.clone();
+    assert!(Ptr::get_mut(&mut unique_owner).is_none(), "shared: no &mut");
+    Ptr::make_mut(&mut unique_owner).push(3);
+    assert_eq!((&unique_owner[..], &other[..]), (&[1, 2, 3][..], &[1, 2][..]), "make_mut cloned");
+    assert!(!Ptr::ptr_eq(&unique_owner, &other));
+
+    let ran = Arc::new(AtomicUsize::new(0));
+    let object: Ptr<String> = Ptr::from(Box::new(String::from("taken")));
+    let counter = Arc::clone(&ran);
+    runtime::add_cleanup(
+        &object,
+        move |_: ()| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        },
+        (),
+    );
+    let observer = weak::make(&object);
+    assert_eq!((Ptr::strong_count(&object), Ptr::weak_count(&object)), (1, 1));
+    let second = object.clone();
+    let object = Ptr::try_unwrap(object).unwrap_err();
+    assert_eq!(Ptr::into_inner(second), None, "another strong pointer is left");
+    assert_eq!(Ptr::try_unwrap(object).unwrap(), "taken");
+    assert!(observer.value().is_none(), "the object is gone, its value moved out");
+    runtime::flush_cleanups();
+    assert_eq!(ran.load(Ordering::SeqCst), 1, "its cleanup ran");
+
+    #[derive(Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    struct Node {
+        name: &'static str,
+    }
+    struct SelfAware {
+        me: weak::Pointer<SelfAware>,
+    }
+    let cyclic = Ptr::new_cyclic(|me| {
+        assert!(me.value().is_none(), "not alive while being built");
+        SelfAware { me: me.clone() }
+    });
+    assert!(Ptr::ptr_eq(&cyclic.me.value().unwrap(), &cyclic));
+    let (a, b) = (Ptr::new(Node { name: "a" }), Ptr::new(Node { name: "b" }));
+    assert!(a < b && a == Ptr::new(Node { name: "a" }), "Ord and Eq by value");
+    let state = std::hash::RandomState::new();
+    let by = |p: &Ptr<Node>| std::hash::BuildHasher::hash_one(&state, p);
+    assert_eq!(by(&a), by(&Ptr::new(Node { name: "a" })), "Hash by value");
+    assert_ne!(by(&a), by(&b));
+    assert_eq!(*Ptr::<Node>::default(), Node::default());
+}
+
+/// A `WeakMap` shared by 8 threads that load, insert, remove, retain and drop values at
+/// once: a lookup never returns another key's value, and once every value died the map is
+/// empty.
+#[test]
+fn weak_map_under_eight_threads_with_values_dying_concurrently() {
+    let _serial = serial();
+    let map: Arc<weak::WeakMap<u32, (u32, usize)>> = Arc::new(weak::WeakMap::new());
+    let loads = Arc::new(AtomicUsize::new(0));
+    std::thread::scope(|s| {
+        for t in 0..8u32 {
+            let (map, loads) = (Arc::clone(&map), Arc::clone(&loads));
+            s.spawn(move || {
+                let mut kept: Vec<Ptr<(u32, usize)>> = Vec::new();
+                for round in 0..2_000u32 {
+                    let key = (round * 7 + t) % 32;
+                    let value =
+                        map.get_or_insert_with(key, || Ptr::new((key, loads.fetch_add(1, Ordering::SeqCst))));
+                    assert_eq!(value.0, key, "the value of the key asked for");
+                    if let Some(now) = map.get(&key) {
+                        assert_eq!(now.0, key);
+                    }
+                    match round % 10 {
+                        0 => kept.push(value),
+                        1 => drop(map.remove(&key)),
+                        2 => {
+                            let fresh = Ptr::new((key, usize::MAX));
+                            map.insert(key, &fresh);
+                            // Other threads may replace or remove it at once; it is never
+                            // another key's value.
+                            assert!(map.get(&key).is_none_or(|now| now.0 == key));
+                        }
+                        3 if t == 0 => map.retain(|k, _| k % 2 == 0),
+                        _ => drop(value),
+                    }
+                    if kept.len() > 8 {
+                        kept.remove(0);
+                    }
+                }
+                assert!(map.iter().all(|(key, value)| value.0 == key));
+            });
+        }
+    });
+    assert!(loads.load(Ordering::SeqCst) >= 32, "every key was loaded");
+    runtime::flush_cleanups();
+    assert_eq!(map.len(), 0, "the threads kept nothing alive");
+    assert_eq!(map.iter().count(), 0);
+}
+
+#[test]
+fn weak_map_loads_once_for_concurrent_callers_and_recovers_from_a_panicking_load() {
+    let _serial = serial();
+    let map: Arc<weak::WeakMap<String, String>> = Arc::new(weak::WeakMap::new());
+    let loads = Arc::new(AtomicUsize::new(0));
+    let start = Arc::new(std::sync::Barrier::new(8));
+    let callers: Vec<_> = (0..8)
+        .map(|_| {
+            let (map, loads, start) = (Arc::clone(&map), Arc::clone(&loads), Arc::clone(&start));
+            std::thread::spawn(move || {
+                start.wait();
+                map.get_or_insert_with("cfg".to_owned(), || {
+                    loads.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    Ptr::new("loaded".to_owned())
+                })
+            })
+        })
+        .collect();
+    let values: Vec<Ptr<String>> = callers.into_iter().map(|c| c.join().unwrap()).collect();
+    assert_eq!(loads.load(Ordering::SeqCst), 1, "singleflight");
+    assert!(values.windows(2).all(|w| Ptr::ptr_eq(&w[0], &w[1])));
+    let panicked = catch_unwind(AssertUnwindSafe(|| {
+        map.get_or_insert_with("bad".to_owned(), || panic!("the load fails on purpose"))
+    }));
+    assert!(panicked.is_err());
+    assert!(map.get("bad").is_none(), "nothing stored for a panicked load");
+    assert_eq!(*map.get_or_insert_with("bad".to_owned(), || Ptr::new("retried".to_owned())), "retried");
+}
+
+static GREETINGS: AtomicUsize = AtomicUsize::new(0);
+
+#[gonext::weak_cache]
+fn greeting(name: &str, polite: bool) -> Ptr<String> {
+    GREETINGS.fetch_add(1, Ordering::SeqCst);
+    Ptr::new(if polite { format!("Good day, {name}") } else { format!("hi {name}") })
+}
+
+#[gonext::weak_cache]
+fn doubled(n: u32) -> Ptr<u32> {
+    Ptr::new(n * 2)
+}
+
+/// `invalidate` forgets one key, on every thread, and leaves the others cached; `stats`
+/// counts calls answered from the cache and calls that ran the body.
+#[test]
+fn weak_cache_invalidates_one_key_and_counts_hits_and_misses() {
+    let _serial = serial();
+    let ann = greeting("ann", true);
+    let bob = greeting("bob", true);
+    assert!(Ptr::ptr_eq(&ann, &greeting("ann", true)), "a hit on this thread's cache");
+    let other_thread = std::thread::spawn(|| greeting("ann", true)).join().unwrap();
+    assert!(Ptr::ptr_eq(&ann, &other_thread), "a hit in the shared map");
+    let stats: gonext::weak::CacheStats = greeting::stats();
+    assert_eq!((stats.hits, stats.misses), (2, 2));
+
+    assert!(greeting::invalidate("ann", true), "a live value was forgotten");
+    assert!(!greeting::invalidate("ann", false), "never cached");
+    let fresh = greeting("ann", true);
+    assert!(!Ptr::ptr_eq(&ann, &fresh), "loaded anew although the old value lives");
+    assert!(Ptr::ptr_eq(&bob, &greeting(&String::from("bob"), true)), "other keys stay cached");
+    let theirs = std::thread::spawn(|| greeting("ann", true)).join().unwrap();
+    assert!(Ptr::ptr_eq(&fresh, &theirs), "no thread answers with the forgotten value");
+    assert_eq!(GREETINGS.load(Ordering::SeqCst), 3);
+    let stats = greeting::stats();
+    assert_eq!((stats.hits, stats.misses), (4, 3), "threads that exited keep their counts");
+
+    let four = doubled(2);
+    assert!(doubled::invalidate(2));
+    assert!(!Ptr::ptr_eq(&four, &doubled(2)), "owned arguments are forgotten too");
+    assert_eq!((doubled::stats().hits, doubled::stats().misses), (0, 2));
+    drop((ann, bob, fresh, theirs, other_thread, four));
+    runtime::flush_cleanups();
+    assert!(greeting::is_empty() && doubled::is_empty());
 }

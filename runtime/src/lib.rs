@@ -15,8 +15,8 @@
 //! | `context.Context`                             | [`context::Context`]                                  |
 //! | `weak.Pointer` (#67552), `unique` (1.23)      | [`weak::Pointer`], [`weak_cache`], [`unique::Handle`] |
 //! | `runtime.AddCleanup` (#67535)                 | [`runtime::add_cleanup`], [`runtime::Cleanup::stop`]  |
-//! | double-width CAS (#61236)                     | [`atomic::AtomicTagged`], [`atomic::DoubleWord`]      |
-//! | GOMAXPROCS from cgroup quota (#33803, #73193) | [`runtime::max_procs()`] with a full report           |
+//! | `Uint64Pair`, double-width CAS (#61236)       | [`atomic::DoubleWord`], [`atomic::AtomicTagged`]      |
+//! | GOMAXPROCS from cgroup quota (#33803, #73193) | [`runtime::max_procs()`], live, with a full report    |
 //! | goroutine-local storage (declined, #21355)    | not provided on purpose: use `Context::with_value`    |
 //!
 //! Rows link to their module once the feature has landed (rows without links are planned);
@@ -420,7 +420,10 @@ pub use gonext_macros::async_scope;
 /// cleanup removes its entry, so the cache never keeps values alive and stays bounded.
 /// Concurrent calls with an equal key run the body once and share the result (singleflight);
 /// errors are not cached and a panicking body does not poison the key. A module with the same
-/// name offers `len()`, `is_empty()` and `clear()`.
+/// name offers `len()`, `is_empty()`, `clear()`, `invalidate(args…) -> bool` (forget one key's
+/// value, on every thread) and `stats()` ([`weak::CacheStats`]: hits and misses, counted
+/// per thread so that hits still write no shared memory). For a map of your own, outside a
+/// fn, use [`weak::WeakMap`].
 ///
 /// ```
 /// use gonext::{Ptr, weak_cache};
@@ -435,6 +438,9 @@ pub use gonext_macros::async_scope;
 ///     let b = load_config("db", 3);
 ///     assert!(Ptr::ptr_eq(&a, &b)); // the body ran once
 ///     assert_eq!(load_config::len(), 1);
+///     assert_eq!(load_config::stats().hits, 1);
+///     assert!(load_config::invalidate("db", 3)); // the next call loads again
+///     assert!(!Ptr::ptr_eq(&a, &load_config("db", 3)));
 ///     drop((a, b));
 ///     gonext::runtime::flush_cleanups(); // the dead entry is removed by its cleanup
 ///     assert_eq!(load_config::len(), 0);
@@ -559,11 +565,11 @@ pub mod __private {
         result.map_err(|errors| errors.into_iter().next().expect("a failed scope has an error"))
     }
     pub use crate::time;
-    pub use crate::weak::cache::{CacheKey, WeakCache};
+    pub use crate::weak::cache::{CacheKey, CacheStats, WeakCache};
 
     /// The entry points of `#[weak_cache]` expansions.
     pub mod weak_cache {
-        pub use crate::weak::cache::{clear, get_or_load, len, try_get_or_load};
+        pub use crate::weak::cache::{clear, get_or_load, invalidate, len, stats, try_get_or_load};
     }
 
     /// Fails to compile, with `CacheKey`'s message, when an argument cannot key a cache.

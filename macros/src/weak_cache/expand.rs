@@ -59,7 +59,8 @@ pub(super) fn expand(cached: &Cached) -> TokenStream {
             #private::weak_cache::#load(&#cache, #key, move || #inner(#(#names),*))
         }
     };
-    let doc = format!("The cache of [`{name}`]: inspect or clear it.");
+    let doc = format!("The cache of [`{name}`]: inspect it, forget values, read its statistics.");
+    let invalidate = invalidate(cached, &cache, by_reference);
     quote! {
         #[allow(non_upper_case_globals)]
         static #cache: #private::WeakCache<(#(#key_types,)*), #value> = #private::WeakCache::new();
@@ -73,6 +74,10 @@ pub(super) fn expand(cached: &Cached) -> TokenStream {
 
         #[doc = #doc]
         #vis mod #name {
+            // The argument types of `invalidate` are written as in the fn's own scope.
+            #[allow(unused_imports)]
+            use super::*;
+
             /// The number of cached values that are still alive.
             pub fn len() -> usize {
                 #private::weak_cache::len(&super::#cache)
@@ -87,6 +92,57 @@ pub(super) fn expand(cached: &Cached) -> TokenStream {
             pub fn clear() {
                 #private::weak_cache::clear(&super::#cache);
             }
+
+            #invalidate
+
+            /// How many calls were answered from the cache (`hits`) and how many ran the
+            /// body (`misses`).
+            pub fn stats() -> #private::CacheStats {
+                #private::weak_cache::stats(&super::#cache)
+            }
+        }
+    }
+}
+
+/// The companion's `invalidate`: the fn's arguments, looked up as a call would look them up.
+fn invalidate(cached: &Cached, cache: &proc_macro2::Ident, by_reference: bool) -> TokenStream {
+    let private = private();
+    let names: Vec<_> = cached.arguments.iter().map(|a| &a.name).collect();
+    let types = cached.arguments.iter().map(|a| &a.ty);
+    let body = if by_reference {
+        let [hasher, key] = ["hasher", "key"].map(|n| format_ident!("{n}", span = Span::mixed_site()));
+        let hashes = cached.arguments.iter().map(|argument| {
+            let name = &argument.name;
+            let arg = match argument.ty {
+                Type::Reference(_) => quote!(#name),
+                _ => quote!(&#name),
+            };
+            quote!(super::#cache.hash_arg(&mut #hasher, #arg);)
+        });
+        let compares = cached.arguments.iter().enumerate().map(|(i, argument)| {
+            let (i, name) = (syn::Index::from(i), &argument.name);
+            match &argument.ty {
+                Type::Reference(reference) => {
+                    let base = &reference.elem;
+                    quote!(*::std::borrow::Borrow::<#base>::borrow(&#key.#i) == *#name)
+                }
+                _ => quote!(#key.#i == #name),
+            }
+        });
+        quote! {
+            let mut #hasher = super::#cache.probe_hasher();
+            #(#hashes)*
+            super::#cache.invalidate_by(::std::hash::Hasher::finish(&#hasher), |#key| true #(&& #compares)*)
+        }
+    } else {
+        let owned = names.iter().map(|name| quote!(::std::borrow::ToOwned::to_owned(&#name)));
+        quote!(#private::weak_cache::invalidate(&super::#cache, (#(#owned,)*)))
+    };
+    quote! {
+        /// Forgets the value cached for these arguments (callers holding it keep it); the
+        /// next call with them loads again. Returns whether a live value was cached.
+        pub fn invalidate(#(#names: #types),*) -> bool {
+            #body
         }
     }
 }

@@ -1,9 +1,11 @@
 //! Double-width compare-and-swap: ABA-safe tagged pointers and typed word pairs.
 //!
-//! This mirrors Go's proposal for atomic vector operations (#61236): a pointer and a
-//! generation counter updated together by one CAS, which the proposal could not ship because
-//! not every platform has a 16-byte CAS. gonext ships it with the polyfills the proposal
-//! discussed, behind one trait so that code and benchmarks can swap them:
+//! This mirrors Go's proposal for atomic vector operations (#61236), accepted as
+//! `sync/atomic.Uint64Pair`: two words updated together by one CAS (a lock table where the
+//! platform has no 16-byte CAS). [`DoubleWord<u64, u64>`](DoubleWord) is `Uint64Pair`
+//! (`load`/`store`/`swap`/`compare_exchange` for `Load`/`Store`/`Swap`/`CompareAndSwap`).
+//! For a pointer and a generation counter gonext adds the polyfills the proposal discussed,
+//! behind one trait so that code and benchmarks can swap them:
 //!
 //! | type | how | lock-free | generation |
 //! |---|---|---|---|
@@ -30,7 +32,7 @@
 //!
 //! # Differences from Go
 //!
-//! Go's proposal would add `atomic.Uint128`-style vector operations to `sync/atomic`; Go's
+//! Go's `Uint64Pair` holds two untyped `uint64`s; [`DoubleWord`] types each half. Go's
 //! garbage collector already prevents address reuse while a goroutine holds a pointer, so Go
 //! code meets ABA only with indices and manual freelists. In Rust, memory is reused as soon
 //! as it is freed, so tags matter more; gonext exposes the generation explicitly in

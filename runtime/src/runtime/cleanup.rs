@@ -1,18 +1,15 @@
-//! Cleanups: functions run after an object dies, on a background worker (Go's
+//! Cleanups: functions run after an object dies, on background workers (Go's
 //! `runtime.AddCleanup`).
 //!
 //! Each cleanup is one allocation, a `Node`: its state (pending, started, stopped), the link
-//! of an intrusive list and the job (the function with its argument). A `Ptr`'s allocation
-//! holds the head of its list ([`Cleanups`], one atomic pointer, pushed with a CAS); the
-//! [`Cleanup`] handle shares the node through its reference count. When the object dies its
-//! whole list is spliced onto one global lock-free stack, and the worker swaps the stack out
-//! whole, so a batch of any size costs it one atomic swap. The worker spins briefly before
-//! it parks, and producers wake it only when it is parked. Node memory is recycled through a
-//! lock-free pool of cache-line blocks, so the worker never frees memory the producer
-//! allocated (the slowest path of an allocator) in the common case.
-//!
-//! [`flush_cleanups`] queues a marker job and waits until the worker ran it: the worker runs
-//! each batch in queue order, so every job queued before the marker has run by then.
+//! of an intrusive list, where it was registered, and the job (the function with its
+//! argument). A `Ptr`'s allocation holds the head of its list ([`Cleanups`], one atomic
+//! pointer, pushed with a CAS); the [`Cleanup`] handle shares the node through its reference
+//! count. When the object dies its whole list is handed to the workers (the `workers`
+//! submodule), which run cleanups concurrently so that one that blocks cannot stall the
+//! others. Node memory is recycled through a lock-free pool of cache-line blocks, so a worker
+//! never frees memory the producer allocated (the slowest path of an allocator) in the
+//! common case.
 
 use std::alloc::Layout;
 use std::any::Any;
@@ -20,30 +17,32 @@ use std::cell::UnsafeCell;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering, fence};
-use std::sync::{Arc, OnceLock};
-use std::thread::{self, Thread};
+use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, Ordering, fence};
 
 use crate::{Ptr, weak};
+
+mod workers;
+
+pub use workers::{flush_cleanups, pending_cleanups, set_slow_cleanup_threshold};
 
 const PENDING: u8 = 0;
 const RUNNING: u8 = 1;
 const STOPPED: u8 = 2;
 
-/// How often the idle worker looks for work before it parks.
-const SPINS: u32 = 64;
-const YIELDS: u32 = 4;
-
 /// The type-erased start of every `Node`: what the lists, the worker and the handle need.
 #[repr(C)]
 struct Header {
-    /// References: the list the node is in (until the worker is done with it) and each
+    /// References: the list the node is in (until a worker is done with it) and each
     /// [`Cleanup`] handle.
-    refs: AtomicUsize,
+    refs: AtomicU32,
     state: AtomicU8,
+    /// The flush epoch the node was queued in (see the `workers` module).
+    epoch: AtomicU8,
     /// The next node of the list this node is in (its object's list, then the queue).
     next: AtomicPtr<Header>,
     vtable: &'static VTable,
+    /// Where `add_cleanup` was called, for reports.
+    site: &'static Location<'static>,
 }
 
 /// The operations that need the node's concrete type.
@@ -69,7 +68,7 @@ impl<F: FnOnce() + Send + 'static> Node<F> {
         Layout::new::<Node<F>>().size() <= BLOCK.size() && Layout::new::<Node<F>>().align() <= BLOCK.align();
 
     /// A new node with `refs` references, all owned by the returned pointer.
-    fn create(job: F, refs: usize) -> NonNull<Header> {
+    fn create(job: F, refs: u32, site: &'static Location<'static>) -> NonNull<Header> {
         let memory = if Self::POOLED {
             pool::take().cast::<Node<F>>()
         } else {
@@ -80,10 +79,12 @@ impl<F: FnOnce() + Send + 'static> Node<F> {
         };
         let node = Node {
             header: Header {
-                refs: AtomicUsize::new(refs),
+                refs: AtomicU32::new(refs),
                 state: AtomicU8::new(PENDING),
+                epoch: AtomicU8::new(0),
                 next: AtomicPtr::new(ptr::null_mut()),
                 vtable: &Self::VTABLE,
+                site,
             },
             job: UnsafeCell::new(Some(job)),
         };
@@ -96,12 +97,12 @@ impl<F: FnOnce() + Send + 'static> Node<F> {
 
     /// # Safety
     ///
-    /// `header` is the header of a live `Node<F>` and the caller is the cleanup worker,
-    /// which alone touches the job.
+    /// `header` is the header of a live `Node<F>` and the caller is the cleanup worker that
+    /// took it from the queue, which alone touches the job.
     unsafe fn finish(header: NonNull<Header>, run: bool) {
         // SAFETY: the node is alive (the caller holds the queue's reference).
         let node = unsafe { header.cast::<Node<F>>().as_ref() };
-        // SAFETY: only the worker accesses `job`, so this exclusive access does not race.
+        // SAFETY: only that worker accesses `job`, so this exclusive access does not race.
         let job = unsafe { (*node.job.get()).take() };
         if let Some(job) = job
             && run
@@ -280,110 +281,9 @@ impl Drop for Cleanups {
         if let Some(head) = NonNull::new(*self.head.get_mut()) {
             // `&mut self`: every push happened before (the last `Arc` drop synchronizes with
             // the others), so the list is complete and ours alone.
-            queue(head);
+            workers::queue(head);
         }
     }
-}
-
-/// The queue: a lock-free stack of nodes, taken whole by the worker.
-static QUEUE: AtomicPtr<Header> = AtomicPtr::new(ptr::null_mut());
-/// Set by the worker just before it parks; whoever clears it unparks the worker.
-static SLEEPING: AtomicBool = AtomicBool::new(false);
-static WORKER: OnceLock<Thread> = OnceLock::new();
-
-/// Hands a list of nodes (owning one reference to each) to the worker.
-fn queue(head: NonNull<Header>) {
-    let mut tail = head;
-    loop {
-        // SAFETY: the nodes of the list are alive (the list owns a reference to each) and no
-        // one else reaches them until the CAS below publishes them.
-        let next = unsafe { tail.as_ref() }.next.load(Ordering::Relaxed);
-        match NonNull::new(next) {
-            Some(next) => tail = next,
-            None => break,
-        }
-    }
-    // SAFETY: as above, `tail` is alive and ours until published.
-    let link = unsafe { &tail.as_ref().next };
-    let mut top = QUEUE.load(Ordering::Relaxed);
-    loop {
-        link.store(top, Ordering::Relaxed);
-        // SeqCst, paired with the worker's SeqCst store to `SLEEPING` and load of `QUEUE`:
-        // either the worker sees these nodes before it parks, or this thread sees it asleep.
-        match QUEUE.compare_exchange_weak(top, head.as_ptr(), Ordering::SeqCst, Ordering::Relaxed) {
-            Ok(_) => break,
-            Err(current) => top = current,
-        }
-    }
-    let worker = WORKER.get_or_init(|| {
-        crate::thread::spawn_unadopted(thread::Builder::new().name("gonext-cleanup".into()), work)
-            .expect("the cleanup worker thread starts")
-            .thread()
-            .clone()
-    });
-    // Only a push onto an empty queue can find the worker asleep: before it parks, the
-    // worker empties the queue and then checks it again.
-    if top.is_null() && SLEEPING.load(Ordering::SeqCst) && SLEEPING.swap(false, Ordering::SeqCst) {
-        worker.unpark();
-    }
-}
-
-fn work() {
-    loop {
-        let mut batch = QUEUE.swap(ptr::null_mut(), Ordering::Acquire);
-        if batch.is_null() {
-            idle();
-            continue;
-        }
-        // The stack holds the newest node first: reverse it to run the batch in queue order.
-        let mut in_order: *mut Header = ptr::null_mut();
-        while let Some(node) = NonNull::new(batch) {
-            // SAFETY: the swap made this batch the worker's alone (its pushes happened before,
-            // through the Release/SeqCst CAS and the Acquire swap); its nodes are alive.
-            let link = unsafe { &node.as_ref().next };
-            batch = link.load(Ordering::Relaxed);
-            link.store(in_order, Ordering::Relaxed);
-            in_order = node.as_ptr();
-        }
-        let mut freed: Option<(NonNull<FreeBlock>, NonNull<FreeBlock>)> = None;
-        let mut count = 0;
-        while let Some(node) = NonNull::new(in_order) {
-            // SAFETY: as above; the link is read before `run` gives the reference back.
-            in_order = unsafe { node.as_ref() }.next.load(Ordering::Relaxed);
-            if let Some(block) = run(node) {
-                let first = freed.map_or(ptr::null_mut(), |(first, _)| first.as_ptr());
-                // SAFETY: the block is free and the worker's: link it into the batch's chain.
-                unsafe { (*block.as_ptr()).next = first };
-                freed = Some((block, freed.map_or(block, |(_, last)| last)));
-                count += 1;
-            }
-        }
-        if let Some((first, last)) = freed {
-            pool::give(first, last, count);
-        }
-    }
-}
-
-/// Waits for work: a short spin, a few yields, then parks until a producer unparks it.
-fn idle() {
-    for _ in 0..SPINS {
-        if !QUEUE.load(Ordering::Relaxed).is_null() {
-            return;
-        }
-        std::hint::spin_loop();
-    }
-    for _ in 0..YIELDS {
-        if !QUEUE.load(Ordering::Relaxed).is_null() {
-            return;
-        }
-        thread::yield_now();
-    }
-    SLEEPING.store(true, Ordering::SeqCst);
-    if QUEUE.load(Ordering::SeqCst).is_null() {
-        // A producer that saw `SLEEPING` unparks; a stale unpark only makes this return early.
-        thread::park();
-    }
-    SLEEPING.store(false, Ordering::Relaxed);
 }
 
 /// Runs one node's job unless it was stopped (then drops it unrun), contains a panic, and
@@ -391,14 +291,17 @@ fn idle() {
 fn run(node: NonNull<Header>) -> Option<NonNull<FreeBlock>> {
     // SAFETY: the worker owns the queue's reference to `node`, so it is alive.
     let header = unsafe { node.as_ref() };
-    let vtable = header.vtable;
+    let (vtable, site) = (header.vtable, header.site);
     let start = header.state.compare_exchange(PENDING, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_ok();
-    // SAFETY: the node is alive, this is the worker, and each node is run once (it is in the
-    // queue once).
+    // SAFETY: the node is alive, this is the worker that took it, and each node is run once
+    // (it is in the queue once).
     let finished = catch_unwind(AssertUnwindSafe(|| unsafe { (vtable.finish)(node, start) }));
     if let Err(payload) = finished {
-        let what = if start { "a cleanup panicked" } else { "dropping a stopped cleanup panicked" };
-        eprintln!("gonext: {what} (the other cleanups still run): {}", message(&*payload));
+        let what = if start { "panicked" } else { "panicked when dropped after `stop`" };
+        eprintln!(
+            "gonext: the cleanup registered at {site} {what} (the other cleanups still run): {}",
+            message(&*payload)
+        );
     }
     // SAFETY: the worker gives back the queue's reference and does not touch the node again.
     unsafe { release(node) }
@@ -416,9 +319,13 @@ fn message(payload: &(dyn Any + Send)) -> &str {
 /// dropped): Go's `runtime.AddCleanup`.
 ///
 /// The cleanup never sees the object, so it cannot resurrect it: it gets `arg` instead (a
-/// file descriptor, a key to remove from a map). Cleanups run on a background worker thread,
-/// never on the thread that drops the object, in no particular order; a panicking cleanup is
-/// reported on stderr and the others still run. [`flush_cleanups`] waits for them.
+/// file descriptor, a key to remove from a map). Cleanups run on a small set of background
+/// worker threads, never on the thread that drops the object, concurrently and in no
+/// particular order: one that blocks does not delay the others (they move to another worker
+/// within a few milliseconds), though it holds a worker thread, and one that runs longer than
+/// [`set_slow_cleanup_threshold`] is reported on stderr with this call's location. A
+/// panicking cleanup is reported the same way and the others still run. [`flush_cleanups`]
+/// waits for them, [`pending_cleanups`] counts them.
 ///
 /// ```
 /// use gonext::{Ptr, runtime};
@@ -436,13 +343,21 @@ fn message(payload: &(dyn Any + Send)) -> &str {
 /// # Panics
 ///
 /// If `arg` is a `Ptr` (or weak pointer) to `ptr`'s own allocation: the cleanup would keep
-/// the object alive (or see it), exactly what Go forbids too.
+/// the object alive (or see it), exactly what Go forbids too. The message names the caller.
+///
+/// A `Ptr` to the object captured by the `cleanup` closure itself keeps the object alive
+/// just the same (the cleanup then never runs), but cannot be detected: Rust gives no way to
+/// look into a closure's captures (scanning its bytes would read uninitialized padding).
+/// Capture what the cleanup needs, or pass it as `arg`, never the object.
 ///
 /// # Differences from Go
 ///
 /// Go runs cleanups after a garbage collection finds the object unreachable, at some later
 /// time; here they are queued the moment the last strong `Ptr` drops. A stopped cleanup's
-/// argument is dropped (unused) on the worker once the object dies.
+/// argument is dropped (unused) on a worker once the object dies. Go runs cleanups on
+/// goroutines, which cost nothing while blocked; here each blocked cleanup holds one of at
+/// most 64 worker threads, and cleanups beyond that wait for one to return. A panic in a Go
+/// cleanup crashes the program; here it is reported and contained.
 #[track_caller]
 pub fn add_cleanup<T, V: Send + 'static>(
     ptr: &Ptr<T>,
@@ -453,7 +368,7 @@ where
     T: 'static,
 {
     check_arg(ptr, &arg);
-    let node = Node::create(move || cleanup(arg), 2);
+    let node = Node::create(move || cleanup(arg), 2, Location::caller());
     ptr.shared.cleanups.push(node);
     Cleanup { node }
 }
@@ -469,40 +384,6 @@ fn check_arg<T: 'static, V: 'static>(ptr: &Ptr<T>, arg: &V) {
          allocation), which would keep it alive forever; pass what the cleanup needs instead",
         Location::caller()
     );
-}
-
-/// Waits until every cleanup queued so far has run (or was stopped).
-///
-/// ```
-/// gonext::runtime::flush_cleanups(); // returns at once when nothing is queued
-/// ```
-///
-/// # Panics
-///
-/// When called by a cleanup (on the cleanup worker), which would wait for itself forever.
-#[track_caller]
-pub fn flush_cleanups() {
-    let Some(worker) = WORKER.get() else {
-        return; // nothing was ever queued
-    };
-    assert!(
-        worker.id() != thread::current().id(),
-        "runtime::flush_cleanups at {}: called by a cleanup, which would wait for itself forever",
-        Location::caller()
-    );
-    let done = Arc::new(AtomicBool::new(false));
-    let marker = {
-        let done = Arc::clone(&done);
-        let waiter = thread::current();
-        move || {
-            done.store(true, Ordering::Release);
-            waiter.unpark();
-        }
-    };
-    queue(Node::create(marker, 1));
-    while !done.load(Ordering::Acquire) {
-        thread::park();
-    }
 }
 
 /// The handle of a registered cleanup: [`stop`](Self::stop) cancels it.
@@ -544,7 +425,7 @@ impl Cleanup {
 impl Clone for Cleanup {
     fn clone(&self) -> Self {
         // Relaxed, as `Arc::clone`: this handle's reference keeps the node alive meanwhile.
-        if self.header().refs.fetch_add(1, Ordering::Relaxed) > isize::MAX as usize {
+        if self.header().refs.fetch_add(1, Ordering::Relaxed) > u32::MAX / 2 {
             // As `Arc`: only leaked clones can get here, and wrapping would free a live node.
             std::process::abort();
         }
@@ -568,6 +449,9 @@ impl fmt::Debug for Cleanup {
             RUNNING => "started",
             _ => "stopped",
         };
-        f.debug_struct("Cleanup").field("state", &state).finish()
+        f.debug_struct("Cleanup")
+            .field("state", &state)
+            .field("registered_at", &format_args!("{}", self.header().site))
+            .finish()
     }
 }

@@ -3,6 +3,7 @@
 //! The order of sources is the contract:
 //!
 //! 1. an environment override (`GONEXT_MAX_PROCS` by default; the name is configurable),
+//!    which wins without a single cgroup file being read,
 //! 2. the cgroup v2 `cpu.max` quota,
 //! 3. the cgroup v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us` quota,
 //! 4. the CPU affinity mask (`Cpus_allowed_list` of `/proc/self/status`, which is what
@@ -13,97 +14,40 @@
 //! as seen in containers). Every ancestor up to the mount point is read and the smallest quota
 //! wins, because a parent's limit caps its children. A quota becomes a thread count with
 //! [`Rounding::Ceil`] by default, then is raised to the configured minimum and capped at the
-//! affinity count.
+//! affinity count. The same walk finds the memory limit (`memory.max`, v1
+//! `memory.limit_in_bytes`), and the quota's cgroup tells how often it was throttled
+//! (`cpu.stat`).
 //!
 //! On other systems than Linux there is no `/proc`: detection finds no cgroup and no
 //! affinity list and falls back to `std::thread::available_parallelism`, without warnings.
 //!
 //! Nothing here panics on bad input: an unreadable or malformed file, or an unusable
 //! environment value, is recorded in [`Procs::warnings`] and detection moves on to the next
-//! source. The mechanics of reading cgroup files live in the private `cgroup` submodule.
+//! source. The mechanics of reading cgroup files live in the private `cgroup` submodule, the
+//! process-wide value and its live updates in `global`.
 
 mod cgroup;
+mod global;
 
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::fs;
+use std::panic::Location;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
-use cgroup::{CgroupVersion, Quota};
+use cgroup::{CgroupVersion, Layout};
+
+pub use global::{
+    OnMaxProcsChange, max_procs, max_procs_report, memory_limit, on_max_procs_change, refresh,
+    set_default_max_procs, set_max_procs, set_update_max_procs,
+};
 
 /// The environment variable that overrides detection unless [`Detector::env_var`] names another.
 const DEFAULT_ENV_VAR: &str = "GONEXT_MAX_PROCS";
-
-/// `0` until the first detection; afterwards the value [`max_procs`] returns.
-static CACHED: AtomicUsize = AtomicUsize::new(0);
-/// The report behind [`CACHED`], kept for [`max_procs_report`].
-static REPORT: Mutex<Option<Procs>> = Mutex::new(None);
-
-/// The number of threads a CPU-bound pool should run in this process.
-///
-/// Detected once from the real system with [`Detector::new`]'s defaults and cached: after the
-/// first call this is one atomic load. Call [`refresh`] to detect again (after the container's
-/// quota changed, or after setting `GONEXT_MAX_PROCS`).
-///
-/// ```
-/// let threads = gonext::runtime::max_procs();
-/// assert!(threads >= 1);
-/// assert_eq!(threads, gonext::runtime::max_procs_report().value);
-/// ```
-///
-/// # Differences from Go
-///
-/// Go 1.25 sets `GOMAXPROCS` itself at startup and keeps adjusting it as the quota changes;
-/// Rust has no runtime that owns your threads, so gonext only computes the number and every
-/// pool (gonext's scopes, a tokio runtime, a rayon pool) decides to use it. Go reads
-/// `GOMAXPROCS` as the override; gonext reads `GONEXT_MAX_PROCS` so that setting one never
-/// changes the other language's programs by accident. Go rounds a fractional quota up and
-/// never goes below 2 threads when a quota is set; gonext rounds up too, with a minimum of 1
-/// by default ([`Detector::min`]).
-#[inline]
-pub fn max_procs() -> usize {
-    match CACHED.load(Ordering::Relaxed) {
-        0 => first_max_procs(),
-        cached => cached,
-    }
-}
-
-#[cold]
-fn first_max_procs() -> usize {
-    refresh().value
-}
-
-/// Where [`max_procs`]'s value came from, with the quota, the cgroup and any warnings.
-///
-/// Detected on first use and cached together with [`max_procs`]; [`refresh`] replaces both.
-///
-/// ```
-/// let report = gonext::runtime::max_procs_report();
-/// println!("{report}"); // e.g. "max_procs=2: from CPU affinity (2 CPUs allowed)"
-/// assert!(report.value >= 1 && report.value <= report.cpus);
-/// ```
-pub fn max_procs_report() -> Procs {
-    let cached = REPORT.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
-    cached.unwrap_or_else(refresh)
-}
-
-/// Detects again from the real system, updates the value [`max_procs`] returns and returns the
-/// new report.
-///
-/// ```
-/// let report = gonext::runtime::refresh();
-/// assert_eq!(report.value, gonext::runtime::max_procs());
-/// ```
-pub fn refresh() -> Procs {
-    let report = Detector::new().detect();
-    let mut slot = REPORT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    CACHED.store(report.value, Ordering::Relaxed);
-    *slot = Some(report.clone());
-    report
-}
+/// The environment variable that turns the periodic re-detection off (`0`) or on (`1`).
+const UPDATE_ENV_VAR: &str = "GONEXT_UPDATE_MAX_PROCS";
 
 /// How a fractional CPU quota becomes a whole number of threads.
 ///
@@ -140,6 +84,23 @@ pub enum Source {
     CgroupV1,
     /// No override and no quota: the number of CPUs this process may run on.
     Affinity,
+    /// A call of [`set_max_procs`], in force until [`set_default_max_procs`].
+    Set {
+        /// Where `set_max_procs` was called.
+        at: &'static Location<'static>,
+    },
+}
+
+/// How often a cgroup's CPU quota stopped its tasks, from its `cpu.stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Throttling {
+    /// Enforcement periods that have elapsed while tasks were runnable (`nr_periods`).
+    pub periods: u64,
+    /// Periods in which the quota ran out and tasks were stopped (`nr_throttled`).
+    pub throttled_periods: u64,
+    /// The total time tasks were stopped (`throttled_usec`, v1 `throttled_time`).
+    pub throttled: Duration,
 }
 
 /// The result of a detection: the value and everything that explains it.
@@ -158,30 +119,46 @@ pub struct Procs {
     pub value: usize,
     /// Which source decided `value`.
     pub source: Source,
-    /// The effective CPU quota as `(quota, period)` in microseconds, when a cgroup sets one
-    /// (also reported when an environment override wins over it).
+    /// The effective CPU quota as `(quota, period)` in microseconds, when a cgroup sets one.
+    /// `None` under an environment override, which reads no cgroup file.
     pub quota: Option<(u64, u64)>,
     /// The cgroup directory that holds the effective quota, relative to the cgroup mount.
     pub cgroup_path: Option<PathBuf>,
     /// The number of CPUs in the affinity mask: the upper bound of a quota-derived value.
     pub cpus: usize,
+    /// The throttling counters of the cgroup that holds the quota, when it has them.
+    pub throttling: Option<Throttling>,
+    /// The smallest memory limit of the process's cgroup and its ancestors, in bytes
+    /// (`None` when unlimited, and under an environment override; see
+    /// [`memory_limit`](crate::runtime::memory_limit)).
+    pub memory_limit: Option<u64>,
     /// Everything that was ignored on the way, one sentence each.
     pub warnings: Vec<String>,
 }
 
 impl fmt::Display for Procs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "max_procs={}: from ", self.value)?;
+        write!(f, "max_procs={}: ", self.value)?;
         match (&self.source, self.quota) {
-            (Source::Env { var }, _) => write!(f, "env {var}={}", self.value)?,
-            (Source::CgroupV2, Some((quota, period))) => write!(f, "cgroup v2 cpu.max {quota}/{period}")?,
-            (Source::CgroupV1, Some((quota, period))) => {
-                write!(f, "cgroup v1 cpu.cfs_quota_us/cpu.cfs_period_us {quota}/{period}")?;
+            (Source::Set { at }, _) => write!(f, "set by runtime::set_max_procs at {at}")?,
+            (Source::Env { var }, _) => write!(f, "from env {var}={}", self.value)?,
+            (Source::CgroupV2, Some((quota, period))) => {
+                write!(f, "from cgroup v2 cpu.max {quota}/{period}")?;
             }
-            _ => write!(f, "CPU affinity ({} CPUs allowed)", self.cpus)?,
+            (Source::CgroupV1, Some((quota, period))) => {
+                write!(f, "from cgroup v1 cpu.cfs_quota_us/cpu.cfs_period_us {quota}/{period}")?;
+            }
+            _ => write!(f, "from CPU affinity ({} CPUs allowed)", self.cpus)?,
         }
         if let (Source::CgroupV1 | Source::CgroupV2, Some(path)) = (&self.source, &self.cgroup_path) {
             write!(f, " at {}", path.display())?;
+        }
+        if let Some(throttling) = &self.throttling {
+            let Throttling { periods, throttled_periods, throttled } = throttling;
+            write!(f, ", throttled in {throttled_periods} of {periods} periods ({throttled:?})")?;
+        }
+        if let Some(bytes) = self.memory_limit {
+            write!(f, ", memory limit {bytes} bytes")?;
         }
         if !self.warnings.is_empty() {
             let noun = if self.warnings.len() == 1 { "warning" } else { "warnings" };
@@ -193,8 +170,10 @@ impl fmt::Display for Procs {
 
 /// Runs the detection with explicit inputs: a filesystem root, an environment, a CPU count.
 ///
-/// [`max_procs`] is `Detector::new().detect()`, cached. Tests and tools point a `Detector` at a
-/// directory that mimics `/proc/self/{cgroup,mountinfo,status}` and the cgroup mounts.
+/// [`max_procs`] is `Detector::new().detect()`, cached and re-detected once a second;
+/// [`install`](Self::install) makes a configured detector the one it uses. Tests and tools
+/// point a `Detector` at a directory that mimics `/proc/self/{cgroup,mountinfo,status}` and
+/// the cgroup mounts.
 ///
 /// ```
 /// use gonext::runtime::{Detector, Rounding, Source};
@@ -253,7 +232,8 @@ impl Detector {
         self
     }
 
-    /// Uses these variables instead of the process environment.
+    /// Uses these variables instead of the process environment (also for
+    /// `GONEXT_UPDATE_MAX_PROCS` once [installed](Self::install)).
     pub fn env<K: Into<OsString>, V: Into<OsString>>(
         mut self,
         vars: impl IntoIterator<Item = (K, V)>,
@@ -275,7 +255,7 @@ impl Detector {
     /// Panics if `n` is zero: a process always runs on at least one CPU.
     #[track_caller]
     pub fn cpus(mut self, n: usize) -> Self {
-        assert!(n > 0, "Detector::cpus: a process runs on at least one CPU, got 0");
+        assert!(n > 0, "Detector::cpus at {}: a process runs on at least one CPU, got 0", Location::caller());
         self.cpus = Some(n);
         self
     }
@@ -286,14 +266,14 @@ impl Detector {
         self
     }
 
-    /// The smallest value a quota or the affinity count may produce (default 1).
+    /// The smallest value a quota or the affinity count may produce (default 1; Go uses 2).
     ///
     /// # Panics
     ///
     /// Panics if `min` is zero: a pool needs at least one thread.
     #[track_caller]
     pub fn min(mut self, min: usize) -> Self {
-        assert!(min > 0, "Detector::min: a pool needs at least one thread, got 0");
+        assert!(min > 0, "Detector::min at {}: a pool needs at least one thread, got 0", Location::caller());
         self.min = min;
         self
     }
@@ -301,40 +281,72 @@ impl Detector {
     /// Runs the detection. Never panics: problems become [`Procs::warnings`].
     pub fn detect(&self) -> Procs {
         let mut warnings = Vec::new();
+        self.updates_enabled(&mut warnings);
         let cpus = self.cpus.unwrap_or_else(|| affinity_cpus(&self.root, &mut warnings));
-        let quota = self.cgroup_quota(&mut warnings);
         let mut procs = Procs {
             value: cpus.max(self.min),
             source: Source::Affinity,
-            quota: quota.as_ref().map(|q| (q.quota, q.period)),
-            cgroup_path: quota.as_ref().map(|q| q.path.clone()),
+            quota: None,
+            cgroup_path: None,
             cpus,
+            throttling: None,
+            memory_limit: None,
             warnings,
         };
-        if let Some(quota) = &quota {
+        if let Some(value) = self.env_override(&mut procs.warnings) {
+            procs.value = value;
+            procs.source = Source::Env { var: self.env_var.clone() };
+            return procs;
+        }
+        let Some(layout) = Layout::read(&self.root, &mut procs.warnings) else { return procs };
+        let warnings = &mut procs.warnings;
+        let quota =
+            [CgroupVersion::V2, CgroupVersion::V1].into_iter().find_map(|v| layout.quota(v, warnings));
+        if let Some(quota) = quota {
             procs.value = quota.threads(self.rounding).min(cpus).max(self.min);
             procs.source = match quota.version {
                 CgroupVersion::V1 => Source::CgroupV1,
                 CgroupVersion::V2 => Source::CgroupV2,
             };
+            procs.quota = Some((quota.quota, quota.period));
+            procs.throttling = quota.throttling(warnings);
+            procs.cgroup_path = Some(quota.path);
         }
-        if let Some(value) = self.env_override(&mut procs.warnings) {
-            procs.value = value;
-            procs.source = Source::Env { var: self.env_var.clone() };
-        }
+        procs.memory_limit = memory_of(&layout, warnings);
         procs
     }
 
-    fn cgroup_quota(&self, warnings: &mut Vec<String>) -> Option<Quota> {
-        let layout = cgroup::Layout::read(&self.root, warnings)?;
-        [CgroupVersion::V2, CgroupVersion::V1].into_iter().find_map(|version| layout.quota(version, warnings))
+    /// The memory limit alone (what [`memory_limit`](crate::runtime::memory_limit) needs
+    /// when an environment override kept [`detect`](Self::detect) from reading cgroups).
+    fn detect_memory(&self) -> Option<u64> {
+        let mut ignored = Vec::new();
+        memory_of(&Layout::read(&self.root, &mut ignored)?, &mut ignored)
+    }
+
+    /// Makes this detector the one behind [`max_procs`], [`refresh`] and the periodic
+    /// re-detection (an explicit [`set_max_procs`] still wins), and returns its first report.
+    ///
+    /// ```
+    /// use gonext::runtime::{self, Detector, Rounding};
+    ///
+    /// // automaxprocs's policy instead of Go's: round down, never below 1.
+    /// let report = Detector::new().rounding(Rounding::Floor).install();
+    /// assert_eq!(runtime::max_procs(), report.value);
+    /// # Detector::new().install();
+    /// ```
+    pub fn install(self) -> Procs {
+        global::install(self)
+    }
+
+    fn env_value(&self, name: &str) -> Option<OsString> {
+        match &self.env {
+            Some(vars) => vars.get(OsString::from(name).as_os_str()).cloned(),
+            None => std::env::var_os(name),
+        }
     }
 
     fn env_override(&self, warnings: &mut Vec<String>) -> Option<usize> {
-        let raw = match &self.env {
-            Some(vars) => vars.get(OsString::from(&self.env_var).as_os_str()).cloned(),
-            None => std::env::var_os(&self.env_var),
-        }?;
+        let raw = self.env_value(&self.env_var)?;
         let text = raw.to_string_lossy();
         match text.trim().parse::<usize>() {
             Ok(0) => warnings.push(format!("{}={text:?} ignored: must be at least 1", self.env_var)),
@@ -343,6 +355,26 @@ impl Detector {
         }
         None
     }
+
+    /// Whether `GONEXT_UPDATE_MAX_PROCS` allows the periodic re-detection (unset: yes).
+    fn updates_enabled(&self, warnings: &mut Vec<String>) -> bool {
+        let Some(raw) = self.env_value(UPDATE_ENV_VAR) else { return true };
+        match raw.to_string_lossy().trim() {
+            "0" => false,
+            "1" => true,
+            other => {
+                warnings.push(format!("{UPDATE_ENV_VAR}={other:?} ignored: expected 0 or 1"));
+                true
+            }
+        }
+    }
+}
+
+/// The memory limit of the v2 hierarchy, else of the v1 memory controller.
+fn memory_of(layout: &Layout, warnings: &mut Vec<String>) -> Option<u64> {
+    [CgroupVersion::V2, CgroupVersion::V1]
+        .into_iter()
+        .find_map(|version| layout.memory_limit(version, warnings))
 }
 
 /// The number of CPUs in this process's affinity mask, from `proc/self/status` below `root`.

@@ -21,7 +21,8 @@
 //! tick that the kernel reports asleep gets a replacement, which takes that worker's batch.
 //! Workers that merely compute for long get company only after a much longer wait with no
 //! job started at all, for tasks that spin until a queued one runs. Idle workers beyond
-//! `max_procs` retire after a short wait, the others after a longer one.
+//! `max_procs` retire after a short wait, the others after a longer one; when `max_procs`
+//! changes, the sleepers re-check which they are.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -273,6 +274,15 @@ fn undo_start_monitor() {
     lock().monitor = MonitorState::NotStarted;
 }
 
+/// Follows a change of `max_procs`: an increase starts (or wakes) a worker for waiting jobs
+/// at once, and the sleepers look again at how long to wait, so that those beyond a smaller
+/// value retire after the short surplus wait. Busy workers finish their batches first.
+pub(crate) fn follow_max_procs() {
+    let action = lock().serve_queue();
+    action.run();
+    AVAILABLE.notify_all();
+}
+
 /// Runs `job` on a pool thread.
 pub(crate) fn submit(job: Job) {
     let mut pool = lock();
@@ -460,18 +470,19 @@ fn monitor() {
 
 /// What the kernel says of a thread: whether it is running (or runnable) rather than asleep.
 /// Only Linux says; elsewhere every busy worker without progress counts as blocked.
-mod os_thread {
-    pub(super) type ThreadId = u32;
+/// What the kernel says about a thread (shared with the cleanup workers' monitor).
+pub(crate) mod os_thread {
+    pub(crate) type ThreadId = u32;
 
     /// The calling thread's id, from `/proc/thread-self` (`<pid>/task/<tid>`).
-    pub(super) fn current() -> Option<ThreadId> {
+    pub(crate) fn current() -> Option<ThreadId> {
         let link = std::fs::read_link("/proc/thread-self").ok()?;
         link.file_name()?.to_str()?.parse().ok()
     }
 
     /// Whether thread `tid` of this process is in state `R`; its `stat` line has the state
     /// right after the parenthesised name.
-    pub(super) fn is_running(tid: ThreadId) -> bool {
+    pub(crate) fn is_running(tid: ThreadId) -> bool {
         std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
             .ok()
             .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('R')))

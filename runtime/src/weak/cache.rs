@@ -22,7 +22,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use crate::hash::{FastMap, SeededHasher};
+use crate::hash::FastMap;
 use crate::sync::{Condvar, Mutex as BubbleMutex};
 use crate::{Ptr, runtime, weak};
 
@@ -38,25 +38,26 @@ pub trait CacheKey: Hash + Eq + Clone + Send + Sync + 'static {}
 
 impl<K: Hash + Eq + Clone + Send + Sync + 'static> CacheKey for K {}
 
-enum Entry<V> {
+/// A key's state in a weak map: its value, or the load that will produce it.
+pub(crate) enum Entry<V> {
     Ready(weak::Pointer<V>),
     Loading(Arc<Flight>),
 }
 
 /// One load in progress; waiters block on it (durably, inside a bubble).
 #[derive(Default)]
-struct Flight {
+pub(crate) struct Flight {
     done: BubbleMutex<bool>,
     finished: Condvar,
 }
 
 impl Flight {
-    fn wait(&self) {
+    pub(crate) fn wait(&self) {
         let done = self.done.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         drop(self.finished.wait_while(done, |done| !*done));
     }
 
-    fn finish(&self) {
+    pub(crate) fn finish(&self) {
         *self.done.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = true;
         self.finished.notify_all();
     }
@@ -65,11 +66,46 @@ impl Flight {
 /// The keys (and entries) of one hash.
 type Bucket<K, V> = Vec<(K, Entry<V>)>;
 
+/// How often a `#[weak_cache]` fn was answered from its cache (its companion module's
+/// `stats()`).
+///
+/// ```
+/// use gonext::{Ptr, weak_cache};
+///
+/// #[weak_cache]
+/// fn square(n: u64) -> Ptr<u64> {
+///     Ptr::new(n * n)
+/// }
+///
+/// fn main() {
+///     let first = square(4);
+///     let again = square(4);
+///     let stats = square::stats();
+///     assert_eq!((stats.hits, stats.misses), (1, 1));
+///     # drop((first, again));
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Calls answered with a value that was cached (or loaded by a concurrent caller).
+    pub hits: u64,
+    /// Calls that ran the fn's body: the value was missing or dead.
+    pub misses: u64,
+}
+
 /// The cache behind one `#[weak_cache]` fn.
 pub struct WeakCache<K, V> {
     map: OnceLock<Mutex<FastMap<u64, Bucket<K, V>>>>,
-    /// Bumped by `clear`: thread caches remember the generation they saw.
+    /// Bumped by `clear` and `invalidate`: thread caches remember the generation they saw.
     generation: AtomicU64,
+    misses: AtomicU64,
+    /// Hits in the shared map (thread caches count their own).
+    shared_hits: AtomicU64,
+    /// The hits of thread caches whose threads exited.
+    retired_hits: AtomicU64,
+    /// The hit counters of live thread caches, each written by its thread only.
+    local_hits: Mutex<Vec<Arc<AtomicU64>>>,
 }
 
 struct Remembered<K, V> {
@@ -80,14 +116,19 @@ struct Remembered<K, V> {
 }
 
 /// One thread's memory of one cache's lookups.
-struct Local<K, V> {
+struct Local<K: 'static, V: 'static> {
     slots: Box<[Option<Remembered<K, V>>]>,
     victim: usize,
+    /// Hits answered here; only this thread writes it, so no hit contends.
+    hits: Arc<AtomicU64>,
+    cache: &'static WeakCache<K, V>,
 }
 
 impl<K: CacheKey, V: Send + Sync + 'static> Local<K, V> {
-    fn new() -> Self {
-        Local { slots: (0..SETS * WAYS).map(|_| None).collect(), victim: 0 }
+    fn new(cache: &'static WeakCache<K, V>) -> Self {
+        let hits = Arc::new(AtomicU64::new(0));
+        lock_counters(&cache.local_hits).push(Arc::clone(&hits));
+        Local { slots: (0..SETS * WAYS).map(|_| None).collect(), victim: 0, hits, cache }
     }
 
     fn set(hash: u64) -> std::ops::Range<usize> {
@@ -96,12 +137,15 @@ impl<K: CacheKey, V: Send + Sync + 'static> Local<K, V> {
     }
 
     fn get(&self, hash: u64, generation: u64, is_key: impl Fn(&K) -> bool) -> Option<Ptr<V>> {
-        self.slots[Self::set(hash)]
+        let value = self.slots[Self::set(hash)]
             .iter()
             .flatten()
             .find(|slot| slot.hash == hash && slot.generation == generation && is_key(&slot.key))?
             .value
-            .value()
+            .value()?;
+        // A plain increment: this thread is the counter's only writer.
+        self.hits.store(self.hits.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        Some(value)
     }
 
     fn remember(&mut self, slot: Remembered<K, V>) -> Option<Remembered<K, V>> {
@@ -118,6 +162,19 @@ impl<K: CacheKey, V: Send + Sync + 'static> Local<K, V> {
             });
         self.slots[set.start + way].replace(slot)
     }
+}
+
+impl<K: 'static, V: 'static> Drop for Local<K, V> {
+    fn drop(&mut self) {
+        // Under the lock, so that `stats` counts these hits exactly once.
+        let mut counters = lock_counters(&self.cache.local_hits);
+        self.cache.retired_hits.fetch_add(self.hits.load(Ordering::Relaxed), Ordering::Relaxed);
+        counters.retain(|counter| !Arc::ptr_eq(counter, &self.hits));
+    }
+}
+
+fn lock_counters(counters: &Mutex<Vec<Arc<AtomicU64>>>) -> MutexGuard<'_, Vec<Arc<AtomicU64>>> {
+    counters.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 thread_local! {
@@ -163,13 +220,81 @@ fn remove_where<K, V>(
 impl<K, V> WeakCache<K, V> {
     /// An empty cache (usable in a `static`).
     pub const fn new() -> Self {
-        WeakCache { map: OnceLock::new(), generation: AtomicU64::new(0) }
+        WeakCache {
+            map: OnceLock::new(),
+            generation: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            shared_hits: AtomicU64::new(0),
+            retired_hits: AtomicU64::new(0),
+            local_hits: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, FastMap<u64, Bucket<K, V>>> {
+        self.map.get_or_init(Mutex::default).lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The number of cached values that are alive.
+    pub fn len(&self) -> usize {
+        self.lock()
+            .values()
+            .flatten()
+            .filter(|(_, entry)| matches!(entry, Entry::Ready(weak) if weak.is_alive()))
+            .count()
+    }
+
+    /// Whether no cached value is alive.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets every cached value (values still in use stay alive; the next call loads anew).
+    pub fn clear(&self) {
+        let mut map = self.lock();
+        // Under the lock, before the entries go: a call that sees the old generation and
+        // misses its thread cache finds the map not yet cleared, as if it ran before `clear`.
+        self.generation.fetch_add(1, Ordering::Release);
+        map.retain(|_, bucket| {
+            bucket.retain(|(_, entry)| matches!(entry, Entry::Loading(_)));
+            !bucket.is_empty()
+        });
+    }
+
+    /// Forgets the value of the key (with probe hash `hash`) that `is_key` recognizes;
+    /// returns whether it was alive. A load in progress is not affected.
+    pub fn invalidate_by(&self, hash: u64, is_key: impl Fn(&K) -> bool) -> bool {
+        let mut map = self.lock();
+        // As in `clear`: thread caches must not answer with the forgotten value.
+        self.generation.fetch_add(1, Ordering::Release);
+        let mut alive = false;
+        if let Some(bucket) = map.get_mut(&hash) {
+            bucket.retain(|(key, entry)| match entry {
+                Entry::Ready(weak) if is_key(key) => {
+                    alive |= weak.is_alive();
+                    false
+                }
+                _ => true,
+            });
+            if bucket.is_empty() {
+                map.remove(&hash);
+            }
+        }
+        alive
+    }
+
+    /// The hits and misses so far.
+    pub fn stats(&self) -> CacheStats {
+        let counters = lock_counters(&self.local_hits);
+        let local: u64 = counters.iter().map(|hits| hits.load(Ordering::Relaxed)).sum();
+        let hits =
+            local + self.retired_hits.load(Ordering::Relaxed) + self.shared_hits.load(Ordering::Relaxed);
+        CacheStats { hits, misses: self.misses.load(Ordering::Relaxed) }
     }
 
     /// A hasher for probes. Equal probes hash alike; a probe's hash is never compared with
     /// a hash of an owned key, so `&str` and `String` need not agree.
     pub fn probe_hasher(&self) -> impl Hasher + use<K, V> {
-        SeededHasher::new(crate::hash::process_seed())
+        crate::hash::seeded(crate::hash::process_seed())
     }
 
     /// Adds one argument to a probe's hash (one call per argument, so that the expansion
@@ -180,8 +305,11 @@ impl<K, V> WeakCache<K, V> {
 }
 
 impl<K: CacheKey, V: Send + Sync + 'static> WeakCache<K, V> {
-    fn lock(&self) -> MutexGuard<'_, FastMap<u64, Bucket<K, V>>> {
-        self.map.get_or_init(Mutex::default).lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// As [`invalidate_by`](Self::invalidate_by), for an owned key.
+    pub fn invalidate(&self, key: K) -> bool {
+        let mut hasher = self.probe_hasher();
+        key.hash(&mut hasher);
+        self.invalidate_by(hasher.finish(), |stored| *stored == key)
     }
 
     /// Runs `f` on this thread's memory of this cache; `None` while it is in use (a call
@@ -194,7 +322,7 @@ impl<K: CacheKey, V: Send + Sync + 'static> WeakCache<K, V> {
                 let index = match locals.iter().position(|(cache, _)| *cache == id) {
                     Some(index) => index,
                     None => {
-                        locals.push((id, Box::new(Local::<K, V>::new())));
+                        locals.push((id, Box::new(Local::<K, V>::new(self))));
                         locals.len() - 1
                     }
                 };
@@ -285,6 +413,7 @@ impl<K: CacheKey, V: Send + Sync + 'static> WeakCache<K, V> {
                     Some(value) => {
                         let key = key.clone();
                         drop(map);
+                        self.shared_hits.fetch_add(1, Ordering::Relaxed);
                         self.remember(&key, hash, generation, &value);
                         return Ok(value);
                     }
@@ -309,6 +438,7 @@ impl<K: CacheKey, V: Send + Sync + 'static> WeakCache<K, V> {
             }
         };
         let mut guard = LoadGuard { cache: self, key: Some((hash, key.clone())), flight };
+        self.misses.fetch_add(1, Ordering::Relaxed);
         let value = load(args)?;
         {
             let mut map = self.lock();
@@ -328,33 +458,7 @@ impl<K: CacheKey, V: Send + Sync + 'static> WeakCache<K, V> {
     fn forget_dead(&self, hash: u64, key: &K) {
         let mut map = self.lock();
         remove_where(&mut map, hash, |(k, entry)| {
-            k == key && matches!(entry, Entry::Ready(weak) if weak.value().is_none())
-        });
-    }
-
-    /// The number of cached values that are alive.
-    pub fn len(&self) -> usize {
-        self.lock()
-            .values()
-            .flatten()
-            .filter(|(_, entry)| matches!(entry, Entry::Ready(weak) if weak.value().is_some()))
-            .count()
-    }
-
-    /// Whether no cached value is alive.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Forgets every cached value (values still in use stay alive; the next call loads anew).
-    pub fn clear(&self) {
-        let mut map = self.lock();
-        // Under the lock, before the entries go: a call that sees the old generation and
-        // misses its thread cache finds the map not yet cleared, as if it ran before `clear`.
-        self.generation.fetch_add(1, Ordering::Release);
-        map.retain(|_, bucket| {
-            bucket.retain(|(_, entry)| matches!(entry, Entry::Loading(_)));
-            !bucket.is_empty()
+            k == key && matches!(entry, Entry::Ready(weak) if !weak.is_alive())
         });
     }
 }
@@ -389,13 +493,23 @@ pub fn try_get_or_load<K: CacheKey, V: Send + Sync + 'static, E>(
 }
 
 /// The number of live values in `cache`.
-pub fn len<K: CacheKey, V: Send + Sync + 'static>(cache: &WeakCache<K, V>) -> usize {
+pub fn len<K, V>(cache: &WeakCache<K, V>) -> usize {
     cache.len()
 }
 
 /// Forgets every value in `cache`.
-pub fn clear<K: CacheKey, V: Send + Sync + 'static>(cache: &WeakCache<K, V>) {
+pub fn clear<K, V>(cache: &WeakCache<K, V>) {
     cache.clear();
+}
+
+/// The hits and misses of `cache`.
+pub fn stats<K, V>(cache: &WeakCache<K, V>) -> CacheStats {
+    cache.stats()
+}
+
+/// Forgets `key`'s value in `cache` (a fn with owned arguments only).
+pub fn invalidate<K: CacheKey, V: Send + Sync + 'static>(cache: &WeakCache<K, V>, key: K) -> bool {
+    cache.invalidate(key)
 }
 
 impl<K, V> std::fmt::Debug for WeakCache<K, V> {

@@ -3,9 +3,14 @@
 //! A [`Pointer`] is made from a [`Ptr`] and gives it back with [`Pointer::value`] while any
 //! strong `Ptr` lives. Like Go's weak pointers, two `Pointer`s compare equal exactly when
 //! they were made from the same allocation — also after the object died — so they can key a
-//! map (the canonicalization-map pattern of Go's proposal #67552).
+//! map (the canonicalization-map pattern of Go's proposal #67552). [`WeakMap`] is that map,
+//! concurrent, with entries that vanish when their value dies.
 
 pub(crate) mod cache;
+mod map;
+
+pub use cache::CacheStats;
+pub use map::WeakMap;
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -38,12 +43,38 @@ pub struct Pointer<T> {
     weak: Weak<Shared<T>>,
 }
 
+impl<T> Pointer<T> {
+    pub(crate) fn from_weak(weak: Weak<Shared<T>>) -> Pointer<T> {
+        Pointer { weak }
+    }
+
+    /// Whether the object lives, without making a strong pointer (whose drop could end it).
+    pub(crate) fn is_alive(&self) -> bool {
+        self.weak.strong_count() > 0
+    }
+}
+
 /// A weak pointer to `ptr`'s allocation: Go's `weak.Make`.
 pub fn make<T>(ptr: &Ptr<T>) -> Pointer<T> {
     Pointer { weak: std::sync::Arc::downgrade(&ptr.shared) }
 }
 
 impl<T> Pointer<T> {
+    /// A weak pointer to no object, Go's zero `weak.Pointer[T]`: [`value`](Self::value) is
+    /// `None`, and all such pointers are equal to each other and to no other.
+    ///
+    /// ```
+    /// use gonext::{Ptr, weak};
+    ///
+    /// let zero = weak::Pointer::<u32>::new();
+    /// assert_eq!(zero.value(), None);
+    /// assert_eq!(zero, weak::Pointer::default());
+    /// assert_ne!(zero, weak::make(&Ptr::new(7)));
+    /// ```
+    pub const fn new() -> Pointer<T> {
+        Pointer { weak: Weak::new() }
+    }
+
     /// A strong pointer to the object, or `None` if it died: Go's `Pointer.Value`.
     #[inline]
     pub fn value(&self) -> Option<Ptr<T>> {
@@ -59,6 +90,12 @@ impl<T> Pointer<T> {
 impl<T> Clone for Pointer<T> {
     fn clone(&self) -> Self {
         Pointer { weak: self.weak.clone() }
+    }
+}
+
+impl<T> Default for Pointer<T> {
+    fn default() -> Self {
+        Pointer::new()
     }
 }
 
