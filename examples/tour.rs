@@ -139,6 +139,8 @@ fn virtual_time() {
     std::panic::set_hook(quiet);
     let message = report.err().and_then(|p| p.downcast_ref::<String>().cloned()).unwrap_or_default();
     println!("a stuck bubble reports: {}", message.lines().next().unwrap_or_default());
+    let std_virtual = time::bubble(time::std_time_is_virtual);
+    println!("std::time inside a bubble is virtual: {std_virtual} (true with the std-time feature)");
 }
 
 /// Go's atomic vector-ops proposal: a pointer and a generation swapped by one CAS.

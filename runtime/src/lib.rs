@@ -514,6 +514,11 @@ pub use gonext_macros::select;
 ///   `1h30m`, `1.5s`, `250ms`);
 /// - `stall = "30s"`: fail when nothing moves for this much real time (default 30 s).
 ///
+/// std's own clocks, sleeps and timed waits (and the crates built on them) are virtual in the
+/// test only with gonext's `std-time` feature, on Linux with glibc; otherwise they keep real
+/// time. Assert [`time::std_time_is_virtual`] in a test that depends on it. See
+/// [Virtual time for std code](time#virtual-time-for-std-code).
+///
 /// ```
 /// # use gonext::virtual_time_test;
 /// #[virtual_time_test(timeout = "1h")]

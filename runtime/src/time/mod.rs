@@ -49,6 +49,84 @@
 //! thread-local read, `thread::sleep` is std's, and async timers run on one lazily started
 //! timer thread, so they work under tokio, `futures::executor` or any other executor.
 //!
+//! Without the `std-time` feature, only gonext's own clocks, timers and primitives are
+//! virtual: `std::time::Instant`, `std::thread::sleep`, std's timed waits and every crate
+//! built on them keep real time inside a bubble. [`std_time_is_virtual`] tells which applies.
+//!
+//! # Virtual time for std code
+//!
+//! Go's promise is that code under test needs no clock injection. With the opt-in feature
+//! `std-time` (meant for `[dev-dependencies]`), gonext keeps it for std and everything built
+//! on std, on Linux with glibc (x86_64 and aarch64):
+//!
+//! ```toml
+//! [dev-dependencies]
+//! gonext = { version = "0.1", features = ["std-time"] }
+//! ```
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//!
+//! gonext::time::bubble(|| {
+//!     if gonext::time::std_time_is_virtual() {
+//!         let start = Instant::now(); // std's own Instant
+//!         std::thread::sleep(Duration::from_secs(3600)); // returns at once
+//!         assert_eq!(start.elapsed(), Duration::from_secs(3600));
+//!     }
+//! });
+//! ```
+//!
+//! **How.** std is linked into every binary and calls libc by name; the feature defines the
+//! libc symbols std calls, and a definition in the binary wins over libc's. Each checks
+//! whether the calling thread is a bubble member (one thread-local read) and otherwise calls
+//! libc's own function, so outside bubbles everything behaves exactly as before.
+//!
+//! **What is covered, for members:**
+//!
+//! - Clocks: `clock_gettime` (`CLOCK_MONOTONIC`, `BOOTTIME`, `REALTIME`, `TAI` and their
+//!   coarse, raw and alarm variants), `gettimeofday`, `time`; so `std::time::Instant`,
+//!   `SystemTime` and gonext's [`Instant`]/[`SystemTime`] agree exactly. CPU-time clocks stay
+//!   real.
+//! - Sleeps: `clock_nanosleep` (`std::thread::sleep`), `nanosleep`, `usleep`, `sleep` are
+//!   durable virtual sleeps, as [`crate::thread::sleep`] is.
+//! - Timed waits: std turns a timeout into an absolute deadline read from the (virtual) clock
+//!   and hands it to the kernel's futex. `syscall(SYS_futex, …)` is interposed: a member's
+//!   timed wait (`Condvar::wait_timeout`, `mpsc::Receiver::recv_timeout`,
+//!   `thread::park_timeout`, parking_lot's timed parks) is a durable virtual timer, and a
+//!   wake-up from any thread makes the member count as running before it runs, so the clock
+//!   cannot jump past a notification in flight.
+//! - Untimed waits (a contended `std::sync::Mutex`, `Condvar::wait`, `recv`) are not durable:
+//!   the waker may be outside the bubble (Go's rule for objects the bubble did not create).
+//!   They count as running; a bubble stuck there ends in the stall report, which names the
+//!   member "in an untimed std wait".
+//! - Threads: a thread a member starts with `std::thread::spawn` (any `pthread_create`, so
+//!   the pools of other crates too) joins the bubble, as a goroutine started in a bubble
+//!   does; the bubble waits for it, and joining it is a durable block.
+//!   [`Bubble::adopt_std_threads`] turns this off. gonext's own threads (the worker pool, the
+//!   cleanup workers, the watchdog, timer threads) are never adopted. Once the root has
+//!   returned, adopted threads that only sit in untimed waits while nothing else in the
+//!   bubble runs — the idle workers of a lazily started global pool — are let go and keep
+//!   real time from then on, instead of keeping the bubble open forever.
+//! - Failures: an interposer never panics. When the bubble fails, members inside std calls
+//!   return normally; their later std sleeps and timed waits take at most a few real
+//!   milliseconds each and move the clock to their deadline, so they soon finish or reach a
+//!   gonext call, which unwinds. A member looping forever in std code cannot be unwound: the
+//!   stall limit gives up on it.
+//!
+//! **Not covered:** calls made inside glibc itself (its `pthread_cond_timedwait`, `sem_*`
+//! timed waits and internal clock reads), code that bypasses libc (rustix's raw system
+//! calls, hence async-io and smol; `quanta` and other TSC clocks; kernel timers such as
+//! `SO_RCVTIMEO` or `timerfd`), `epoll`/`poll` timeouts (real I/O counts as running),
+//! statically linked binaries (`crt-static`, musl) and every target other than Linux glibc
+//! on x86_64 or aarch64, where the feature compiles to nothing. Another crate that defines
+//! the same symbols (madsim, msim, libfaketime-style interposers) cannot be linked beside
+//! it.
+//!
+//! **Differences from Go.** A timed std wait is durable even when a thread outside the
+//! bubble would answer it, so its timeout may fire early in virtual time: the clock moves as
+//! soon as every member is blocked. Keep such helpers inside the bubble (they are adopted by
+//! default) or hold the clock with [`hold_clock`] while they work.
+//!
 //! # Differences from Go
 //!
 //! Go's bubbles contain goroutines; Rust has two kinds of concurrency, so a bubble holds OS
@@ -144,7 +222,8 @@ impl Bubble {
 
     /// Whether threads that members start with `std::thread::spawn` (or any other
     /// `pthread_create`) join the bubble; on by default. Only the `std-time` feature adopts
-    /// such threads: without it they always keep real time, and this setting does nothing.
+    /// such threads (see [the module docs](self#virtual-time-for-std-code)): without it they
+    /// always keep real time, and this setting does nothing.
     ///
     /// ```
     /// use gonext::time::Bubble;
