@@ -1,5 +1,10 @@
 //! Virtual time: the cost of a virtual sleep alone and with 1000 sleepers, against tokio's
-//! paused clock; a channel ping-pong between bubble threads; `Instant::now` outside bubbles.
+//! paused clock; a channel ping-pong between bubble threads; `Instant::now` outside bubbles;
+//! and, when built with the `std-time` feature, std's own sleep in a bubble and std's clock
+//! outside one.
+//!
+//! Every case times its bubble from outside: with `std-time`, std's `Instant` inside a bubble
+//! reads the virtual clock.
 
 use std::hint::black_box;
 use std::sync::mpsc;
@@ -20,24 +25,62 @@ fn paused_tokio() -> tokio::runtime::Runtime {
 }
 
 fn sleep_lone() -> Case {
-    Case::time("time/sleep_lone", |iters| {
+    Case::time("time/sleep_lone", gonext_sleeps).peer("tokio_paused", tokio_paused_sleeps)
+}
+
+fn gonext_sleeps(iters: u64) -> Duration {
+    let start = Instant::now();
+    time::bubble(|| {
+        for _ in 0..iters {
+            thread::sleep(Duration::from_millis(1));
+        }
+    });
+    start.elapsed()
+}
+
+fn tokio_paused_sleeps(iters: u64) -> Duration {
+    paused_tokio().block_on(async {
+        let start = Instant::now();
+        for _ in 0..iters {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        start.elapsed()
+    })
+}
+
+/// `std::thread::sleep` in a bubble: the `std-time` interposer's cost over gonext's own sleep.
+fn std_sleep_lone() -> Case {
+    Case::time("time/std_sleep_lone", |iters| {
+        let start = Instant::now();
         time::bubble(|| {
-            let start = Instant::now();
             for _ in 0..iters {
-                thread::sleep(Duration::from_millis(1));
+                std::thread::sleep(Duration::from_millis(1));
             }
-            start.elapsed()
-        })
+        });
+        start.elapsed()
     })
-    .peer("tokio_paused", |iters| {
-        paused_tokio().block_on(async {
-            let start = Instant::now();
-            for _ in 0..iters {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            start.elapsed()
-        })
-    })
+    .peer("gonext_thread_sleep", gonext_sleeps)
+    .peer("tokio_paused", tokio_paused_sleeps)
+}
+
+/// `std::time::Instant::now()` outside bubbles through the `std-time` interposer, against
+/// libc's own `clock_gettime` (the vDSO) called directly.
+fn std_now_outside() -> Case {
+    type ClockGettime = unsafe extern "C" fn(libc::clockid_t, *mut libc::timespec) -> libc::c_int;
+    // SAFETY: RTLD_NEXT from the executable finds libc's `clock_gettime`, past gonext's.
+    let real = unsafe { libc::dlsym(libc::RTLD_NEXT, c"clock_gettime".as_ptr()) };
+    assert!(!real.is_null(), "libc's clock_gettime");
+    // SAFETY: that symbol has this type.
+    let real = unsafe { std::mem::transmute::<*mut libc::c_void, ClockGettime>(real) };
+    Case::time("time/std_now_outside", iter(Instant::now)).peer(
+        "vdso_clock_gettime",
+        iter(move || {
+            let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // SAFETY: `now` is valid for writes.
+            unsafe { real(libc::CLOCK_MONOTONIC, &mut now) };
+            now
+        }),
+    )
 }
 
 /// Task `i` of `SLEEPERS` sleeps `rounds` times for `1 + i % 7` ms: many distinct deadlines.
@@ -88,6 +131,7 @@ fn sleepers_async() -> Case {
 
 fn threads_pingpong() -> Case {
     Case::time("time/threads_pingpong", |iters| {
+        let start = Instant::now();
         time::bubble(|| {
             let (ping_tx, ping_rx) = sync::chan::<u64>(0);
             let (pong_tx, pong_rx) = sync::chan::<u64>(0);
@@ -96,16 +140,14 @@ fn threads_pingpong() -> Case {
                     pong_tx.send(n).expect("pong");
                 }
             });
-            let start = Instant::now();
             for n in 0..iters {
                 ping_tx.send(n).expect("ping");
                 black_box(pong_rx.recv());
             }
-            let elapsed = start.elapsed();
             drop(ping_tx);
             echo.join().expect("echo thread");
-            elapsed
-        })
+        });
+        start.elapsed()
     })
     .peer("std_mpsc_real_time", |iters| {
         let (ping_tx, ping_rx) = mpsc::sync_channel::<u64>(0);
@@ -132,5 +174,11 @@ fn now_outside() -> Case {
 }
 
 pub(super) fn cases() -> Vec<Case> {
-    vec![sleep_lone(), sleepers_async(), threads_pingpong(), now_outside()]
+    let mut cases = vec![sleep_lone(), sleepers_async(), threads_pingpong(), now_outside()];
+    if time::bubble(time::std_time_is_virtual) {
+        cases.extend([std_sleep_lone(), std_now_outside()]);
+    } else {
+        eprintln!("compare: time/std_* need the std-time feature (`--features std-time`); skipped");
+    }
+    cases
 }

@@ -35,6 +35,7 @@ fn run_tasks<F: Future>(
     root: F,
 ) -> Option<F::Output> {
     let mut root = pin!(root);
+    take_pending_on();
     let mut tasks: IdMap<(BoxTask, Waker)> = IdMap::default();
     let mut output = None;
     let mut batch = VecDeque::new();
@@ -52,6 +53,8 @@ fn run_tasks<F: Future>(
         match polled {
             Some(Poll::Pending) => bubble.after_pending(id),
             Some(Poll::Ready(())) | None => {
+                // What a finished task's futures noted must not describe the next poll.
+                take_pending_on();
                 tasks.remove(&id);
                 bubble.remove_member(id);
             }
@@ -70,7 +73,6 @@ fn poll_member<T>(
     poll: impl FnOnce(&mut Context<'_>) -> Poll<T>,
 ) -> Option<Poll<T>> {
     set_current_task(id, waker);
-    take_pending_on();
     let mut cx = Context::from_waker(waker);
     match catch_unwind(AssertUnwindSafe(|| poll(&mut cx))) {
         Ok(polled) => Some(polled),

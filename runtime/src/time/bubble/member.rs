@@ -17,14 +17,20 @@ use super::{BubbleAborted, BubbleState, Current, MemberId, Site, State, TimerTar
 thread_local! {
     /// What the gonext primitives polled on this thread said when they returned `Pending`,
     /// read by `block_on` and the executor to decide whether the member is durably blocked.
-    static PENDING_ON: Cell<PendingOn> = const { Cell::new(PendingOn::Nothing) };
-    /// Counts the notes, so that `select!` can tell which branch was silent.
-    static NOTES: Cell<u32> = const { Cell::new(0) };
+    static PENDING_ON: Cell<Notes> = const { Cell::new(Notes { count: 0, on: PendingOn::Nothing }) };
     /// Parks this thread outside any bubble.
     static THREAD_NOTIFY: Arc<ThreadNotify> = Arc::new(ThreadNotify {
         thread: thread::current(),
         notified: AtomicBool::new(false),
     });
+}
+
+/// The notes of the current poll, and how many were taken on this thread so that `select!`
+/// can tell which branch was silent.
+#[derive(Clone, Copy)]
+struct Notes {
+    count: u32,
+    on: PendingOn,
 }
 
 /// Why a poll of a member returned `Pending`, as far as gonext can tell.
@@ -41,22 +47,27 @@ pub(super) enum PendingOn {
 
 /// Called by primitives when they return `Pending` on an object of the caller's bubble, so
 /// that the block is durable and reports name the await site.
+#[inline]
 pub(crate) fn note_blocked_at(site: Site, op: &'static str) {
-    NOTES.set(NOTES.get().wrapping_add(1));
-    if !matches!(PENDING_ON.get(), PendingOn::Outside(..)) {
-        PENDING_ON.set(PendingOn::Bubble(site, op));
-    }
+    let notes = PENDING_ON.get();
+    let on = match notes.on {
+        PendingOn::Outside(..) => notes.on,
+        _ => PendingOn::Bubble(site, op),
+    };
+    PENDING_ON.set(Notes { count: notes.count.wrapping_add(1), on });
 }
 
 /// Called by primitives when they return `Pending` on an object created outside any bubble:
 /// the wait is not durable, whatever else the same poll waits on.
+#[inline]
 pub(crate) fn note_blocked_outside(site: Site, op: &'static str) {
-    NOTES.set(NOTES.get().wrapping_add(1));
-    PENDING_ON.set(PendingOn::Outside(site, op));
+    let count = PENDING_ON.get().count.wrapping_add(1);
+    PENDING_ON.set(Notes { count, on: PendingOn::Outside(site, op) });
 }
 
 /// Notes a `Pending` on an object created in `owner` (checked to be the caller's bubble) or,
 /// for `None`, outside any bubble.
+#[inline]
 pub(crate) fn note_pending_on(owner: Option<&Arc<BubbleState>>, site: Site, op: &'static str) {
     match owner {
         Some(_) => note_blocked_at(site, op),
@@ -70,20 +81,23 @@ pub(crate) struct PendingMarker(u32);
 
 impl PendingMarker {
     pub(crate) fn new() -> PendingMarker {
-        PendingMarker(NOTES.get())
+        PendingMarker(PENDING_ON.get().count)
     }
 
     /// The future polled since the marker was taken returned `Pending` without a gonext note:
     /// it is foreign, so the wait it is part of is not durable.
     pub(crate) fn foreign_if_silent(self, site: Site, op: &'static str) {
-        if NOTES.get() == self.0 {
+        if PENDING_ON.get().count == self.0 {
             note_blocked_outside(site, op);
         }
     }
 }
 
+#[inline]
 pub(super) fn take_pending_on() -> PendingOn {
-    PENDING_ON.replace(PendingOn::Nothing)
+    let notes = PENDING_ON.get();
+    PENDING_ON.set(Notes { count: notes.count, on: PendingOn::Nothing });
+    notes.on
 }
 
 struct ThreadNotify {
@@ -254,7 +268,6 @@ impl BubbleState {
         if !blocked {
             return Ok(());
         }
-        let parker = ThreadParker::current();
         let mut spin = Spin::default();
         loop {
             if inner.failure.is_some() {
@@ -264,7 +277,7 @@ impl BubbleState {
                 return Ok(());
             }
             drop(inner);
-            spin.wait_or_park(|| parker.park());
+            spin.wait_or_park(ThreadParker::park_current);
             inner = self.lock();
         }
     }

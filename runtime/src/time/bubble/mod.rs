@@ -439,7 +439,28 @@ impl BubbleState {
 
     /// The idle step: when no member runs, wake due timers, else the `wait()` caller, else
     /// advance the clock to the next timer, else fail with a deadlock report.
-    fn settle<'a>(&'a self, mut inner: MutexGuard<'a, Inner>) -> MutexGuard<'a, Inner> {
+    #[inline]
+    fn settle<'a>(&'a self, inner: MutexGuard<'a, Inner>) -> MutexGuard<'a, Inner> {
+        if inner.running > 0 && !Self::may_stall_while_running(&inner) {
+            return inner;
+        }
+        self.settle_idle(inner)
+    }
+
+    /// Whether members counted as running may all be unable to move (see `any_running`).
+    #[inline]
+    fn may_stall_while_running(inner: &Inner) -> bool {
+        #[cfg(gonext_std_time)]
+        return inner.executor_blocked.is_some() || inner.root_done;
+        #[cfg(not(gonext_std_time))]
+        return {
+            let _ = inner;
+            false
+        };
+    }
+
+    #[inline(never)]
+    fn settle_idle<'a>(&'a self, mut inner: MutexGuard<'a, Inner>) -> MutexGuard<'a, Inner> {
         loop {
             if inner.waking > 0
                 || inner.failure.is_some()
@@ -492,11 +513,16 @@ impl BubbleState {
     }
 
     /// Whether some member may still make progress by itself.
+    #[inline]
     fn any_running(&self, inner: &mut Inner) -> bool {
+        if inner.running == 0 {
+            return false;
+        }
         #[cfg(gonext_std_time)]
-        return self.std_running(inner) > 0;
-        #[cfg(not(gonext_std_time))]
-        return inner.running > 0;
+        if Self::may_stall_while_running(inner) {
+            return self.std_running(inner) > 0;
+        }
+        true
     }
 
     /// Records the first failure and aborts every parked member.

@@ -46,6 +46,11 @@ impl ThreadParker {
         PARKER.with(Arc::clone)
     }
 
+    /// Parks the calling thread on its parker.
+    pub(crate) fn park_current() {
+        PARKER.with(|parker| parker.park());
+    }
+
     /// Blocks until [`unpark`](Self::unpark) is called (or spuriously); an unpark that came
     /// first makes it return at once.
     pub(crate) fn park(&self) {

@@ -162,9 +162,6 @@ impl BubbleState {
         if inner.failure.is_some() {
             return StdWake::Failed;
         }
-        if !inner.members.contains_key(&id) {
-            return StdWake::NotMember;
-        }
         if deadline.is_some_and(|deadline| deadline <= self.elapsed()) {
             return StdWake::TimedOut;
         }
@@ -177,6 +174,10 @@ impl BubbleState {
             inner.executor_blocked = Some((id, Arc::clone(&parker)));
         }
         let (mut inner, blocked) = self.block_locked(inner, id, State::Blocked { site: None, op });
+        if !blocked && !inner.members.contains_key(&id) {
+            Self::forget_timer(&mut inner, key);
+            return StdWake::NotMember;
+        }
         let mut failed = false;
         if blocked {
             loop {
@@ -195,14 +196,19 @@ impl BubbleState {
         if is_task {
             inner.executor_blocked = None;
         }
+        let end = match deadline {
+            _ if failed => StdWake::Failed,
+            // A timer fires, and is removed, before anyone sees the clock at its deadline.
+            Some(deadline) if self.elapsed() >= deadline => return StdWake::TimedOut,
+            _ => StdWake::Woken,
+        };
+        Self::forget_timer(&mut inner, key);
+        end
+    }
+
+    fn forget_timer(inner: &mut Inner, key: Option<super::TimerKey>) {
         if let Some(key) = key {
             inner.timers.remove(key);
-        }
-        drop(inner);
-        match deadline {
-            _ if failed => StdWake::Failed,
-            Some(deadline) if self.elapsed() >= deadline => StdWake::TimedOut,
-            _ => StdWake::Woken,
         }
     }
 

@@ -21,10 +21,8 @@ fn member_sleep(clock_id: libc::clockid_t, absolute: bool, request: *const libc:
     }
     // SAFETY: a non-null request points to a timespec, as the caller's contract says.
     let Some(request) = raw::duration_of(unsafe { &*request }) else { return Some(libc::EINVAL) };
-    let deadline = match absolute {
-        true => request.saturating_sub(origin),
-        false => bubble.elapsed().saturating_add(request),
-    };
+    let deadline =
+        if absolute { request.saturating_sub(origin) } else { bubble.elapsed().saturating_add(request) };
     if bubble.has_failed() {
         real_sleep(bubble.wait_after_failure(deadline));
         bubble.jump_after_failure(deadline);
