@@ -441,3 +441,52 @@ async fn a_std_sleep_inside_an_async_task_blocks_its_executor_in_virtual_time() 
         "it could not run while its executor slept"
     );
 }
+
+#[test]
+fn many_bubbles_at_once_keep_their_std_clocks_apart_and_exact() {
+    let workers: Vec<_> = (0..8u64)
+        .map(|n| {
+            std::thread::spawn(move || {
+                for round in 0..20u64 {
+                    let step = secs(n + 1);
+                    let outcome = catch_unwind(AssertUnwindSafe(|| {
+                        time::bubble(|| {
+                            let pair = Arc::new((Mutex::new(0u64), Condvar::new()));
+                            let start = Instant::now();
+                            let ticker = {
+                                let pair = Arc::clone(&pair);
+                                std::thread::spawn(move || {
+                                    for tick in 1..=5 {
+                                        std::thread::sleep(step);
+                                        *pair.0.lock().unwrap() = tick;
+                                        pair.1.notify_all();
+                                    }
+                                })
+                            };
+                            let mut seen = pair.0.lock().unwrap();
+                            while *seen < 5 {
+                                seen = pair.1.wait_timeout(seen, secs(3600)).unwrap().0;
+                            }
+                            drop(seen);
+                            ticker.join().unwrap();
+                            assert_eq!(start.elapsed(), step * 5);
+                            if round % 7 == 3 {
+                                panic!("round {round} of bubble {n} fails on purpose");
+                            }
+                        });
+                    }));
+                    match outcome {
+                        Ok(()) => assert_ne!(round % 7, 3),
+                        Err(payload) => assert_eq!(
+                            payload.downcast_ref::<String>().map(String::as_str),
+                            Some(format!("round {round} of bubble {n} fails on purpose").as_str())
+                        ),
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+}
