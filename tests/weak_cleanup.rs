@@ -1091,3 +1091,34 @@ fn weak_cache_invalidates_one_key_and_counts_hits_and_misses() {
     runtime::flush_cleanups();
     assert!(greeting::is_empty() && doubled::is_empty());
 }
+
+/// A cached fn declared inside another fn, with a value type local to that fn: its cache
+/// and companion work as at module level, and two such fns keep separate caches.
+#[test]
+fn weak_cache_works_on_a_fn_declared_inside_a_fn_body() {
+    let _serial = serial();
+
+    #[derive(Debug, PartialEq)]
+    struct Shout(String);
+
+    #[gonext::weak_cache]
+    fn shout(word: &str) -> Ptr<Shout> {
+        Ptr::new(Shout(word.to_uppercase()))
+    }
+
+    #[gonext::weak_cache]
+    fn whisper(word: &str) -> Ptr<Shout> {
+        Ptr::new(Shout(word.to_lowercase()))
+    }
+
+    let loud = shout("Go");
+    assert!(Ptr::ptr_eq(&loud, &shout("Go")), "the second call is a hit");
+    assert_eq!(*loud, Shout("GO".to_owned()));
+    assert_eq!(*whisper("Go"), Shout("go".to_owned()), "each fn has its own cache");
+    assert_eq!((shout::stats().hits, shout::stats().misses), (1, 1));
+    assert!(shout::invalidate("Go"));
+    assert!(!Ptr::ptr_eq(&loud, &shout("Go")));
+    drop(loud);
+    runtime::flush_cleanups();
+    assert!(shout::is_empty() && whisper::is_empty(), "dead entries were removed");
+}

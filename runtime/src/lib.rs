@@ -419,11 +419,12 @@ pub use gonext_macros::async_scope;
 /// `ToOwned` — return the same `Ptr` while any strong reference lives. When the value dies a
 /// cleanup removes its entry, so the cache never keeps values alive and stays bounded.
 /// Concurrent calls with an equal key run the body once and share the result (singleflight);
-/// errors are not cached and a panicking body does not poison the key. A module with the same
-/// name offers `len()`, `is_empty()`, `clear()`, `invalidate(args…) -> bool` (forget one key's
-/// value, on every thread) and `stats()` ([`weak::CacheStats`]: hits and misses, counted
-/// per thread so that hits still write no shared memory). For a map of your own, outside a
-/// fn, use [`weak::WeakMap`].
+/// errors are not cached and a panicking body does not poison the key. A companion type with
+/// the same name (an empty enum, so `load_config::len()` reads like a module path) offers
+/// `len()`, `is_empty()`, `clear()`, `invalidate(args…) -> bool` (forget one key's value, on
+/// every thread) and `stats()` ([`weak::CacheStats`]: hits and misses, counted per thread so
+/// that hits still write no shared memory). The fn may sit at module level or inside a fn
+/// body. For a map of your own, outside a fn, use [`weak::WeakMap`].
 ///
 /// ```
 /// use gonext::{Ptr, weak_cache};
@@ -446,9 +447,6 @@ pub use gonext_macros::async_scope;
 ///     assert_eq!(load_config::len(), 0);
 /// }
 /// ```
-///
-/// Put cached functions at module level: the companion module reaches the cache through
-/// `super`, which a function-local item cannot offer.
 ///
 /// # Differences from Go
 ///

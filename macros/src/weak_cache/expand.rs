@@ -1,5 +1,11 @@
 //! The expansion: the original body moved into an inner fn, a `static` cache keyed by the
-//! owned arguments, and a companion module (same name as the fn) with `len` and `clear`.
+//! owned arguments, and a companion type (same name as the fn, no values) whose associated
+//! fns inspect the cache: `len`, `clear`, `invalidate`, `stats`.
+//!
+//! The companion is an uninhabited enum with an inherent `impl`, not a module: an `impl`
+//! resolves names in the scope the attribute sits in, so the cache and the argument types
+//! are found in a fn body too, where a module (whose `super` is the enclosing module, not
+//! the block) could not see them.
 //!
 //! A fn with a reference argument looks its key up by a *probe*: the arguments as passed,
 //! hashed and compared borrowed, so a hit allocates nothing; they are owned into a key only
@@ -59,7 +65,7 @@ pub(super) fn expand(cached: &Cached) -> TokenStream {
             #private::weak_cache::#load(&#cache, #key, move || #inner(#(#names),*))
         }
     };
-    let doc = format!("The cache of [`{name}`]: inspect it, forget values, read its statistics.");
+    let doc = format!("The cache of [`{name}()`]: inspect it, forget values, read its statistics.");
     let invalidate = invalidate(cached, &cache, by_reference);
     quote! {
         #[allow(non_upper_case_globals)]
@@ -73,24 +79,24 @@ pub(super) fn expand(cached: &Cached) -> TokenStream {
         }
 
         #[doc = #doc]
-        #vis mod #name {
-            // The argument types of `invalidate` are written as in the fn's own scope.
-            #[allow(unused_imports)]
-            use super::*;
+        #[allow(non_camel_case_types)]
+        #[derive(Debug)]
+        #vis enum #name {}
 
+        impl #name {
             /// The number of cached values that are still alive.
             pub fn len() -> usize {
-                #private::weak_cache::len(&super::#cache)
+                #private::weak_cache::len(&#cache)
             }
 
             /// Whether no cached value is alive.
             pub fn is_empty() -> bool {
-                len() == 0
+                #private::weak_cache::len(&#cache) == 0
             }
 
             /// Forgets every cached value; the next call loads again.
             pub fn clear() {
-                #private::weak_cache::clear(&super::#cache);
+                #private::weak_cache::clear(&#cache);
             }
 
             #invalidate
@@ -98,7 +104,7 @@ pub(super) fn expand(cached: &Cached) -> TokenStream {
             /// How many calls were answered from the cache (`hits`) and how many ran the
             /// body (`misses`).
             pub fn stats() -> #private::CacheStats {
-                #private::weak_cache::stats(&super::#cache)
+                #private::weak_cache::stats(&#cache)
             }
         }
     }
@@ -117,7 +123,7 @@ fn invalidate(cached: &Cached, cache: &proc_macro2::Ident, by_reference: bool) -
                 Type::Reference(_) => quote!(#name),
                 _ => quote!(&#name),
             };
-            quote!(super::#cache.hash_arg(&mut #hasher, #arg);)
+            quote!(#cache.hash_arg(&mut #hasher, #arg);)
         });
         let compares = cached.arguments.iter().enumerate().map(|(i, argument)| {
             let (i, name) = (syn::Index::from(i), &argument.name);
@@ -130,13 +136,13 @@ fn invalidate(cached: &Cached, cache: &proc_macro2::Ident, by_reference: bool) -
             }
         });
         quote! {
-            let mut #hasher = super::#cache.probe_hasher();
+            let mut #hasher = #cache.probe_hasher();
             #(#hashes)*
-            super::#cache.invalidate_by(::std::hash::Hasher::finish(&#hasher), |#key| true #(&& #compares)*)
+            #cache.invalidate_by(::std::hash::Hasher::finish(&#hasher), |#key| true #(&& #compares)*)
         }
     } else {
         let owned = names.iter().map(|name| quote!(::std::borrow::ToOwned::to_owned(&#name)));
-        quote!(#private::weak_cache::invalidate(&super::#cache, (#(#owned,)*)))
+        quote!(#private::weak_cache::invalidate(&#cache, (#(#owned,)*)))
     };
     quote! {
         /// Forgets the value cached for these arguments (callers holding it keep it); the

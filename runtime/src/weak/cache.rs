@@ -66,8 +66,8 @@ impl Flight {
 /// The keys (and entries) of one hash.
 type Bucket<K, V> = Vec<(K, Entry<V>)>;
 
-/// How often a `#[weak_cache]` fn was answered from its cache (its companion module's
-/// `stats()`).
+/// How often a `#[weak_cache]` fn was answered from its cache (the `stats()` of its
+/// companion type).
 ///
 /// ```
 /// use gonext::{Ptr, weak_cache};
