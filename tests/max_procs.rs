@@ -467,3 +467,15 @@ fn gonexts_worker_pool_follows_max_procs() {
     let wide = peak_concurrency(16, Duration::from_millis(20));
     assert!(wide >= 3, "the pool grew with max_procs, got {wide}");
 }
+
+/// README.md's CPU-quota example, as written there (extracted by `build.rs`): it sizes a rayon
+/// pool and a tokio runtime from `max_procs()`, which gonext's own doctests cannot depend on.
+mod readme {
+    include!(concat!(env!("OUT_DIR"), "/readme_max_procs.rs"));
+
+    #[test]
+    fn the_readme_example_sizes_rayon_and_tokio_pools() {
+        let _global = super::global();
+        main().unwrap();
+    }
+}

@@ -490,3 +490,8 @@ fn many_bubbles_at_once_keep_their_std_clocks_apart_and_exact() {
         worker.join().unwrap();
     }
 }
+
+/// README.md's `std-time` example, as written there (extracted by `build.rs`).
+mod readme {
+    include!(concat!(env!("OUT_DIR"), "/readme_std_time.rs"));
+}
