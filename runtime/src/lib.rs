@@ -1,9 +1,28 @@
 //! Go's newest concurrency features, for Rust.
 //!
+//! ```
+//! use gonext::{generator, scope, sync, thread, time, unique};
+//! use std::time::Duration;
+//!
+//! #[generator] // Go's range-over-func, with a real yield
+//! fn countdown(from: u64) -> impl Iterator<Item = u64> { for n in (1..=from).rev() { yield_!(n); } }
+//!
+//! time::bubble(|| {                                  // Go's synctest: a virtual clock
+//!     let (start, (tx, rx)) = (time::Instant::now(), sync::chan(0)); // Go's channel
+//!     scope! {                                       // `go` statements, all joined at the end
+//!         go move { for n in countdown(3) { thread::sleep(Duration::from_secs(n)); tx.send(n).unwrap(); } }
+//!         go { assert_eq!(rx.iter().collect::<Vec<_>>(), [3, 2, 1]); }
+//!     }
+//!     assert_eq!(start.elapsed(), Duration::from_secs(6)); // six virtual seconds, no real wait
+//! });
+//! assert_eq!(unique::make_ref("eu-west-1"), unique::make_ref("eu-west-1")); // Go's unique: O(1) ==
+//! ```
+//!
 //! `gonext` brings the concurrency features that Go shipped or proposed in 1.23–1.25 to
 //! Rust, and turns Go's "language-level" sketches into real syntax through macros. Each
-//! feature lives in one module that names the Go feature it mirrors; items that behave
-//! differently from Go say so in a `# Differences from Go` section.
+//! feature lives in one module that names the Go feature it mirrors, and each module's page
+//! opens with an example; items that behave differently from Go say so in a
+//! `# Differences from Go` section.
 //!
 //! | Go feature (proposal)                         | gonext                                                |
 //! |-----------------------------------------------|-------------------------------------------------------|
@@ -11,35 +30,47 @@
 //! | `iter.Pull` coroutines                        | [`iter::pull`]                                        |
 //! | async generators (none in Go)                 | [`stream!`] → `futures::Stream`                       |
 //! | `testing/synctest` (#67434)                   | [`virtual_time_test`], [`time::bubble`], [`time::wait`] |
-//! | `go` statement, errgroup, nursery (#40221)    | [`scope!`]`{ go f(x); }`, [`try_scope!`], [`sync::Group`] |
+//! | `go` statement, errgroup, nursery (#40221)    | [`scope!`]`{ go f(x); }`, [`try_scope!`], [`async_scope!`], [`sync::Group`] |
 //! | `context.Context`                             | [`context::Context`]                                  |
 //! | `weak.Pointer` (#67552), `unique` (1.23)      | [`weak::Pointer`], [`weak_cache`], [`unique::Handle`] |
 //! | `runtime.AddCleanup` (#67535)                 | [`runtime::add_cleanup`], [`runtime::Cleanup::stop`]  |
 //! | `Uint64Pair`, double-width CAS (#61236)       | [`atomic::DoubleWord`], [`atomic::AtomicTagged`]      |
 //! | GOMAXPROCS from cgroup quota (#33803, #73193) | [`runtime::max_procs()`], live, with a full report    |
-//! | goroutine-local storage (declined, #21355)    | not provided on purpose: use `Context::with_value`    |
+//! | goroutine-local storage (declined, #21355)    | not provided on purpose: use [`Context::with_value`](context::Context::with_value) |
 //!
-//! Rows link to their module once the feature has landed (rows without links are planned);
-//! see `CHANGELOG.md` for what is available in this release.
+//! Each row links to the items that implement it. Go declined goroutine-local storage, and
+//! gonext leaves it out for the same reason: values travel down a call tree in a `Context`.
 //!
 //! # Modules
 //!
-//! The modules available in this release are listed below; a module appears only once
-//! its feature works.
-//!
 //! - [`iter`]: generators and coroutines (range-over-func, `iter.Pull`), with the
-//!   [`generator`], [`seq!`] and [`stream!`] macros.
+//!   [`generator`], [`seq!`], [`stream!`], [`try_seq!`] and [`try_stream!`] macros.
 //! - [`time`]: virtual-time bubbles (`testing/synctest`) and bubble-aware clocks and timers,
 //!   with [`thread`] and [`task`] for members, and [`virtual_time_test`].
-//! - [`scope!`] and [`try_scope!`]: `go` statements in blocks that join every task.
-//! - [`sync`]: Go channels, `WaitGroup` and bubble-aware locks, waited on with [`select!`].
+//! - [`scope!`], [`try_scope!`] and [`async_scope!`]: `go` statements in blocks that join
+//!   every task.
+//! - [`sync`]: Go channels, `WaitGroup`, errgroup and bubble-aware locks, waited on with
+//!   [`select!`].
 //! - [`context`]: Go's `context.Context`; [`retry`]: exponential backoff on gonext's clock.
 //! - [`Ptr`], [`weak`], [`unique`] and [`runtime::add_cleanup`]: Go's weak pointers, cleanups
 //!   and interning, where "collected" means "the last strong `Ptr` was dropped".
 //! - [`atomic`]: double-width compare-and-swap (Go's atomic vector operations proposal) —
 //!   ABA-safe [`atomic::AtomicTagged`], its polyfills and a [`atomic::TreiberStack`].
 //! - [`runtime`]: Go's `runtime` package — [`runtime::max_procs`] (automatic `GOMAXPROCS`
-//!   from the cgroup CPU quota).
+//!   from the cgroup CPU quota) and cleanups.
+//!
+//! # Cargo features
+//!
+//! - `std-time` (off by default, meant for `[dev-dependencies]`): inside virtual-time bubbles,
+//!   std's own clocks, sleeps, timed waits and threads (and every crate built on them) run on
+//!   the bubble's clock, on Linux with glibc (x86_64, aarch64); a no-op elsewhere. See
+//!   [Virtual time for std code](time#virtual-time-for-std-code).
+//!
+//! # Status
+//!
+//! This is 0.1.0, the first version, and it has not been released yet: the
+//! [changelog](https://github.com/gonext-rs/gonext/blob/main/CHANGELOG.md) lists what it
+//! will contain.
 
 pub mod atomic;
 pub mod context;
@@ -291,10 +322,35 @@ pub use gonext_macros::try_stream;
 
 /// Yields a value from a [`generator`] body; anywhere else it is a compile error that says
 /// where it may be used.
+///
+/// Inside a `#[generator]` fn it needs no import: the attribute rewrites it. In a coroutine
+/// it evaluates to the argument of the next `resume` (see [`generator`]).
+///
+/// ```
+/// #[gonext::generator]
+/// fn squares(n: u32) -> impl Iterator<Item = u32> {
+///     for i in 1..=n {
+///         yield_!(i * i);
+///     }
+/// }
+///
+/// assert_eq!(squares(3).collect::<Vec<_>>(), [1, 4, 9]);
+/// ```
 pub use gonext_macros::yield_;
 
 /// Yields every value of an iterator (a stream, in an async generator) from a [`generator`]
-/// body; anywhere else it is a compile error.
+/// body, in order, before the body goes on; anywhere else it is a compile error.
+///
+/// ```
+/// #[gonext::generator]
+/// fn framed(items: Vec<&'static str>) -> impl Iterator<Item = &'static str> {
+///     yield_!("[");
+///     yield_from!(items);
+///     yield_!("]");
+/// }
+///
+/// assert_eq!(framed(vec!["a", "b"]).collect::<String>(), "[ab]");
+/// ```
 pub use gonext_macros::yield_from;
 
 /// A block whose `go` statements start tasks on gonext's worker pool; the block returns its

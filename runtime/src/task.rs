@@ -1,5 +1,21 @@
 //! Async tasks of a virtual-time bubble: `spawn` inside [`bubble_async`](crate::time::bubble_async).
 //!
+//! ```
+//! use gonext::{task, time};
+//! use std::time::Duration;
+//!
+//! let finished_at = time::bubble_async(async {
+//!     let start = time::Instant::now();
+//!     let slow = task::spawn(async move {
+//!         time::sleep(Duration::from_secs(30)).await; // a member: the virtual clock
+//!         start.elapsed()
+//!     });
+//!     time::sleep(Duration::from_secs(10)).await;
+//!     slow.await
+//! });
+//! assert_eq!(finished_at, Duration::from_secs(30));
+//! ```
+//!
 //! A spawned task is a member of the bubble: the bubble's executor polls it on the same
 //! thread as the root future, its timers run on the virtual clock, and the bubble waits for
 //! it before returning.

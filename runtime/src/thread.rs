@@ -1,6 +1,21 @@
 //! Threads that join the caller's virtual-time bubble: `spawn` and `sleep` with std's
 //! signatures.
 //!
+//! ```
+//! use gonext::{thread, time};
+//! use std::time::Duration;
+//!
+//! time::bubble(|| {
+//!     let start = time::Instant::now();
+//!     let worker = thread::spawn(|| {
+//!         thread::sleep(Duration::from_secs(60)); // a member: sleeps on the virtual clock
+//!         "done"
+//!     });
+//!     assert_eq!(worker.join().unwrap(), "done");
+//!     assert_eq!(start.elapsed(), Duration::from_secs(60)); // no real minute went by
+//! });
+//! ```
+//!
 //! Outside a bubble these are `std::thread::spawn` and `std::thread::sleep`. Inside one, a
 //! spawned thread becomes a member of the caller's bubble (its sleeps are virtual, and the
 //! bubble waits for it), and `sleep` durably blocks on the virtual clock.

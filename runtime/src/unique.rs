@@ -634,9 +634,19 @@ where
 /// handles for as long as one of them lives.
 ///
 /// ```
-/// let a = gonext::unique::make(42u64);
-/// assert_eq!(a, gonext::unique::make(42u64));
+/// use gonext::unique::{self, Handle};
+///
+/// #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// struct Endpoint { host: String, port: u16 }
+///
+/// let a: Handle<Endpoint> = unique::make(Endpoint { host: "db".into(), port: 5432 });
+/// let b = unique::make(Endpoint { host: "db".into(), port: 5432 });
+/// assert_eq!(a, b); // one pointer comparison, however large the value
+/// assert!(std::ptr::eq(a.value(), b.value())); // both point to the one canonical copy
+/// assert_eq!(a.port, 5432); // a handle derefs to the value
 /// ```
+///
+/// For borrowed input (`&str`, slices), [`make_ref`] copies the value only on a miss.
 pub fn make<T: Internable>(value: T) -> Handle<T> {
     lookup(Key::Owned(value), true).expect("an inserting lookup always finds the value")
 }

@@ -1,5 +1,25 @@
 //! Double-width compare-and-swap: ABA-safe tagged pointers and typed word pairs.
 //!
+//! ```
+//! use gonext::atomic::{DoubleWord, TreiberStack};
+//! use std::sync::atomic::Ordering::{AcqRel, Acquire};
+//!
+//! let pair = DoubleWord::new(1u64, 10u64); // Go's atomic.Uint64Pair: one 16-byte CAS
+//! assert_eq!(pair.compare_exchange((1, 10), (2, 20), AcqRel, Acquire), Ok((1, 10)));
+//! assert_eq!(pair.compare_exchange((1, 10), (3, 30), AcqRel, Acquire), Err((2, 20)));
+//!
+//! let stack = TreiberStack::new(); // lock-free, recycles nodes: safe from ABA by generations
+//! std::thread::scope(|s| {
+//!     for i in 0..4 {
+//!         let stack = &stack;
+//!         s.spawn(move || stack.push(i));
+//!     }
+//! });
+//! let mut popped: Vec<i32> = std::iter::from_fn(|| stack.pop()).collect();
+//! popped.sort();
+//! assert_eq!(popped, [0, 1, 2, 3]);
+//! ```
+//!
 //! This mirrors Go's proposal for atomic vector operations (#61236), accepted as
 //! `sync/atomic.Uint64Pair`: two words updated together by one CAS (a lock table where the
 //! platform has no 16-byte CAS). [`DoubleWord<u64, u64>`](DoubleWord) is `Uint64Pair`

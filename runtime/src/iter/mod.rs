@@ -1,5 +1,22 @@
 //! Generators and coroutines: Go's range-over-func iterators and `iter.Pull`, as Rust syntax.
 //!
+//! ```
+//! use gonext::{generator, seq};
+//!
+//! #[generator]
+//! fn fib() -> impl Iterator<Item = u64> {
+//!     let (mut a, mut b) = (0u64, 1u64);
+//!     loop {
+//!         yield_!(a);
+//!         (a, b) = (b, a.wrapping_add(b));
+//!     }
+//! }
+//! assert_eq!(fib().take(6).collect::<Vec<_>>(), [0, 1, 1, 2, 3, 5]);
+//!
+//! let evens = seq! { for x in 0..10 { if x % 2 == 0 { yield x; } } };
+//! assert_eq!(evens.collect::<Vec<i32>>(), [0, 2, 4, 6, 8]);
+//! ```
+//!
 //! - [`generator`](crate::generator) functions and [`seq!`](crate::seq) blocks are
 //!   *stackless* generators: the body, with `yield_!(v)` (or the real `yield v;` inside
 //!   `seq!`), becomes one state machine behind an [`Iterator`]. A step costs what a
@@ -23,23 +40,6 @@
 //!   [`DEFAULT_STACK_SIZE`]).
 //! - [`to_channel`] is Go's `IterToChan`: an iterator drained into a [`crate::sync::chan`] by
 //!   a producer thread, for several consumers.
-//!
-//! ```
-//! use gonext::{generator, seq};
-//!
-//! #[generator]
-//! fn fib() -> impl Iterator<Item = u64> {
-//!     let (mut a, mut b) = (0u64, 1u64);
-//!     loop {
-//!         yield_!(a);
-//!         (a, b) = (b, a.wrapping_add(b));
-//!     }
-//! }
-//! assert_eq!(fib().take(6).collect::<Vec<_>>(), [0, 1, 1, 2, 3, 5]);
-//!
-//! let evens = seq! { for x in 0..10 { if x % 2 == 0 { yield x; } } };
-//! assert_eq!(evens.collect::<Vec<i32>>(), [0, 2, 4, 6, 8]);
-//! ```
 //!
 //! # Differences from Go
 //!

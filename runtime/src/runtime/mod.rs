@@ -1,5 +1,20 @@
 //! Go's `runtime` package, the parts that make sense for Rust.
 //!
+//! ```
+//! use gonext::{Ptr, runtime};
+//! use std::sync::mpsc;
+//!
+//! let (closed, log) = mpsc::channel();
+//! let file = Ptr::new("an open file");
+//! runtime::add_cleanup(&file, move |fd: i32| closed.send(fd).unwrap(), 3); // Go's runtime.AddCleanup
+//! drop(file); // the object dies: its cleanup is queued for a background worker
+//! runtime::flush_cleanups();
+//! assert_eq!(log.try_recv(), Ok(3));
+//!
+//! println!("{}", runtime::max_procs_report()); // Go 1.25's GOMAXPROCS, with where it came from
+//! assert!(runtime::max_procs() >= 1);
+//! ```
+//!
 //! - [`max_procs`] mirrors Go 1.25's automatic `GOMAXPROCS` (and uber-go/automaxprocs): how many
 //!   threads a CPU-bound pool should run, honouring an explicit override, the container's cgroup
 //!   CPU quota and the CPU affinity mask, in that order. [`max_procs_report`] says where the

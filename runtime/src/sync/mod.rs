@@ -1,6 +1,27 @@
 //! Go's `sync` package and channels, bubble-aware: blocking on any of these inside a
 //! virtual-time bubble is a durable block, so the clock can advance.
 //!
+//! ```
+//! use gonext::sync::{self, Mutex, WaitGroup};
+//! use std::sync::Arc;
+//!
+//! let (tx, rx) = sync::chan(1); // Go's make(chan u32, 1)
+//! let total = Arc::new(Mutex::new(0));
+//! let wg = WaitGroup::new();
+//! for n in 1..=3 {
+//!     let (tx, total) = (tx.clone(), Arc::clone(&total));
+//!     wg.go(move || {
+//!         *total.lock().unwrap() += n; // std's API; inside a bubble, a durable block
+//!         tx.send(n).unwrap();
+//!     });
+//! }
+//! drop(tx); // the channel closes once the last sender (in the last task) is gone
+//! let mut received: Vec<u32> = rx.iter().collect();
+//! wg.wait(); // Go's wg.Wait: every task has returned
+//! received.sort();
+//! assert_eq!((received, *total.lock().unwrap()), (vec![1, 2, 3], 6));
+//! ```
+//!
 //! - [`chan`]: Go channels (buffered and unbuffered, many senders and receivers, closed when
 //!   the last sender drops), with blocking and async operations, usable in
 //!   [`select!`](crate::select).

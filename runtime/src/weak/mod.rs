@@ -1,5 +1,19 @@
 //! Go's `weak` package: pointers that do not keep their object alive.
 //!
+//! ```
+//! use gonext::{Ptr, weak};
+//!
+//! let session = Ptr::new(String::from("session of ann"));
+//! let observer = weak::make(&session); // Go's weak.Make: does not keep it alive
+//! assert_eq!(observer.value().as_deref().map(String::as_str), Some("session of ann"));
+//! drop(session); // the last strong pointer: the object is gone
+//! assert!(observer.value().is_none());
+//!
+//! let users = weak::WeakMap::new(); // entries vanish when their value dies
+//! let ann = users.get_or_insert_with("ann", || Ptr::new(41));
+//! assert!(Ptr::ptr_eq(&ann, &users.get("ann").unwrap()));
+//! ```
+//!
 //! A [`Pointer`] is made from a [`Ptr`] and gives it back with [`Pointer::value`] while any
 //! strong `Ptr` lives. Like Go's weak pointers, two `Pointer`s compare equal exactly when
 //! they were made from the same allocation — also after the object died — so they can key a
@@ -55,6 +69,27 @@ impl<T> Pointer<T> {
 }
 
 /// A weak pointer to `ptr`'s allocation: Go's `weak.Make`.
+///
+/// The weak pointer does not keep the object alive; [`Pointer::value`] gives a strong
+/// pointer back while any other strong pointer lives, and `None` afterwards.
+///
+/// ```
+/// use gonext::{Ptr, weak};
+///
+/// let config = Ptr::new(vec!["eu-west-1", "us-east-2"]);
+/// let observer = weak::make(&config);
+/// if let Some(live) = observer.value() {
+///     assert_eq!(live.len(), 2); // a strong Ptr while we hold it
+/// }
+/// assert_eq!(observer, weak::make(&config.clone())); // equal: same allocation
+/// drop(config);
+/// assert!(observer.value().is_none()); // the object died with its last strong Ptr
+/// ```
+///
+/// # Differences from Go
+///
+/// Go's object dies when the garbage collector finds it unreachable; here, when its last
+/// strong [`Ptr`] is dropped, deterministically.
 pub fn make<T>(ptr: &Ptr<T>) -> Pointer<T> {
     Pointer { weak: std::sync::Arc::downgrade(&ptr.shared) }
 }
