@@ -62,17 +62,33 @@ impl WaitGroup {
     }
 
     /// Adds `n` outstanding units of work.
+    ///
+    /// # Panics
+    ///
+    /// Outside the bubble the group was created in, naming both.
+    #[track_caller]
     pub fn add(&self, n: usize) {
+        self.check(Location::caller());
         self.lock().outstanding += n;
+    }
+
+    /// Panics if a group of a bubble is used outside it.
+    #[track_caller]
+    fn check(&self, used_at: Site) {
+        if let Some(owner) = &self.owner {
+            bubble::check_owner(owner, "WaitGroup", self.site, used_at);
+        }
     }
 
     /// Marks one unit done, waking the waiters when none is left.
     ///
     /// # Panics
     ///
-    /// When nothing is outstanding (more `done` than `add`), naming the caller.
+    /// When nothing is outstanding (more `done` than `add`), naming the caller, and outside
+    /// the bubble the group was created in.
     #[track_caller]
     pub fn done(&self) {
+        self.check(Location::caller());
         let mut counter = self.lock();
         assert!(
             counter.outstanding > 0,
@@ -140,9 +156,7 @@ impl Future for Wait<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        if let Some(owner) = &this.group.owner {
-            bubble::check_owner(owner, "WaitGroup", this.group.site, this.site);
-        }
+        this.group.check(this.site);
         let mut counter = this.group.lock();
         if counter.outstanding == 0 {
             counter.waiters.forget(&mut this.slot);
