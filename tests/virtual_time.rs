@@ -396,6 +396,21 @@ fn waiting_on_a_waitgroup_created_outside_waits_for_the_outside_done() {
 }
 
 #[test]
+fn a_waitgroup_created_outside_and_first_added_to_in_a_bubble_belongs_to_it() {
+    let group = sync::WaitGroup::new();
+    let inside = group.clone();
+    let message = panic_message(move || {
+        time::bubble(move || {
+            inside.add(1);
+            inside.wait(); // durable now: nothing in the bubble calls done, so it is a deadlock
+        });
+    });
+    assert!(message.starts_with("deadlock: all tasks in bubble are blocked"), "{message}");
+    let message = panic_message(|| group.add(1));
+    assert!(message.contains("was used outside any bubble"), "{message}");
+}
+
+#[test]
 fn a_task_receiving_on_an_outside_channel_is_not_durably_blocked() {
     let (tx, rx) = sync::chan::<u32>(0);
     let outside = from_outside_after_a_real_delay(move || tx.send(12).unwrap());

@@ -243,12 +243,16 @@ impl std::error::Error for Elapsed {}
 /// ```
 ///
 /// A ticker belongs to the bubble it was created in (or to real time, outside any bubble):
-/// ticking or resetting it elsewhere panics, naming both, as Go's do.
+/// ticking or resetting it elsewhere panics, naming both.
 ///
 /// # Differences from Go
 ///
 /// Go delivers ticks on a channel `C`; here the ticker is polled with [`tick`](Self::tick)
 /// (async) or [`tick_blocking`](Self::tick_blocking), which can sit in a `select!` as well.
+/// Go panics when a bubble's ticker is used outside it, as gonext does, but lets a bubble
+/// receive from a ticker created outside, ticking in real time. gonext panics there too: inside
+/// a bubble every [`Instant`] is virtual, so a real ticker's instants would be compared with
+/// the wrong clock; create the ticker where it is used.
 pub struct Ticker {
     period: Duration,
     next: Instant,

@@ -42,7 +42,9 @@ use crate::sync::waiters::Waiters;
 /// and it can sit in a [`select!`](crate::select). As in Go 1.23, a value that fired but was
 /// not received yet is dropped by `stop` and `reset` (which then return `true`), so a wait
 /// after them never sees a stale time. Dropping a `Timer` made by [`Timer::new`] stops it;
-/// one made by [`after_func`] still runs its function.
+/// one made by [`after_func`] still runs its function. Go lets a bubble wait on a timer
+/// created outside it (in real time); gonext panics, as for [`Ticker`](super::Ticker),
+/// because inside a bubble its instants would be read on the virtual clock.
 pub struct Timer {
     shared: Arc<Shared>,
 }
