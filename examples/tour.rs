@@ -127,6 +127,15 @@ fn virtual_time() {
             _ = ctx.done() => None,
         };
         println!("{got:?}: {:?} of virtual time passed", start.elapsed());
+        let (fired_tx, fired_rx) = sync::chan(1);
+        let alarm =
+            time::after_func(Duration::from_secs(90), move || fired_tx.send(time::Instant::now()).unwrap());
+        alarm.reset(Duration::from_secs(30)); // Go's Timer.Reset: re-armed, no stale value
+        let fired = fired_rx.recv().unwrap();
+        println!(
+            "after_func ran on its own member thread {:?} later",
+            fired - start - Duration::from_secs(3600)
+        );
     });
     let quiet = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));

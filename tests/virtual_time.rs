@@ -396,6 +396,21 @@ fn waiting_on_a_waitgroup_created_outside_waits_for_the_outside_done() {
 }
 
 #[test]
+fn a_waitgroup_created_outside_and_first_added_to_in_a_bubble_belongs_to_it() {
+    let group = sync::WaitGroup::new();
+    let inside = group.clone();
+    let message = panic_message(move || {
+        time::bubble(move || {
+            inside.add(1);
+            inside.wait(); // durable now: nothing in the bubble calls done, so it is a deadlock
+        });
+    });
+    assert!(message.starts_with("deadlock: all tasks in bubble are blocked"), "{message}");
+    let message = panic_message(|| group.add(1));
+    assert!(message.contains("was used outside any bubble"), "{message}");
+}
+
+#[test]
 fn a_task_receiving_on_an_outside_channel_is_not_durably_blocked() {
     let (tx, rx) = sync::chan::<u32>(0);
     let outside = from_outside_after_a_real_delay(move || tx.send(12).unwrap());
@@ -592,4 +607,351 @@ fn a_mutex_held_across_a_sleep_does_not_hang_the_bubble() {
     shared.lock().unwrap().push("root");
     writer.join().unwrap();
     assert_eq!(*shared.lock().unwrap(), ["writer", "root"]);
+}
+
+#[test]
+fn a_waitgroup_added_to_in_another_bubble_panics_naming_both() {
+    let group = time::bubble(|| sync::WaitGroup::new());
+    let message = panic_message(|| time::bubble(move || group.add(1)));
+    assert!(message.starts_with("WaitGroup created at tests/virtual_time.rs:"), "{message}");
+    let bubbles: Vec<&str> = message.matches("bubble #").collect();
+    assert_eq!(bubbles.len(), 2, "both bubbles are named: {message}");
+    assert!(message.contains("objects of a bubble stay in it"), "{message}");
+}
+
+#[test]
+fn a_waitgroup_marked_done_outside_its_bubble_panics() {
+    let group = time::bubble(|| {
+        let group = sync::WaitGroup::new();
+        group.add(1);
+        group
+    });
+    let message = panic_message(|| group.done());
+    assert!(message.contains("was used outside any bubble"), "{message}");
+}
+
+#[test]
+fn a_ticker_of_a_bubble_ticked_outside_it_panics_instead_of_running_a_real_timer() {
+    let mut ticker = time::bubble(|| time::Ticker::new(Duration::from_secs(60)));
+    let message = panic_message(|| {
+        ticker.tick_blocking();
+    });
+    assert!(message.starts_with("time::Ticker created at tests/virtual_time.rs:"), "{message}");
+    assert!(message.contains("in bubble #") && message.contains("was used outside any bubble"), "{message}");
+}
+
+#[test]
+fn a_ticker_of_a_bubble_reset_outside_it_panics() {
+    let mut ticker = time::bubble(|| time::Ticker::new(Duration::from_secs(60)));
+    let message = panic_message(|| ticker.reset(Duration::from_secs(1)));
+    assert!(message.contains("was used outside any bubble"), "{message}");
+}
+
+#[test]
+fn a_real_time_ticker_used_inside_a_bubble_panics() {
+    let mut ticker = time::Ticker::new(Duration::from_secs(60));
+    let message = panic_message(|| {
+        time::bubble(move || {
+            ticker.tick_blocking();
+        });
+    });
+    assert!(message.contains("time::Ticker created at tests/virtual_time.rs:"), "{message}");
+    assert!(message.contains("outside any bubble was used inside bubble #"), "{message}");
+}
+
+#[virtual_time_test]
+fn after_func_runs_as_a_member_at_its_virtual_deadline() {
+    let start = Instant::now();
+    let (tx, rx) = sync::chan(1);
+    let _timer = time::after_func(Duration::from_secs(90), move || {
+        tx.send(Instant::now()).unwrap();
+    });
+    // The receive is a durable block on a channel of the bubble: only the timer can end it.
+    let ran_at = rx.recv().unwrap();
+    assert_eq!(ran_at - start, Duration::from_secs(90));
+}
+
+#[virtual_time_test]
+fn after_funcs_run_in_deadline_order_before_later_sleepers_wake() {
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    for (name, secs) in [("c", 30), ("a", 10), ("b", 20)] {
+        let order = Arc::clone(&order);
+        let _timer = time::after_func(Duration::from_secs(secs), move || order.lock().unwrap().push(name));
+    }
+    thread::sleep(Duration::from_secs(25));
+    assert_eq!(*order.lock().unwrap(), ["a", "b"]);
+    time::sleep_then_wait(Duration::from_secs(5));
+    assert_eq!(*order.lock().unwrap(), ["a", "b", "c"]);
+}
+
+#[virtual_time_test]
+fn after_funcs_due_at_one_instant_all_run_before_the_clock_moves_on() {
+    let ran_at = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let start = Instant::now();
+    for _ in 0..3 {
+        let ran_at = Arc::clone(&ran_at);
+        let _timer =
+            time::after_func(Duration::from_secs(5), move || ran_at.lock().unwrap().push(Instant::now()));
+    }
+    thread::sleep(Duration::from_secs(6));
+    let ran_at = ran_at.lock().unwrap();
+    assert_eq!(ran_at.len(), 3);
+    assert!(ran_at.iter().all(|&at| at - start == Duration::from_secs(5)), "{ran_at:?}");
+}
+
+#[virtual_time_test]
+fn a_stopped_after_func_never_runs_and_a_reset_one_runs_at_its_new_deadline() {
+    let runs = Arc::new(AtomicU32::new(0));
+    let counted = Arc::clone(&runs);
+    let stopped = time::after_func(Duration::from_secs(1), move || {
+        counted.fetch_add(100, Ordering::SeqCst);
+    });
+    assert!(stopped.stop(), "it was armed");
+    assert!(!stopped.stop(), "already stopped");
+
+    let counted = Arc::clone(&runs);
+    let reset = time::after_func(Duration::from_secs(1), move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+    });
+    assert!(reset.reset(Duration::from_secs(10)), "it was armed");
+    time::sleep_then_wait(Duration::from_secs(9));
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+    time::sleep_then_wait(Duration::from_secs(1));
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert!(!reset.stop(), "it already ran");
+}
+
+#[virtual_time_test]
+fn dropping_an_after_func_timer_does_not_cancel_it() {
+    let ran = Arc::new(AtomicU32::new(0));
+    let counted = Arc::clone(&ran);
+    drop(time::after_func(Duration::from_secs(3), move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+    }));
+    time::sleep_then_wait(Duration::from_secs(3));
+    assert_eq!(ran.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_panicking_after_func_fails_the_bubble_with_its_payload() {
+    let message = panic_message(|| {
+        time::bubble(|| {
+            let _timer = time::after_func(Duration::from_secs(1), || panic!("after_func went wrong"));
+            thread::sleep(Duration::from_secs(2));
+        });
+    });
+    assert_eq!(message, "after_func went wrong");
+}
+
+#[virtual_time_test]
+fn timer_stop_and_reset_return_gos_booleans() {
+    let timer = time::Timer::new(Duration::from_secs(5));
+    assert!(timer.stop(), "stopping an armed timer");
+    assert!(!timer.stop(), "stopping a stopped timer");
+    assert!(!timer.reset(Duration::from_secs(1)), "resetting a stopped timer");
+    assert!(timer.reset(Duration::from_secs(2)), "resetting an armed timer");
+    let start = Instant::now();
+    assert_eq!(timer.wait_blocking() - start, Duration::from_secs(2));
+    assert!(!timer.stop(), "stopping a timer whose value was received");
+}
+
+#[virtual_time_test]
+fn a_timer_that_fired_unreceived_gives_no_stale_value_after_reset() {
+    let start = Instant::now();
+    let timer = time::Timer::new(Duration::from_secs(1));
+    thread::sleep(Duration::from_secs(3)); // fired at +1 s, nobody received it
+    assert!(timer.reset(Duration::from_secs(4)), "a fired, unreceived timer counts as active (Go 1.23)");
+    let fired = timer.wait_blocking();
+    assert_eq!(fired - start, Duration::from_secs(7), "the +1 s value was dropped by reset");
+}
+
+#[virtual_time_test]
+fn a_stopped_timer_is_never_received_from_and_that_is_a_deadlock() {
+    let timer = time::Timer::new(Duration::from_secs(1));
+    timer.stop();
+    let (tx, rx) = sync::chan::<()>(0);
+    let chosen = select! {
+        at = timer.wait() => at.duration_since(Instant::now()),
+        _ = time::sleep(Duration::from_secs(2)) => Duration::from_secs(2),
+        _ = rx.recv_async() => Duration::ZERO,
+    };
+    drop(tx);
+    assert_eq!(chosen, Duration::from_secs(2), "the stopped timer never fired");
+}
+
+#[test]
+fn timers_outside_bubbles_run_on_real_time_under_any_executor() {
+    let timer = time::Timer::new(ms(5));
+    let start = std::time::Instant::now();
+    futures::executor::block_on(timer.wait());
+    assert!(start.elapsed() >= ms(5));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let _timer = time::after_func(ms(5), move || tx.send(std::thread::current().id()).unwrap());
+    let ran_on = rx.recv().unwrap();
+    assert_ne!(ran_on, std::thread::current().id(), "after_func runs on a thread of its own");
+}
+
+#[test]
+fn waiting_on_an_after_func_timer_panics() {
+    let timer = time::after_func(Duration::from_secs(3600), || ());
+    let message = panic_message(|| drop(timer.wait()));
+    assert!(message.contains("delivers no value"), "{message}");
+    assert!(timer.stop());
+}
+
+#[virtual_time_test]
+fn context_after_func_runs_once_when_the_context_is_cancelled() {
+    let runs = Arc::new(AtomicU32::new(0));
+    let (ctx, cancel) = Context::background().with_cancel();
+    let counted = Arc::clone(&runs);
+    let after = ctx.after_func(move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+    });
+    time::wait();
+    assert_eq!(runs.load(Ordering::SeqCst), 0, "not before the cancel");
+    cancel.cancel();
+    time::wait();
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert!(!after.stop(), "it was already started");
+}
+
+#[virtual_time_test]
+fn context_after_func_stopped_before_the_deadline_never_runs() {
+    let runs = Arc::new(AtomicU32::new(0));
+    let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(5));
+    let counted = Arc::clone(&runs);
+    let after = ctx.after_func(move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+    });
+    assert!(after.stop());
+    time::sleep_then_wait(Duration::from_secs(10));
+    assert!(ctx.is_done());
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+}
+
+#[virtual_time_test]
+fn context_after_func_on_a_done_context_runs_at_once_and_follows_its_parent() {
+    let (parent, cancel_parent) = Context::background().with_cancel();
+    let (child, _cancel_child) = parent.with_cancel();
+    let (tx, rx) = sync::chan(2);
+    let tx2 = tx.clone();
+    let _on_child = child.after_func(move || tx.send("child").unwrap());
+    cancel_parent.cancel();
+    assert_eq!(rx.recv(), Some("child"), "cancelling the parent ran the child's function");
+    let _late = child.after_func(move || tx2.send("late").unwrap());
+    assert_eq!(rx.recv(), Some("late"), "registered on a done context: runs at once");
+}
+
+#[virtual_time_test]
+fn context_after_func_at_a_deadline_runs_at_that_virtual_instant() {
+    let start = Instant::now();
+    let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(42));
+    let (tx, rx) = sync::chan(1);
+    let _after = ctx.after_func(move || tx.send(Instant::now()).unwrap());
+    assert_eq!(rx.recv().unwrap() - start, Duration::from_secs(42));
+}
+
+#[test]
+fn wait_async_inside_bubble_async_returns_once_the_other_tasks_are_blocked() {
+    time::bubble_async(async {
+        let (tx, rx) = sync::chan::<u32>(4);
+        let progress = Arc::new(AtomicU32::new(0));
+        let seen = Arc::clone(&progress);
+        task::spawn(async move {
+            for i in 0..3 {
+                tx.send_async(i).await.unwrap();
+                seen.fetch_add(1, Ordering::SeqCst);
+            }
+            time::sleep(Duration::from_secs(60)).await;
+            seen.fetch_add(1, Ordering::SeqCst);
+        });
+        time::wait_async().await;
+        assert_eq!(progress.load(Ordering::SeqCst), 3, "the task ran until its sleep");
+        assert_eq!(rx.try_recv(), Ok(0));
+        time::sleep(Duration::from_secs(60)).await;
+        time::wait_async().await;
+        assert_eq!(progress.load(Ordering::SeqCst), 4);
+    });
+}
+
+#[test]
+fn two_members_calling_wait_async_at_once_panics() {
+    let message = panic_message(|| {
+        time::bubble_async(async {
+            task::spawn(time::wait_async());
+            time::wait_async().await;
+        });
+    });
+    assert!(message.contains("only one member may call wait() at a time"), "{message}");
+}
+
+/// Runs `hold` on a thread outside every bubble: it takes a lock, calls `held`, and releases
+/// the lock a short real time later. Returns once the lock is held.
+fn held_outside_for_a_while(hold: impl FnOnce(&dyn Fn()) + Send + 'static) -> std::thread::JoinHandle<()> {
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let outside = std::thread::spawn(move || {
+        hold(&|| {
+            held_tx.send(()).unwrap();
+            std::thread::sleep(ms(30));
+        });
+    });
+    held_rx.recv().unwrap();
+    outside
+}
+
+#[test]
+fn a_mutex_held_outside_the_bubble_is_waited_for_without_moving_the_clock() {
+    let lock = Arc::new(sync::Mutex::new(0));
+    let holder = Arc::clone(&lock);
+    let outside = held_outside_for_a_while(move |held| {
+        let mut guard = holder.lock().unwrap();
+        *guard = 1;
+        held();
+    });
+    time::bubble(move || {
+        let start = Instant::now();
+        let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(1));
+        // Were the wait durable, the clock would jump to the context's deadline and the
+        // bubble would then report a deadlock.
+        assert_eq!(*lock.lock().unwrap(), 1);
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        assert!(!ctx.is_done());
+    });
+    outside.join().unwrap();
+}
+
+#[test]
+fn a_rwlock_written_outside_the_bubble_is_waited_for_without_moving_the_clock() {
+    let lock = Arc::new(sync::RwLock::new(0));
+    let writer = Arc::clone(&lock);
+    let outside = held_outside_for_a_while(move |held| {
+        let _guard = writer.write().unwrap();
+        held();
+    });
+    time::bubble(move || {
+        let start = Instant::now();
+        let sleeper = thread::spawn(|| thread::sleep(Duration::from_secs(60)));
+        drop(lock.read().unwrap());
+        assert_eq!(start.elapsed(), Duration::ZERO, "the clock waited for the outside writer");
+        sleeper.join().unwrap();
+    });
+    outside.join().unwrap();
+}
+
+#[test]
+fn a_rwlock_read_outside_the_bubble_is_waited_for_by_a_writer() {
+    let lock = Arc::new(sync::RwLock::new(0));
+    let reader = Arc::clone(&lock);
+    let outside = held_outside_for_a_while(move |held| {
+        let _guard = reader.read().unwrap();
+        held();
+    });
+    time::bubble(move || {
+        let start = Instant::now();
+        let sleeper = thread::spawn(|| thread::sleep(Duration::from_secs(60)));
+        *lock.write().unwrap() += 1;
+        assert_eq!(start.elapsed(), Duration::ZERO, "the clock waited for the outside reader");
+        sleeper.join().unwrap();
+    });
+    outside.join().unwrap();
 }

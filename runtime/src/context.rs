@@ -88,6 +88,27 @@ struct CancelState {
     waiters: Waiters,
     children: Vec<Weak<Node>>,
     timer: Option<DeadlineTimer>,
+    after_funcs: Vec<Arc<AfterFuncEntry>>,
+}
+
+/// A function registered by [`Context::after_func`]; taken by whoever runs or stops it first.
+struct AfterFuncEntry {
+    func: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    site: Site,
+}
+
+impl AfterFuncEntry {
+    fn take(&self) -> Option<Box<dyn FnOnce() + Send>> {
+        self.func.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
+    }
+
+    /// Starts the function on a thread of its own, in the canceller's bubble as Go does (or,
+    /// when the canceller is outside any, in the context's bubble while it lasts).
+    fn start(&self, bubble: Option<&Arc<BubbleState>>) {
+        let Some(func) = self.take() else { return };
+        let canceller = bubble::current();
+        crate::thread::spawn_detached(canceller.as_ref().or(bubble), self.site, func);
+    }
 }
 
 enum DeadlineTimer {
@@ -124,6 +145,7 @@ impl Node {
         let waiters = state.waiters.take_all();
         let children = std::mem::take(&mut state.children);
         let timer = state.timer.take();
+        let after_funcs = std::mem::take(&mut state.after_funcs);
         drop(state);
         match (timer, &self.bubble) {
             (Some(DeadlineTimer::Virtual(key)), Some(bubble)) => bubble.remove_timer(key),
@@ -131,6 +153,9 @@ impl Node {
             _ => {}
         }
         waiters.into_iter().for_each(Waker::wake);
+        for entry in after_funcs {
+            entry.start(self.bubble.as_ref());
+        }
         for child in children.iter().filter_map(Weak::upgrade) {
             child.cancel(err);
         }
@@ -289,6 +314,52 @@ impl Context {
         Done { ctx: self.clone(), slot: None, site: Location::caller() }
     }
 
+    /// Arranges for `f` to run on a thread of its own once the context is done (at once, if it
+    /// already is): Go's `context.AfterFunc`. The returned handle's
+    /// [`stop`](AfterFunc::stop) cancels that.
+    ///
+    /// Inside a bubble, the thread is a member of the bubble of whoever cancels the context
+    /// (a deadline passing in a bubble counts as the bubble), as Go starts the function's
+    /// goroutine from the cancelling one.
+    ///
+    /// ```
+    /// use gonext::context::Context;
+    /// use gonext::time;
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// time::bubble(|| {
+    ///     let closed = Arc::new(AtomicU32::new(0));
+    ///     let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(10));
+    ///     let counter = Arc::clone(&closed);
+    ///     let _after = ctx.after_func(move || { counter.fetch_add(1, Ordering::SeqCst); });
+    ///     time::sleep_then_wait(Duration::from_secs(10)); // the deadline passed, the function ran
+    ///     assert_eq!(closed.load(Ordering::SeqCst), 1);
+    /// });
+    /// ```
+    ///
+    /// # Differences from Go
+    ///
+    /// Go returns a `stop` function; here it is the [`AfterFunc`] handle, and dropping the
+    /// handle does not stop the function (as not calling `stop` does not in Go).
+    #[track_caller]
+    pub fn after_func(&self, f: impl FnOnce() + Send + 'static) -> AfterFunc {
+        let entry =
+            Arc::new(AfterFuncEntry { func: Mutex::new(Some(Box::new(f))), site: Location::caller() });
+        let Some(node) = self.node.canceller() else {
+            return AfterFunc { entry, node: Weak::new() };
+        };
+        let mut state = node.state();
+        if state.err.is_some() {
+            drop(state);
+            entry.start(node.bubble.as_ref());
+        } else {
+            state.after_funcs.push(Arc::clone(&entry));
+        }
+        AfterFunc { entry, node: Arc::downgrade(node) }
+    }
+
     /// Registers `child` with the nearest cancellable ancestor, or cancels it at once if that
     /// ancestor is already done.
     fn attach(&self, child: &Context) {
@@ -369,6 +440,44 @@ impl Drop for Cancel {
 impl fmt::Debug for Cancel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cancel").field("created_at", &self.node.site).finish()
+    }
+}
+
+/// The handle of a function registered with [`Context::after_func`].
+pub struct AfterFunc {
+    entry: Arc<AfterFuncEntry>,
+    /// The node the function waits on, to unregister it.
+    node: Weak<Node>,
+}
+
+impl AfterFunc {
+    /// Stops the function from running: `true` if this call stopped it, `false` if it had
+    /// already been started or stopped (Go's `stop()`). It does not wait for a started
+    /// function to finish.
+    ///
+    /// ```
+    /// use gonext::context::Context;
+    ///
+    /// let (ctx, cancel) = Context::background().with_cancel();
+    /// let after = ctx.after_func(|| unreachable!("stopped before the cancel"));
+    /// assert!(after.stop());
+    /// assert!(!after.stop());
+    /// cancel.cancel();
+    /// ```
+    pub fn stop(&self) -> bool {
+        if self.entry.take().is_none() {
+            return false;
+        }
+        if let Some(node) = self.node.upgrade() {
+            node.state().after_funcs.retain(|entry| !Arc::ptr_eq(entry, &self.entry));
+        }
+        true
+    }
+}
+
+impl fmt::Debug for AfterFunc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AfterFunc").field("registered_at", &self.entry.site).finish_non_exhaustive()
     }
 }
 

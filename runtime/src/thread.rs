@@ -69,7 +69,25 @@ where
     }
 }
 
-fn spawn_member<F, T>(bubble: Arc<BubbleState>, site: bubble::Site, f: F) -> JoinHandle<T>
+/// Starts `f` on a thread of its own, detached: a member of `bubble` while that bubble still
+/// has members (a bubble that has finished cannot take new ones), else a plain thread. This is
+/// how Go's runtime starts the goroutine of `time.AfterFunc` and `context.AfterFunc`.
+pub(crate) fn spawn_detached(
+    bubble: Option<&Arc<BubbleState>>,
+    site: bubble::Site,
+    f: impl FnOnce() + Send + 'static,
+) {
+    match bubble.filter(|bubble| bubble.has_members()) {
+        Some(bubble) => drop(spawn_member(Arc::clone(bubble), site, f)),
+        None => {
+            if let Err(error) = spawn_unadopted(std::thread::Builder::new(), f) {
+                panic!("the function registered at {site}: the OS refused a new thread: {error}");
+            }
+        }
+    }
+}
+
+pub(crate) fn spawn_member<F, T>(bubble: Arc<BubbleState>, site: bubble::Site, f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,

@@ -39,6 +39,14 @@ use crate::time::bubble::{self, BubbleState, Site};
 /// written. A send with no receiver left returns the value in [`SendError`] instead of
 /// blocking forever. A value sent to a waiting receiver that is then cancelled (a `select!`
 /// that chose another branch) stays in the channel for the next receiver.
+///
+/// Go panics when a bubble's channel is closed outside the bubble. Here closing is a drop,
+/// and a drop never panics — Rust runs drops while unwinding, where a second panic aborts,
+/// and when a value simply leaves the bubble with its owner. So the last `Sender` of a
+/// bubble's channel may be dropped anywhere, and its receivers wake. The bubble does not
+/// wait for that, though: its members blocked on its own channel are durably blocked, and
+/// if nothing inside the bubble can wake them, that is reported as a deadlock even while
+/// an outside thread still holds a `Sender`. Every other use outside the bubble panics.
 #[track_caller]
 pub fn chan<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
     let shared = Arc::new(Chan {

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 use std::task::Poll;
 use std::time::Duration;
@@ -21,7 +21,12 @@ use crate::time::bubble::{self, Site};
 ///
 /// Holding it across a virtual sleep does not hang the bubble: another member waiting for it
 /// is durably blocked, so the clock moves on. Uncontended, `lock` is one atomic
-/// compare-and-swap, like std's.
+/// compare-and-swap, like std's, and one thread-local read.
+///
+/// The lock records which bubble its holder belongs to: a member waiting while a thread
+/// outside its bubble (or in another bubble) holds the lock is not durably blocked — that
+/// holder may release it at any moment, so the clock waits, as Go's rule for objects the
+/// bubble does not own says.
 ///
 /// ```
 /// use gonext::{sync::Mutex, thread, time};
@@ -48,10 +53,12 @@ use crate::time::bubble::{self, Site};
 /// # Differences from Go
 ///
 /// Go's `synctest` cannot treat `sync.Mutex` as durably blocking, so a mutex held across a
-/// sleep hangs a Go bubble; gonext's can. Like std's and unlike Go's, the lock owns its data
+/// sleep hangs a Go bubble; gonext's can (what golang/go#77687 asks of Go). As in Go, a
+/// mutex created outside a bubble is never a durable block for its members. Like std's and unlike Go's, the lock owns its data
 /// and is poisoned by a panic while held.
 pub struct Mutex<T: ?Sized> {
-    locked: AtomicBool,
+    /// 0 while unlocked, else the holder's [`bubble::holder_tag`].
+    holder: AtomicU64,
     poisoned: AtomicBool,
     queue: WaitQueue,
     data: UnsafeCell<T>,
@@ -76,7 +83,7 @@ impl<T> Mutex<T> {
     /// An unlocked mutex holding `value`.
     pub const fn new(value: T) -> Mutex<T> {
         Mutex {
-            locked: AtomicBool::new(false),
+            holder: AtomicU64::new(0),
             poisoned: AtomicBool::new(false),
             queue: WaitQueue::new(),
             data: UnsafeCell::new(value),
@@ -92,8 +99,12 @@ impl<T> Mutex<T> {
 }
 
 impl<T: ?Sized> Mutex<T> {
-    fn try_acquire(&self) -> bool {
-        self.locked.compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed).is_ok()
+    /// Fails with whether the holder is of the caller's bubble (`tag`).
+    fn try_acquire(&self, tag: u64) -> Result<(), bool> {
+        match self.holder.compare_exchange(0, tag, Ordering::SeqCst, Ordering::Relaxed) {
+            Ok(_) => Ok(()),
+            Err(holder) => Err(holder == tag || holder == 0),
+        }
     }
 
     fn guard(&self) -> LockResult<MutexGuard<'_, T>> {
@@ -109,9 +120,10 @@ impl<T: ?Sized> Mutex<T> {
     /// If a holder panicked, the lock is poisoned: the guard comes inside the error.
     #[track_caller]
     pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
-        if !self.try_acquire() {
+        let tag = bubble::holder_tag();
+        if self.try_acquire(tag).is_err() {
             let site = Location::caller();
-            bubble::block_on(self.acquire(site), site, "Mutex::lock");
+            bubble::block_on(self.acquire(tag, site), site, "Mutex::lock");
         }
         self.guard()
     }
@@ -123,17 +135,17 @@ impl<T: ?Sized> Mutex<T> {
     /// As [`lock`](Self::lock).
     #[track_caller]
     pub fn lock_async(&self) -> impl std::future::Future<Output = LockResult<MutexGuard<'_, T>>> {
-        let acquire = self.acquire(Location::caller());
+        let acquire = self.acquire(bubble::holder_tag(), Location::caller());
         async move {
             acquire.await;
             self.guard()
         }
     }
 
-    fn acquire(&self, site: Site) -> Acquire<'_, impl Fn() -> bool + '_> {
+    fn acquire(&self, tag: u64, site: Site) -> Acquire<'_, impl Fn() -> Result<(), bool> + '_> {
         Acquire {
             queue: &self.queue,
-            try_acquire: move || self.try_acquire(),
+            try_acquire: move || self.try_acquire(tag),
             slot: None,
             site,
             op: "Mutex::lock",
@@ -146,7 +158,7 @@ impl<T: ?Sized> Mutex<T> {
     ///
     /// `WouldBlock` if held, `Poisoned` if a holder panicked.
     pub fn try_lock(&self) -> TryLockResult<MutexGuard<'_, T>> {
-        if !self.try_acquire() {
+        if self.try_acquire(bubble::holder_tag()).is_err() {
             return Err(TryLockError::WouldBlock);
         }
         self.guard().map_err(TryLockError::from)
@@ -170,7 +182,7 @@ impl<T: ?Sized> Mutex<T> {
     }
 
     fn unlock(&self) {
-        self.locked.store(false, Ordering::SeqCst);
+        self.holder.store(0, Ordering::SeqCst);
         self.queue.release_one();
     }
 }

@@ -56,7 +56,10 @@ impl WaitQueue {
 }
 
 /// Retries `try_acquire` until it succeeds, registered in `queue` in between.
-pub(super) struct Acquire<'a, F: Fn() -> bool> {
+///
+/// `try_acquire` fails with whether every holder is a member of the caller's bubble: only
+/// then is the wait durable (a holder outside could release the lock at any moment).
+pub(super) struct Acquire<'a, F: Fn() -> Result<(), bool>> {
     pub(super) queue: &'a WaitQueue,
     pub(super) try_acquire: F,
     pub(super) slot: Option<u64>,
@@ -64,29 +67,37 @@ pub(super) struct Acquire<'a, F: Fn() -> bool> {
     pub(super) op: &'static str,
 }
 
-impl<F: Fn() -> bool> Unpin for Acquire<'_, F> {}
+impl<F: Fn() -> Result<(), bool>> Unpin for Acquire<'_, F> {}
 
-impl<F: Fn() -> bool> Future for Acquire<'_, F> {
+impl<F: Fn() -> Result<(), bool>> Future for Acquire<'_, F> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        if (this.try_acquire)() {
+        if (this.try_acquire)().is_ok() {
             this.done();
             return Poll::Ready(());
         }
         let slot = &mut this.slot;
         this.queue.update(|waiters| waiters.register(slot, cx.waker()));
-        if (this.try_acquire)() {
-            this.done();
-            return Poll::Ready(());
+        match (this.try_acquire)() {
+            Ok(()) => {
+                this.done();
+                Poll::Ready(())
+            }
+            Err(true) => {
+                bubble::note_blocked_at(this.site, this.op);
+                Poll::Pending
+            }
+            Err(false) => {
+                bubble::note_blocked_outside(this.site, this.op);
+                Poll::Pending
+            }
         }
-        bubble::note_blocked_at(this.site, this.op);
-        Poll::Pending
     }
 }
 
-impl<F: Fn() -> bool> Acquire<'_, F> {
+impl<F: Fn() -> Result<(), bool>> Acquire<'_, F> {
     fn done(&mut self) {
         if self.slot.is_some() {
             let slot = &mut self.slot;
@@ -95,7 +106,7 @@ impl<F: Fn() -> bool> Acquire<'_, F> {
     }
 }
 
-impl<F: Fn() -> bool> Drop for Acquire<'_, F> {
+impl<F: Fn() -> Result<(), bool>> Drop for Acquire<'_, F> {
     fn drop(&mut self) {
         if self.slot.is_none() {
             return;

@@ -5,7 +5,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 
 use super::queue::{Acquire, WaitQueue};
@@ -18,6 +18,11 @@ const WRITER: usize = usize::MAX;
 /// is durable inside a virtual-time bubble.
 ///
 /// Released waiters all retry, so neither readers nor writers are preferred.
+///
+/// As with [`Mutex`](super::Mutex), a member waiting while a thread outside every bubble
+/// holds the lock (as writer or reader), or while a member of another bubble holds it as
+/// writer, is not durably blocked: the clock waits for that holder. Readers that are members
+/// of another bubble are not told apart from the waiter's own.
 ///
 /// ```
 /// use gonext::sync::RwLock;
@@ -32,6 +37,10 @@ const WRITER: usize = usize::MAX;
 /// ```
 pub struct RwLock<T: ?Sized> {
     state: AtomicUsize,
+    /// The writer's [`bubble::holder_tag`], while it holds the lock.
+    writer: AtomicU64,
+    /// Readers outside every bubble.
+    outside_readers: AtomicUsize,
     poisoned: AtomicBool,
     queue: WaitQueue,
     data: UnsafeCell<T>,
@@ -47,6 +56,8 @@ unsafe impl<T: ?Sized + Send + Sync> Sync for RwLock<T> {}
 #[must_use = "the lock is released as soon as the guard drops"]
 pub struct RwLockReadGuard<'a, T: ?Sized> {
     lock: &'a RwLock<T>,
+    /// Counted in `outside_readers`.
+    outside: bool,
     _data: PhantomData<&'a T>,
 }
 
@@ -63,6 +74,8 @@ impl<T> RwLock<T> {
     pub const fn new(value: T) -> RwLock<T> {
         RwLock {
             state: AtomicUsize::new(0),
+            writer: AtomicU64::new(0),
+            outside_readers: AtomicUsize::new(0),
             poisoned: AtomicBool::new(false),
             queue: WaitQueue::new(),
             data: UnsafeCell::new(value),
@@ -78,25 +91,47 @@ impl<T> RwLock<T> {
 }
 
 impl<T: ?Sized> RwLock<T> {
-    fn try_acquire_read(&self) -> bool {
+    /// Fails with whether the holders are of the caller's bubble (`tag`), as far as known.
+    fn try_acquire_read(&self, tag: u64) -> Result<(), bool> {
         let mut state = self.state.load(Ordering::Relaxed);
         loop {
             if state >= WRITER - 1 {
-                return false;
+                return Err(self.held_by(tag, state));
             }
             match self.state.compare_exchange_weak(state, state + 1, Ordering::SeqCst, Ordering::Relaxed) {
-                Ok(_) => return true,
+                Ok(_) => {
+                    if tag == bubble::OUTSIDE_TAG {
+                        self.outside_readers.fetch_add(1, Ordering::SeqCst);
+                    }
+                    return Ok(());
+                }
                 Err(actual) => state = actual,
             }
         }
     }
 
-    fn try_acquire_write(&self) -> bool {
-        self.state.compare_exchange(0, WRITER, Ordering::SeqCst, Ordering::Relaxed).is_ok()
+    fn try_acquire_write(&self, tag: u64) -> Result<(), bool> {
+        match self.state.compare_exchange(0, WRITER, Ordering::SeqCst, Ordering::Relaxed) {
+            Ok(_) => {
+                self.writer.store(tag, Ordering::SeqCst);
+                Ok(())
+            }
+            Err(state) => Err(self.held_by(tag, state)),
+        }
     }
 
-    fn read_guard(&self) -> LockResult<RwLockReadGuard<'_, T>> {
-        let guard = RwLockReadGuard { lock: self, _data: PhantomData };
+    /// Whether the holders in `state` are of bubble `tag`: the writer's tag is recorded just
+    /// after it takes the lock (0 until then), readers outside any bubble are counted.
+    fn held_by(&self, tag: u64, state: usize) -> bool {
+        if state == WRITER {
+            let writer = self.writer.load(Ordering::SeqCst);
+            return writer == 0 || writer == tag;
+        }
+        self.outside_readers.load(Ordering::SeqCst) == 0
+    }
+
+    fn read_guard(&self, tag: u64) -> LockResult<RwLockReadGuard<'_, T>> {
+        let guard = RwLockReadGuard { lock: self, outside: tag == bubble::OUTSIDE_TAG, _data: PhantomData };
         if self.is_poisoned() { Err(PoisonError::new(guard)) } else { Ok(guard) }
     }
 
@@ -113,18 +148,19 @@ impl<T: ?Sized> RwLock<T> {
     /// If a writer panicked, the lock is poisoned: the guard comes inside the error.
     #[track_caller]
     pub fn read(&self) -> LockResult<RwLockReadGuard<'_, T>> {
-        if !self.try_acquire_read() {
+        let tag = bubble::holder_tag();
+        if self.try_acquire_read(tag).is_err() {
             let site = Location::caller();
             let acquire = Acquire {
                 queue: &self.queue,
-                try_acquire: || self.try_acquire_read(),
+                try_acquire: || self.try_acquire_read(tag),
                 slot: None,
                 site,
                 op: "RwLock::read",
             };
             bubble::block_on(acquire, site, "RwLock::read");
         }
-        self.read_guard()
+        self.read_guard(tag)
     }
 
     /// Locks for writing, blocking (durably, inside a bubble) while anyone holds it.
@@ -134,11 +170,12 @@ impl<T: ?Sized> RwLock<T> {
     /// If a writer panicked, the lock is poisoned: the guard comes inside the error.
     #[track_caller]
     pub fn write(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
-        if !self.try_acquire_write() {
+        let tag = bubble::holder_tag();
+        if self.try_acquire_write(tag).is_err() {
             let site = Location::caller();
             let acquire = Acquire {
                 queue: &self.queue,
-                try_acquire: || self.try_acquire_write(),
+                try_acquire: || self.try_acquire_write(tag),
                 slot: None,
                 site,
                 op: "RwLock::write",
@@ -154,10 +191,11 @@ impl<T: ?Sized> RwLock<T> {
     ///
     /// `WouldBlock` if a writer holds it, `Poisoned` if a writer panicked.
     pub fn try_read(&self) -> TryLockResult<RwLockReadGuard<'_, T>> {
-        if !self.try_acquire_read() {
+        let tag = bubble::holder_tag();
+        if self.try_acquire_read(tag).is_err() {
             return Err(TryLockError::WouldBlock);
         }
-        self.read_guard().map_err(TryLockError::from)
+        self.read_guard(tag).map_err(TryLockError::from)
     }
 
     /// Locks for writing if no one holds it.
@@ -166,7 +204,7 @@ impl<T: ?Sized> RwLock<T> {
     ///
     /// `WouldBlock` if held, `Poisoned` if a writer panicked.
     pub fn try_write(&self) -> TryLockResult<RwLockWriteGuard<'_, T>> {
-        if !self.try_acquire_write() {
+        if self.try_acquire_write(bubble::holder_tag()).is_err() {
             return Err(TryLockError::WouldBlock);
         }
         self.write_guard().map_err(TryLockError::from)
@@ -202,6 +240,9 @@ impl<T: ?Sized> Deref for RwLockReadGuard<'_, T> {
 
 impl<T: ?Sized> Drop for RwLockReadGuard<'_, T> {
     fn drop(&mut self) {
+        if self.outside {
+            self.lock.outside_readers.fetch_sub(1, Ordering::SeqCst);
+        }
         if self.lock.state.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.lock.queue.release_all();
         }
@@ -229,6 +270,7 @@ impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
         if !self.panicking_at_lock && std::thread::panicking() {
             self.lock.poisoned.store(true, Ordering::Relaxed);
         }
+        self.lock.writer.store(0, Ordering::SeqCst);
         self.lock.state.store(0, Ordering::SeqCst);
         self.lock.queue.release_all();
     }

@@ -36,44 +36,65 @@ use crate::time::bubble::{self, BubbleState, Site};
 ///
 /// Go's `Add` takes a signed delta; here [`add`](Self::add) only adds and [`done`](Self::done)
 /// subtracts one, so the counter cannot be driven negative by a typo in the sign.
+///
+/// # Virtual time
+///
+/// As in Go, a group belongs to a bubble once it is created there, or once [`add`](Self::add)
+/// (or [`go`](Self::go)) is called there while nothing is outstanding; from then on a wait on
+/// it is durable, and using it outside that bubble panics, naming both. A wait on a group that
+/// belongs to no bubble is never durable: a thread outside may still call `done`.
 #[derive(Clone)]
 pub struct WaitGroup {
     shared: Arc<Mutex<Counter>>,
-    /// The bubble it was created in, and where: waiting from elsewhere panics.
-    owner: Option<Arc<BubbleState>>,
-    site: Site,
 }
 
-#[derive(Default)]
 struct Counter {
     outstanding: usize,
     waiters: Waiters,
+    /// The bubble the group belongs to, and where it joined it.
+    owner: Option<(Arc<BubbleState>, Site)>,
 }
 
 impl WaitGroup {
     /// A group with nothing outstanding.
     #[track_caller]
     pub fn new() -> WaitGroup {
-        WaitGroup { shared: Arc::default(), owner: bubble::current(), site: Location::caller() }
+        let site = Location::caller();
+        let owner = bubble::current().map(|bubble| (bubble, site));
+        WaitGroup { shared: Arc::new(Mutex::new(Counter { outstanding: 0, waiters: Waiters::new(), owner })) }
     }
 
     fn lock(&self) -> MutexGuard<'_, Counter> {
         self.shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Adds `n` outstanding units of work.
+    /// Adds `n` outstanding units of work; inside a bubble, an idle group that belongs to no
+    /// bubble joins the caller's.
+    ///
+    /// # Panics
+    ///
+    /// Outside the bubble the group belongs to, naming both.
+    #[track_caller]
     pub fn add(&self, n: usize) {
-        self.lock().outstanding += n;
+        let used_at = Location::caller();
+        let mut counter = self.lock();
+        if counter.owner.is_none() && counter.outstanding == 0 {
+            counter.owner = bubble::current().map(|bubble| (bubble, used_at));
+        }
+        counter.check(used_at);
+        counter.outstanding += n;
     }
 
     /// Marks one unit done, waking the waiters when none is left.
     ///
     /// # Panics
     ///
-    /// When nothing is outstanding (more `done` than `add`), naming the caller.
+    /// When nothing is outstanding (more `done` than `add`), naming the caller, and outside
+    /// the bubble the group was created in.
     #[track_caller]
     pub fn done(&self) {
         let mut counter = self.lock();
+        counter.check(Location::caller());
         assert!(
             counter.outstanding > 0,
             "WaitGroup::done at {}: called more times than add",
@@ -127,6 +148,15 @@ impl WaitGroup {
     }
 }
 
+impl Counter {
+    /// Panics if the group of a bubble is used outside it.
+    fn check(&self, used_at: Site) {
+        if let Some((owner, joined_at)) = &self.owner {
+            bubble::check_owner(owner, "WaitGroup", joined_at, used_at);
+        }
+    }
+}
+
 /// The future of [`WaitGroup::wait_async`].
 #[must_use = "futures do nothing unless polled"]
 pub struct Wait<'a> {
@@ -140,16 +170,14 @@ impl Future for Wait<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        if let Some(owner) = &this.group.owner {
-            bubble::check_owner(owner, "WaitGroup", this.group.site, this.site);
-        }
         let mut counter = this.group.lock();
+        counter.check(this.site);
         if counter.outstanding == 0 {
             counter.waiters.forget(&mut this.slot);
             return Poll::Ready(());
         }
         counter.waiters.register(&mut this.slot, cx.waker());
-        bubble::note_pending_on(this.group.owner.as_ref(), this.site, "WaitGroup::wait");
+        bubble::note_pending_on(counter.owner.as_ref().map(|(owner, _)| owner), this.site, "WaitGroup::wait");
         Poll::Pending
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! A *bubble* is a set of threads and async tasks that share one virtual clock, starting at
 //! 2000-01-01T00:00:00Z. Inside it, [`Instant::now`], [`SystemTime::now`], [`sleep`],
-//! [`thread::sleep`](crate::thread::sleep), [`Ticker`], channels, `WaitGroup`s, locks and
-//! `Context` deadlines all use that clock. The clock only moves when every member is
+//! [`thread::sleep`](crate::thread::sleep), [`Ticker`], [`Timer`], [`after_func`],
+//! channels, `WaitGroup`s, locks and `Context` deadlines all use that clock. The clock only moves when every member is
 //! *durably blocked* — parked inside a gonext primitive — and then jumps straight to the
 //! earliest timer. A test that sleeps for an hour finishes in microseconds, and the order of
 //! events is exactly what the code says, every run.
@@ -27,8 +27,9 @@
 //!   started with [`crate::thread::spawn`] by a member, and every task started with
 //!   [`crate::task::spawn`] inside `bubble_async`. A thread started with `std::thread::spawn`
 //!   is not a member and keeps real time.
-//! - When every member is blocked, in Go's order: members whose timer is due wake; else the
-//!   [`wait`] caller wakes; else the clock advances to the earliest timer; else the bubble
+//! - When every member is blocked, in Go's order: members whose timer is due wake (and due
+//!   [`after_func`] functions start, each on a new member thread); else the [`wait`] (or
+//!   [`wait_async`]) caller wakes; else the clock advances to the earliest timer; else the bubble
 //!   panics with `deadlock: all tasks in bubble are blocked` and, for each member, its name,
 //!   where it started and where it is blocked. Tokio's paused clock hangs silently here.
 //! - Blocking outside gonext (a `std::sync::Mutex`, real I/O, a foreign future) counts as
@@ -42,8 +43,12 @@
 //! - The bubble returns only after every member has finished. A member's panic aborts the
 //!   others (they unwind from their blocking call) and is re-raised in the caller with its
 //!   original payload.
-//! - Objects created in a bubble (timers, channels, `Context` deadlines) belong to it; using
-//!   a timer from outside its bubble panics, naming both.
+//! - Objects created in a bubble (timers, tickers, channels, `WaitGroup`s, `Context`s) belong
+//!   to it; using one from outside its bubble, or in another bubble, panics naming both, and
+//!   so does using a timer or ticker made outside any bubble inside one (it would run a real
+//!   timer against the virtual clock). Dropping is not a use: a bubble's values may be dropped
+//!   anywhere (see [`sync::chan`](crate::sync::chan) for what closing a channel from outside
+//!   does).
 //!
 //! Outside a bubble every call is a pass-through: `Instant::now()` is std's after one
 //! thread-local read, `thread::sleep` is std's, and async timers run on one lazily started
@@ -140,6 +145,7 @@ mod clock;
 pub(crate) mod interpose;
 pub(crate) mod real_timer;
 mod sleep;
+mod timer;
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
@@ -148,6 +154,7 @@ use std::time::Duration;
 
 pub use clock::{Instant, SystemTime};
 pub use sleep::{Elapsed, Sleep, Ticker, Timeout, interval, sleep, sleep_until, timeout};
+pub use timer::{Timer, TimerWait, after_func};
 
 use bubble::{BubbleAborted, BubbleState, Config, Current};
 
@@ -356,7 +363,8 @@ pub fn bubble_async<F: Future>(future: F) -> F::Output {
 ///
 /// # Panics
 ///
-/// Outside a bubble, inside an async task, or when another member is already waiting.
+/// Outside a bubble, inside an async task (use [`wait_async`] there), or when another member
+/// is already waiting.
 #[track_caller]
 pub fn wait() {
     let site = Location::caller();
@@ -395,6 +403,58 @@ pub fn wait() {
 /// ```
 pub fn std_time_is_virtual() -> bool {
     bubble::with_current(|c| c.is_some_and(|c| std::time::Instant::now() == c.bubble.now_instant()))
+}
+
+/// The async form of [`wait`], for tasks of [`bubble_async`]: completes once every other
+/// member is durably blocked.
+///
+/// ```
+/// use gonext::{sync, task, time};
+///
+/// time::bubble_async(async {
+///     let (tx, rx) = sync::chan::<u32>(1);
+///     task::spawn(async move { tx.send_async(7).await.unwrap() });
+///     time::wait_async().await; // the task has sent and finished
+///     assert_eq!(rx.try_recv(), Ok(7));
+/// });
+/// ```
+///
+/// # Panics
+///
+/// When polled outside a bubble, or while another member is waiting.
+#[track_caller]
+pub fn wait_async() -> WaitAsync {
+    WaitAsync { site: Location::caller(), registered: None }
+}
+
+/// The future of [`wait_async`].
+#[must_use = "futures do nothing unless polled"]
+#[derive(Debug)]
+pub struct WaitAsync {
+    site: bubble::Site,
+    /// The member registered as the bubble's waiter.
+    registered: Option<bubble::MemberId>,
+}
+
+impl Future for WaitAsync {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, _cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        let this = self.get_mut();
+        let site = this.site;
+        let Some((bubble, id)) = bubble::with_current(|c| c.map(|c| (Arc::clone(&c.bubble), c.member)))
+        else {
+            panic!("time::wait_async at {site}: not inside a bubble");
+        };
+        if this.registered == Some(id) && !bubble.is_waiter(id) {
+            this.registered = None;
+            return std::task::Poll::Ready(());
+        }
+        bubble.set_waiter(id);
+        this.registered = Some(id);
+        bubble::note_blocked_at(site, "time::wait_async");
+        std::task::Poll::Pending
+    }
 }
 
 /// Sleeps for `duration`, then [`wait`]s: Go's `synctest.Sleep`.

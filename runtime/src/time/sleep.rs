@@ -242,14 +242,21 @@ impl std::error::Error for Elapsed {}
 /// });
 /// ```
 ///
+/// A ticker belongs to the bubble it was created in (or to real time, outside any bubble):
+/// ticking or resetting it elsewhere panics, naming both.
+///
 /// # Differences from Go
 ///
 /// Go delivers ticks on a channel `C`; here the ticker is polled with [`tick`](Self::tick)
 /// (async) or [`tick_blocking`](Self::tick_blocking), which can sit in a `select!` as well.
-#[derive(Debug)]
+/// Go panics when a bubble's ticker is used outside it, as gonext does, but lets a bubble
+/// receive from a ticker created outside, ticking in real time. gonext panics there too: inside
+/// a bubble every [`Instant`] is virtual, so a real ticker's instants would be compared with
+/// the wrong clock; create the ticker where it is used.
 pub struct Ticker {
     period: Duration,
     next: Instant,
+    bubble: Option<Arc<BubbleState>>,
     site: Site,
 }
 
@@ -272,7 +279,12 @@ impl Ticker {
     #[track_caller]
     pub fn new(period: Duration) -> Ticker {
         assert!(!period.is_zero(), "Ticker::new: the period must be positive");
-        Ticker { period, next: Instant::now() + period, site: Location::caller() }
+        Ticker { period, next: Instant::now() + period, bubble: bubble::current(), site: Location::caller() }
+    }
+
+    #[track_caller]
+    fn check(&self, used_at: Site) {
+        bubble::check_clock(self.bubble.as_ref(), "time::Ticker", self.site, used_at);
     }
 
     /// The period between ticks.
@@ -284,22 +296,37 @@ impl Ticker {
     ///
     /// # Panics
     ///
-    /// If `period` is zero.
+    /// If `period` is zero, or outside the ticker's bubble.
     #[track_caller]
     pub fn reset(&mut self, period: Duration) {
+        self.check(Location::caller());
         *self = Ticker::new(period);
     }
 
     /// Waits for the next tick and returns its scheduled instant.
-    pub async fn tick(&mut self) -> Instant {
-        Sleep::new(self.next, self.site).await;
-        self.advance()
+    ///
+    /// # Panics
+    ///
+    /// Outside the ticker's bubble.
+    #[track_caller]
+    pub fn tick(&mut self) -> impl Future<Output = Instant> + '_ {
+        let site = Location::caller();
+        self.check(site);
+        async move {
+            Sleep::new(self.next, site).await;
+            self.advance()
+        }
     }
 
     /// Blocks the thread until the next tick (durably, inside a bubble).
+    ///
+    /// # Panics
+    ///
+    /// Outside the ticker's bubble.
     #[track_caller]
     pub fn tick_blocking(&mut self) -> Instant {
         let site = Location::caller();
+        self.check(site);
         bubble::block_on(Sleep::new(self.next, site), site, "Ticker::tick_blocking");
         self.advance()
     }
@@ -313,5 +340,15 @@ impl Ticker {
             self.next += self.period * u32::try_from(behind).unwrap_or(u32::MAX);
         }
         tick
+    }
+}
+
+impl fmt::Debug for Ticker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ticker")
+            .field("period", &self.period)
+            .field("next", &self.next)
+            .field("site", &self.site)
+            .finish_non_exhaustive()
     }
 }

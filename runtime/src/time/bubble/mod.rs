@@ -30,7 +30,9 @@ use std::task::Waker;
 use std::time::Duration;
 
 pub(crate) use executor::{BoxTask, run_async};
-pub(crate) use member::{PendingMarker, block_on, enter_thread_member, note_blocked_at, note_pending_on};
+pub(crate) use member::{
+    PendingMarker, block_on, enter_thread_member, note_blocked_at, note_blocked_outside, note_pending_on,
+};
 pub(crate) use parker::ThreadParker;
 #[cfg(gonext_std_time)]
 pub(crate) use std_wait::{StdWake, adoptable, std_block_until, std_member, std_sleep_until, std_timed_wait};
@@ -167,6 +169,17 @@ thread_local! {
     static OWN_TIMERS: RefCell<Vec<(TimerKey, MemberId)>> = const { RefCell::new(Vec::new()) };
 }
 
+/// The tag of a thread outside every bubble in [`holder_tag`]; bubble ids start at 1.
+pub(crate) const OUTSIDE_TAG: u64 = u64::MAX;
+
+/// Who the caller is, for locks that record their holders: its bubble's id, or
+/// [`OUTSIDE_TAG`]. A member waiting for a lock whose holders all carry its own tag is
+/// durably blocked; any other holder may release it from outside the bubble.
+#[inline]
+pub(crate) fn holder_tag() -> u64 {
+    CURRENT.with_borrow(|c| c.as_ref().map_or(OUTSIDE_TAG, |c| c.bubble.id))
+}
+
 /// The bubble membership of the running thread or task.
 pub(crate) struct Current {
     pub(crate) bubble: Arc<BubbleState>,
@@ -209,6 +222,30 @@ pub(crate) fn check_owner(owner: &Arc<BubbleState>, what: &str, created_at: Site
     if !with_current(|c| c.is_some_and(|c| Arc::ptr_eq(&c.bubble, owner))) {
         foreign_use(owner, what, created_at, used_at);
     }
+}
+
+/// Panics unless the caller runs on the clock of a timer (`what`, created at `created_at`)
+/// that belongs to `owner`, or to no bubble for `None`; `used_at` is where it is used.
+pub(crate) fn check_clock(owner: Option<&Arc<BubbleState>>, what: &str, created_at: Site, used_at: Site) {
+    match owner {
+        Some(owner) => check_owner(owner, what, created_at, used_at),
+        None => {
+            if let Some(bubble) = current() {
+                foreign_clock(&bubble, what, created_at, used_at);
+            }
+        }
+    }
+}
+
+/// The panic of a timer made outside any bubble and used inside `bubble`.
+#[cold]
+#[inline(never)]
+fn foreign_clock(bubble: &BubbleState, what: &str, created_at: Site, used_at: Site) -> ! {
+    panic!(
+        "{what} created at {created_at} outside any bubble was used inside {} at {used_at}; timers belong \
+         to the clock they were created on",
+        bubble.label()
+    );
 }
 
 /// The panic of an object of `owner` used elsewhere.
@@ -332,6 +369,11 @@ impl BubbleState {
         inner.running += 1;
         inner.progress += 1;
         id
+    }
+
+    /// Whether any member is left; once none is, the bubble is over.
+    pub(crate) fn has_members(&self) -> bool {
+        !self.lock().members.is_empty()
     }
 
     /// Records the parker of a thread member, so that wake-ups can unpark it.
