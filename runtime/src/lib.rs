@@ -591,13 +591,8 @@ pub use gonext_macros::select;
 /// ```
 pub use gonext_macros::virtual_time_test;
 
-/// README.md's Rust blocks, run as doctests so that a snippet that stops compiling or
-/// stops doing what its comments say fails CI. The blocks marked `ignore` need what gonext's
-/// doctests lack (the `std-time` feature, tokio, rayon): `tests/build.rs` extracts them and
-/// the test files named beside them run them.
 #[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;
+mod readme;
 
 #[doc(hidden)]
 pub mod __private {
