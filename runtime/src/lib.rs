@@ -560,13 +560,19 @@ pub use gonext_macros::select;
 /// Turns a test function (sync or `async`) into a `#[test]` that runs in a virtual-time
 /// bubble: Go's `synctest.Test`.
 ///
-/// Options, all string literals checked at compile time:
+/// Options, all checked at compile time:
 ///
 /// - `start = "2024-02-29T12:00:00Z"`: where the virtual clock starts (RFC 3339; the
 ///   default is 2000-01-01T00:00:00Z);
 /// - `timeout = "10m"`: fail once the virtual clock would pass this (Go-style durations:
 ///   `1h30m`, `1.5s`, `250ms`);
-/// - `stall = "30s"`: fail when nothing moves for this much real time (default 30 s).
+/// - `stall = "30s"`: fail when nothing moves for this much real time (default 30 s);
+/// - `tokio` (or `tokio = "current_thread"`), `tokio = "multi_thread"` with an optional
+///   `worker_threads = 4`: run the `async fn` on a tokio runtime built inside the bubble, I/O
+///   and time enabled, on the bubble's clock — what `#[tokio::test(start_paused = true)]` does
+///   with tokio's paused clock, for multi-thread runtimes too, and for std and gonext time
+///   alongside. It needs the `std-time` feature (a compile error says so without it) and
+///   `tokio` among the crate's dependencies; see [tokio in a bubble](time#tokio-in-a-bubble).
 ///
 /// std's own clocks, sleeps and timed waits (and the crates built on them) are virtual in the
 /// test only with gonext's `std-time` feature, on Linux with glibc; otherwise they keep real
@@ -587,6 +593,17 @@ pub use gonext_macros::select;
 ///     let now = gonext::time::SystemTime::now();
 ///     let secs = now.duration_since(gonext::time::SystemTime::UNIX_EPOCH).unwrap().as_secs();
 ///     assert_eq!(secs, 1_709_208_000);
+/// }
+/// ```
+///
+/// With tokio (and `features = ["std-time"]`):
+///
+/// ```ignore
+/// #[gonext::virtual_time_test(tokio = "multi_thread", worker_threads = 2)]
+/// async fn backoff_on_tokio() {
+///     let start = tokio::time::Instant::now();
+///     tokio::time::sleep(std::time::Duration::from_secs(3600)).await; // returns at once
+///     assert_eq!(start.elapsed(), std::time::Duration::from_secs(3600));
 /// }
 /// ```
 pub use gonext_macros::virtual_time_test;
@@ -628,6 +645,17 @@ pub mod __private {
     }
     pub use crate::time;
     pub use crate::weak::cache::{CacheKey, CacheStats, WeakCache};
+
+    /// Fails to compile, naming the feature, when `#[virtual_time_test(tokio)]` is used where
+    /// std's time is not virtual: tokio parks in std calls, which only the `std-time` layer
+    /// makes virtual.
+    pub const fn assert_std_time_for_tokio() {
+        #[cfg(not(gonext_std_time))]
+        panic!(
+            "#[virtual_time_test(tokio)] needs gonext's `std-time` feature (Linux with glibc, x86_64 or \
+             aarch64): add `features = [\"std-time\"]` to gonext in [dev-dependencies]"
+        );
+    }
 
     /// The entry points of `#[weak_cache]` expansions.
     pub mod weak_cache {

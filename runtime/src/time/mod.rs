@@ -144,6 +144,7 @@ mod clock;
 #[cfg(gonext_std_time)]
 pub(crate) mod interpose;
 pub(crate) mod real_timer;
+mod runtime_hooks;
 mod sleep;
 mod timer;
 
@@ -153,6 +154,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use clock::{Instant, SystemTime};
+pub use runtime_hooks::{RootFuture, root_future, runtime_parked, runtime_unparked};
 pub use sleep::{Elapsed, Sleep, Ticker, Timeout, interval, sleep, sleep_until, timeout};
 pub use timer::{Timer, TimerWait, after_func};
 

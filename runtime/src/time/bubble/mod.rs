@@ -35,7 +35,9 @@ pub(crate) use member::{
 };
 pub(crate) use parker::ThreadParker;
 #[cfg(gonext_std_time)]
-pub(crate) use std_wait::{StdWake, adoptable, std_block_until, std_member, std_sleep_until, std_timed_wait};
+pub(crate) use std_wait::{
+    StdProbe, StdWake, adoptable, std_block_until, std_member, std_sleep_until, std_wait,
+};
 
 /// Where a member was spawned or is blocked: the `#[track_caller]` location of the call.
 pub(crate) type Site = &'static Location<'static>;
@@ -150,6 +152,8 @@ struct Inner {
     executor_waiting: bool,
     spawned: Vec<(MemberId, BoxTask)>,
     failure: Option<Failure>,
+    /// Futures to wake when the bubble fails (see `wake_on_failure`).
+    failure_wakers: Vec<Waker>,
     root_done: bool,
     /// Incremented on every state change; the stall watchdog compares it.
     progress: u64,
@@ -159,6 +163,9 @@ struct Inner {
     /// parker: until it returns, no other task can run.
     #[cfg(gonext_std_time)]
     executor_blocked: Option<(MemberId, Arc<ThreadParker>)>,
+    /// Members in interposed std waits, with what they wait for (see `StdProbe`).
+    #[cfg(gonext_std_time)]
+    probes: Vec<(MemberId, StdProbe)>,
 }
 
 thread_local! {
@@ -279,11 +286,14 @@ impl BubbleState {
                 executor_waiting: false,
                 spawned: Vec::new(),
                 failure: None,
+                failure_wakers: Vec::new(),
                 root_done: false,
                 progress: 0,
                 abandoned: false,
                 #[cfg(gonext_std_time)]
                 executor_blocked: None,
+                #[cfg(gonext_std_time)]
+                probes: Vec::new(),
             }),
             changed: Condvar::new(),
             now_nanos: AtomicU64::new(0),
@@ -526,9 +536,15 @@ impl BubbleState {
                 foreign.into_iter().for_each(Waker::wake);
                 inner = self.lock();
                 inner.waking -= 1;
+                #[cfg(gonext_std_time)]
+                self.wake_std_waiter_on_this_thread(&mut inner);
                 continue;
             }
             if self.any_running(&mut inner) {
+                return inner;
+            }
+            #[cfg(gonext_std_time)]
+            if self.wake_ready_std_waiters(&mut inner) {
                 return inner;
             }
             if let Some(waiter) = inner.waiter.take() {
@@ -581,6 +597,7 @@ impl BubbleState {
         if inner.failure.is_none() {
             inner.failure = Some(failure);
             self.failed.store(true, Ordering::Release);
+            Self::wake_failure_wakers(std::mem::take(&mut inner.failure_wakers));
         }
         let blocked: Vec<MemberId> = inner.members.keys().copied().collect();
         for id in blocked {
@@ -589,6 +606,33 @@ impl BubbleState {
         inner.waiter = None;
         self.changed.notify_all();
         inner
+    }
+
+    /// Registers `waker` to be woken when the bubble fails; `false` if it already has. For
+    /// futures a foreign executor polls, which would never return to gonext otherwise.
+    pub(crate) fn wake_on_failure(&self, waker: &Waker) -> bool {
+        let mut inner = self.lock();
+        if inner.failure.is_some() {
+            return false;
+        }
+        if !inner.failure_wakers.iter().any(|registered| registered.will_wake(waker)) {
+            inner.failure_wakers.push(waker.clone());
+        }
+        true
+    }
+
+    /// Wakes `wakers` on a thread of their own: the bubble's lock is held here, and a waker may
+    /// reach it again (through the interposers, or a member's wake).
+    fn wake_failure_wakers(wakers: Vec<Waker>) {
+        if wakers.is_empty() {
+            return;
+        }
+        let spawned = crate::thread::spawn_unadopted(std::thread::Builder::new(), move || {
+            wakers.into_iter().for_each(Waker::wake);
+        });
+        if let Err(error) = spawned {
+            eprintln!("gonext: the OS refused a thread to wake futures of a failed bubble: {error}");
+        }
     }
 
     /// Waits (as a non-member) until every member has left or the bubble failed and its
