@@ -316,13 +316,7 @@ fn select_on_a_pipe_wakes_when_another_member_writes() {
         let mut timeout = libc::timeval { tv_sec: 10, tv_usec: 0 };
         // SAFETY: valid sets and timeout for the call.
         let ready = unsafe {
-            libc::select(
-                read_fd + 1,
-                &mut readable,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                &mut timeout,
-            )
+            libc::select(read_fd + 1, &mut readable, std::ptr::null_mut(), std::ptr::null_mut(), &mut timeout)
         };
         assert_eq!(ready, 1);
         // SAFETY: the set the call filled in.

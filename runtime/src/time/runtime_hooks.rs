@@ -3,9 +3,11 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
-use super::bubble::{self, BubbleAborted};
+use std::sync::Arc;
+
+use super::bubble::{self, BubbleAborted, BubbleState};
 
 /// Marks the calling thread as parked by an idle runtime of its bubble, until
 /// [`runtime_unparked`]. Pass both to the park hooks of a runtime you build inside a bubble —
@@ -78,7 +80,7 @@ pub fn runtime_unparked() {
 /// When polled after its bubble failed, with the bubble's private abort payload, which the
 /// bubble replaces by its report.
 pub fn root_future<F: Future>(future: F) -> RootFuture<F> {
-    RootFuture { future }
+    RootFuture { future, bubble: bubble::current(), failure_slot: None, registered: None }
 }
 
 pin_project_lite::pin_project! {
@@ -87,11 +89,20 @@ pin_project_lite::pin_project! {
     pub struct RootFuture<F> {
         #[pin]
         future: F,
+        bubble: Option<Arc<BubbleState>>,
+        // Its waker's registration with the bubble, woken if the bubble fails.
+        failure_slot: Option<u64>,
+        // The waker registered last: a poll with the same one need not take the bubble's lock.
+        registered: Option<Waker>,
     }
 
     impl<F> PinnedDrop for RootFuture<F> {
-        fn drop(_this: Pin<&mut Self>) {
+        fn drop(this: Pin<&mut Self>) {
             runtime_unparked();
+            let this = this.project();
+            if let Some(bubble) = this.bubble {
+                bubble.forget_failure_waker(this.failure_slot);
+            }
         }
     }
 }
@@ -101,12 +112,17 @@ impl<F: Future> Future for RootFuture<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         runtime_unparked();
-        if let Some(bubble) = bubble::current()
-            && !bubble.wake_on_failure(cx.waker())
-        {
-            std::panic::resume_unwind(Box::new(BubbleAborted));
+        let this = self.project();
+        if let Some(bubble) = this.bubble {
+            let known = this.registered.as_ref().is_some_and(|waker| waker.will_wake(cx.waker()));
+            if bubble.has_failed() || (!known && !bubble.wake_on_failure(this.failure_slot, cx.waker())) {
+                std::panic::resume_unwind(Box::new(BubbleAborted));
+            }
+            if !known {
+                *this.registered = Some(cx.waker().clone());
+            }
         }
-        let poll = self.project().future.poll(cx);
+        let poll = this.future.poll(cx);
         if poll.is_pending() {
             runtime_parked();
         }

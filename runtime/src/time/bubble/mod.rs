@@ -153,7 +153,7 @@ struct Inner {
     spawned: Vec<(MemberId, BoxTask)>,
     failure: Option<Failure>,
     /// Futures to wake when the bubble fails (see `wake_on_failure`).
-    failure_wakers: Vec<Waker>,
+    failure_wakers: crate::sync::waiters::Waiters,
     root_done: bool,
     /// Incremented on every state change; the stall watchdog compares it.
     progress: u64,
@@ -286,7 +286,7 @@ impl BubbleState {
                 executor_waiting: false,
                 spawned: Vec::new(),
                 failure: None,
-                failure_wakers: Vec::new(),
+                failure_wakers: crate::sync::waiters::Waiters::new(),
                 root_done: false,
                 progress: 0,
                 abandoned: false,
@@ -597,7 +597,7 @@ impl BubbleState {
         if inner.failure.is_none() {
             inner.failure = Some(failure);
             self.failed.store(true, Ordering::Release);
-            Self::wake_failure_wakers(std::mem::take(&mut inner.failure_wakers));
+            Self::wake_failure_wakers(inner.failure_wakers.take_all());
         }
         let blocked: Vec<MemberId> = inner.members.keys().copied().collect();
         for id in blocked {
@@ -608,17 +608,22 @@ impl BubbleState {
         inner
     }
 
-    /// Registers `waker` to be woken when the bubble fails; `false` if it already has. For
-    /// futures a foreign executor polls, which would never return to gonext otherwise.
-    pub(crate) fn wake_on_failure(&self, waker: &Waker) -> bool {
+    /// Registers `waker` in `slot` to be woken when the bubble fails; `false` if it already
+    /// has. For futures a foreign executor polls, which would never return to gonext otherwise.
+    pub(crate) fn wake_on_failure(&self, slot: &mut Option<u64>, waker: &Waker) -> bool {
         let mut inner = self.lock();
         if inner.failure.is_some() {
             return false;
         }
-        if !inner.failure_wakers.iter().any(|registered| registered.will_wake(waker)) {
-            inner.failure_wakers.push(waker.clone());
-        }
+        inner.failure_wakers.register(slot, waker);
         true
+    }
+
+    /// Forgets the registration in `slot`.
+    pub(crate) fn forget_failure_waker(&self, slot: &mut Option<u64>) {
+        if slot.is_some() {
+            self.lock().failure_wakers.forget(slot);
+        }
     }
 
     /// Wakes `wakers` on a thread of their own: the bubble's lock is held here, and a waker may

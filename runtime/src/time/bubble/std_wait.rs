@@ -36,6 +36,8 @@ const RECHECK: Duration = Duration::from_millis(2);
 pub(crate) enum StdProbe {
     /// A futex word that holds the value the wait expects while it should go on.
     Futex { address: usize, expected: u32 },
+    /// A descriptor with the events waited for (an epoll instance, for `epoll_wait`).
+    Fd(libc::pollfd),
     /// Descriptors with the events waited for; the wait is over once one is ready.
     Fds(Vec<libc::pollfd>),
 }
@@ -49,6 +51,7 @@ impl StdProbe {
                 let word = unsafe { &*(*address as *const std::sync::atomic::AtomicU32) };
                 word.load(std::sync::atomic::Ordering::SeqCst) == *expected
             }
+            StdProbe::Fd(fd) => !crate::time::interpose::any_ready(std::slice::from_ref(fd)),
             StdProbe::Fds(fds) => !crate::time::interpose::any_ready(fds),
         }
     }
@@ -58,7 +61,7 @@ impl StdProbe {
 pub(crate) fn std_sleep_until(deadline: Duration) -> StdWake {
     with_std_member(|bubble, id, is_task, _| {
         loop {
-            match bubble.std_park(id, is_task, "std::thread::sleep (std-time)", Some(deadline), None) {
+            match bubble.std_park(id, is_task, "std::thread::sleep (std-time)", Some(deadline), None, None) {
                 StdWake::Woken => continue,
                 end => return end,
             }
@@ -67,9 +70,17 @@ pub(crate) fn std_sleep_until(deadline: Duration) -> StdWake {
 }
 
 /// Blocks the calling member, durably, until it is woken, `probe` says its wait is over or
-/// the clock reaches `deadline` (if any).
-pub(crate) fn std_wait(op: &'static str, deadline: Option<Duration>, probe: StdProbe) -> StdWake {
-    with_std_member(|bubble, id, is_task, _| bubble.std_park(id, is_task, op, deadline, Some(probe)))
+/// the clock reaches `deadline` (if any). `ready_now`, if given, is asked first, under the
+/// bubble's lock: `true` ends the wait at once (`Woken`).
+pub(crate) fn std_wait(
+    op: &'static str,
+    deadline: Option<Duration>,
+    probe: StdProbe,
+    ready_now: Option<&mut dyn FnMut() -> bool>,
+) -> StdWake {
+    with_std_member(|bubble, id, is_task, _| {
+        bubble.std_park(id, is_task, op, deadline, Some(probe), ready_now)
+    })
 }
 
 /// Blocks the calling member, durably, until `ready` (which registers the member's waker to
@@ -80,7 +91,7 @@ pub(crate) fn std_block_until(op: &'static str, mut ready: impl FnMut(&Waker) ->
             if ready(waker) {
                 return StdWake::Woken;
             }
-            match bubble.std_park(id, is_task, op, None, None) {
+            match bubble.std_park(id, is_task, op, None, None, None) {
                 StdWake::Woken => continue,
                 end => return end,
             }
@@ -181,6 +192,7 @@ impl BubbleState {
         op: &'static str,
         deadline: Option<Duration>,
         probe: Option<StdProbe>,
+        ready_now: Option<&mut dyn FnMut() -> bool>,
     ) -> StdWake {
         let parker = ThreadParker::current();
         let mut inner = self.lock();
@@ -190,8 +202,10 @@ impl BubbleState {
         if deadline.is_some_and(|deadline| deadline <= self.elapsed()) {
             return StdWake::TimedOut;
         }
-        if let Some(probe) = &probe {
-            inner.probes.push((id, probe.clone()));
+        // Asked under the lock, so no other member can block, and so settle, before this one
+        // blocks: the idle step that blocking may run need not check this member's probe again.
+        if ready_now.is_some_and(|ready_now| ready_now()) {
+            return StdWake::Woken;
         }
         let key = deadline.map(|deadline| {
             let key = self.timer_key(deadline);
@@ -205,6 +219,9 @@ impl BubbleState {
         if !blocked && !inner.members.contains_key(&id) {
             Self::forget_wait(&mut inner, id, key);
             return StdWake::NotMember;
+        }
+        if let Some(probe) = probe.as_ref().filter(|_| blocked) {
+            inner.probes.push((id, probe.clone()));
         }
         let mut failed = false;
         if blocked {

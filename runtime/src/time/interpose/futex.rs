@@ -136,7 +136,7 @@ fn virtual_wait(address: usize, expected: u32, deadline: Option<Duration>) -> c_
     }
     let op =
         if deadline.is_some() { "a std timed wait (std-time)" } else { "a runtime's idle park (std-time)" };
-    let end = bubble::std_wait(op, deadline, StdProbe::Futex { address, expected });
+    let end = bubble::std_wait(op, deadline, StdProbe::Futex { address, expected }, None);
     WAITERS.unregister(entry);
     match end {
         StdWake::TimedOut => -c_long::from(libc::ETIMEDOUT),

@@ -28,13 +28,16 @@ use crate::time::bubble::{self, BubbleState, StdProbe, StdWake};
 
 /// A member's readiness wait for at most `timeout` (`None`: no limit) on the descriptors of
 /// `probe`; `poll_now` is the real call without waiting, `real` the call as the caller made it.
-/// Returns libc's result, as the caller's function does.
+/// Returns libc's result, as the caller's function does. `timed_out` is what a virtual timeout
+/// returns: 0 for the epoll family, whose events are only written when there are some, and
+/// `poll_now` for the others, which clear their results.
 fn readiness_wait(
     op: &'static str,
     timeout: Option<Duration>,
-    probe: impl FnOnce() -> Vec<libc::pollfd>,
+    probe: impl FnOnce() -> StdProbe,
     mut poll_now: impl FnMut() -> c_int,
     real: impl FnOnce() -> c_int,
+    timed_out: TimedOut,
 ) -> c_int {
     let Some(bubble) = member_bubble() else { return real() };
     if timeout == Some(Duration::ZERO) {
@@ -47,18 +50,35 @@ fn readiness_wait(
         return ret;
     }
     let Some(_busy) = enter() else { return real() };
-    let ready = poll_now();
-    if ready != 0 {
-        return ready;
-    }
     let deadline = timeout.map(|timeout| bubble.elapsed().saturating_add(timeout));
     if bubble.has_failed() {
         return after_failure(bubble, deadline, poll_now);
     }
-    match bubble::std_wait(op, deadline, StdProbe::Fds(probe())) {
+    let mut ready = 0;
+    let end = bubble::std_wait(
+        op,
+        deadline,
+        probe(),
+        Some(&mut || {
+            ready = poll_now();
+            ready != 0
+        }),
+    );
+    match end {
+        StdWake::Woken if ready != 0 => ready,
+        StdWake::TimedOut if timed_out == TimedOut::Zero => 0,
         StdWake::Woken | StdWake::TimedOut | StdWake::Failed => poll_now(),
         StdWake::NotMember => real(),
     }
+}
+
+/// What a readiness wait returns when its virtual timeout passes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TimedOut {
+    /// 0, without looking: the caller's buffers hold nothing to clear.
+    Zero,
+    /// A poll without waiting, which fills in (or clears) the caller's results.
+    PollNow,
 }
 
 /// A readiness wait after the bubble failed: a few real milliseconds at most, after which the
@@ -92,8 +112,9 @@ fn timespec(timeout: *const libc::timespec) -> Result<Option<Duration>, ()> {
     raw::duration_of(unsafe { &*timeout }).map(Some).ok_or(())
 }
 
-fn epoll_probe(epfd: c_int) -> Vec<libc::pollfd> {
-    vec![libc::pollfd { fd: epfd, events: libc::POLLIN, revents: 0 }]
+/// An epoll instance is readable while it has events to report.
+fn epoll_probe(epfd: c_int) -> StdProbe {
+    StdProbe::Fd(libc::pollfd { fd: epfd, events: libc::POLLIN, revents: 0 })
 }
 
 /// A copy of `fds` with the results cleared, to poll from another thread.
@@ -101,13 +122,13 @@ fn epoll_probe(epfd: c_int) -> Vec<libc::pollfd> {
 /// # Safety
 ///
 /// `fds` must be valid for reads of `nfds` entries.
-unsafe fn pollfd_probe(fds: *const libc::pollfd, nfds: libc::nfds_t) -> Vec<libc::pollfd> {
+unsafe fn pollfd_probe(fds: *const libc::pollfd, nfds: libc::nfds_t) -> StdProbe {
     if fds.is_null() {
-        return Vec::new();
+        return StdProbe::Fds(Vec::new());
     }
     // SAFETY: as the caller guarantees.
     let fds = unsafe { std::slice::from_raw_parts(fds, nfds as usize) };
-    fds.iter().map(|fd| libc::pollfd { revents: 0, ..*fd }).collect()
+    StdProbe::Fds(fds.iter().map(|fd| libc::pollfd { revents: 0, ..*fd }).collect())
 }
 
 /// `epoll_wait`, mio's (and so tokio's) park.
@@ -134,6 +155,7 @@ pub(crate) unsafe extern "C" fn epoll_wait(
             // SAFETY: the caller's arguments, passed on.
             unsafe { real_epoll_pwait(epfd, events, maxevents, timeout, std::ptr::null()) }
         },
+        TimedOut::Zero,
     )
 }
 
@@ -163,6 +185,7 @@ pub(crate) unsafe extern "C" fn epoll_pwait(
             // SAFETY: the caller's arguments, passed on.
             unsafe { real_epoll_pwait(epfd, events, maxevents, timeout, sigmask) }
         },
+        TimedOut::Zero,
     )
 }
 
@@ -195,6 +218,7 @@ pub(crate) unsafe extern "C" fn epoll_pwait2(
             unsafe { real_epoll_pwait2(epfd, events, maxevents, &zero, sigmask) }
         },
         real,
+        TimedOut::Zero,
     )
 }
 
@@ -221,6 +245,7 @@ pub(crate) unsafe extern "C" fn poll(fds: *mut libc::pollfd, nfds: libc::nfds_t,
             // SAFETY: the caller's arguments, passed on.
             unsafe { real_poll(fds, nfds, timeout) }
         },
+        TimedOut::PollNow,
     )
 }
 
@@ -255,6 +280,7 @@ pub(crate) unsafe extern "C" fn ppoll(
             unsafe { real_ppoll(fds, nfds, &zero, sigmask) }
         },
         real,
+        TimedOut::PollNow,
     )
 }
 
@@ -285,10 +311,10 @@ impl SelectSets {
     }
 
     /// The descriptors below `nfds` in the sets, as `poll` entries.
-    fn probe(&self, nfds: c_int) -> Vec<libc::pollfd> {
+    fn probe(&self, nfds: c_int) -> StdProbe {
         let events = [libc::POLLIN, libc::POLLOUT, libc::POLLPRI];
         let limit = nfds.clamp(0, libc::FD_SETSIZE as c_int);
-        (0..limit)
+        let fds = (0..limit)
             .filter_map(|fd| {
                 let mut wanted = 0;
                 for (saved, event) in self.saved.iter().zip(events) {
@@ -299,7 +325,8 @@ impl SelectSets {
                 }
                 (wanted != 0).then_some(libc::pollfd { fd, events: wanted, revents: 0 })
             })
-            .collect()
+            .collect();
+        StdProbe::Fds(fds)
     }
 }
 
@@ -342,6 +369,7 @@ pub(crate) unsafe extern "C" fn select(
             unsafe { real_select(nfds, readfds, writefds, exceptfds, &mut zero) }
         },
         real,
+        TimedOut::PollNow,
     );
     // SAFETY: a non-null timeout points to a timeval the caller lets `select` write.
     let timeval = unsafe { timeout.as_mut() };
@@ -389,6 +417,7 @@ pub(crate) unsafe extern "C" fn pselect(
             unsafe { real_pselect(nfds, readfds, writefds, exceptfds, &zero, sigmask) }
         },
         real,
+        TimedOut::PollNow,
     )
 }
 
