@@ -326,3 +326,8 @@ fn select_on_a_pipe_wakes_when_another_member_writes() {
         writer.join().unwrap();
     });
 }
+
+/// README.md's tokio example, as written there (extracted by `build.rs`).
+mod readme {
+    include!(concat!(env!("OUT_DIR"), "/readme_tokio_time.rs"));
+}

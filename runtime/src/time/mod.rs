@@ -118,11 +118,17 @@
 //!   gonext call, which unwinds. A member looping forever in std code cannot be unwound: the
 //!   stall limit gives up on it.
 //!
+//! - Readiness waits: `epoll_wait`, `epoll_pwait`, `epoll_pwait2`, `poll`, `ppoll`, `select`
+//!   and `pselect` with a timeout are durable virtual timeouts; a descriptor that becomes
+//!   ready (a socket's bytes, another thread's wake-up write) ends them, and the bubble checks
+//!   every such wait's descriptors before it moves the clock, so a virtual timeout never fires
+//!   while one is ready. Without a timeout they count as running — a peer outside the bubble
+//!   may answer — unless a runtime of the bubble parked the thread as idle (see below).
+//!
 //! **Not covered:** calls made inside glibc itself (its `pthread_cond_timedwait`, `sem_*`
 //! timed waits and internal clock reads), code that bypasses libc (rustix's raw system
 //! calls, hence async-io and smol; `quanta` and other TSC clocks; kernel timers such as
-//! `SO_RCVTIMEO` or `timerfd`), `epoll`/`poll` timeouts (real I/O counts as running),
-//! statically linked binaries (`crt-static`, musl) and every target other than Linux glibc
+//! `SO_RCVTIMEO` or `timerfd`), statically linked binaries (`crt-static`, musl) and every target other than Linux glibc
 //! on x86_64 or aarch64, where the feature compiles to nothing. Another crate that defines
 //! the same symbols (madsim, msim, libfaketime-style interposers) cannot be linked beside
 //! it.
@@ -131,6 +137,81 @@
 //! bubble would answer it, so its timeout may fire early in virtual time: the clock moves as
 //! soon as every member is blocked. Keep such helpers inside the bubble (they are adopted by
 //! default) or hold the clock with [`hold_clock`] while they work.
+//!
+//! # tokio in a bubble
+//!
+//! tokio parks in std calls — a futex wait, or `epoll_wait` once I/O is enabled — and reads
+//! `std::time::Instant`, so with `std-time` a tokio runtime *built inside a bubble* runs on the
+//! bubble's clock: `tokio::time::{sleep, timeout, interval, Instant}`, `spawn_blocking`
+//! threads and every worker of a multi-thread runtime, with I/O enabled, and without tokio's
+//! `test-util`. Its threads are adopted members (they are started by a member). Two hooks tell
+//! the bubble when the runtime parks a thread because it is idle, so that such a park is a
+//! durable block ([`runtime_parked`], [`runtime_unparked`]), and [`root_future`] wraps the
+//! future given to `block_on`. `#[virtual_time_test(tokio)]` sets all of it up:
+//!
+//! ```ignore
+//! #[gonext::virtual_time_test(tokio = "multi_thread", worker_threads = 2)]
+//! async fn retries_back_off() {
+//!     let start = tokio::time::Instant::now();
+//!     let tasks: Vec<_> = (0..100u64)
+//!         .map(|i| tokio::spawn(tokio::time::sleep(std::time::Duration::from_millis(i * 10))))
+//!         .collect();
+//!     for task in tasks { task.await.unwrap(); }
+//!     assert_eq!(start.elapsed(), std::time::Duration::from_millis(990)); // exactly, at once
+//! }
+//! ```
+//!
+//! Building one by hand inside a bubble:
+//!
+//! ```ignore
+//! gonext::time::bubble(|| {
+//!     let runtime = tokio::runtime::Builder::new_multi_thread()
+//!         .enable_all()
+//!         .on_thread_park(gonext::time::runtime_parked)
+//!         .on_thread_unpark(gonext::time::runtime_unparked)
+//!         .build()
+//!         .unwrap();
+//!     runtime.block_on(gonext::time::root_future(async { /* the test */ }));
+//! }); // drop the runtime inside the bubble: its threads are members the bubble waits for
+//! ```
+//!
+//! gonext's primitives and tokio's mix: a `gonext::thread::sleep` and a `tokio::time::sleep`
+//! of the same length end at the same virtual instant, `gonext::time::sleep` can be awaited in
+//! a tokio task, and channels of either kind connect gonext threads with tokio tasks. A runtime
+//! built without the hooks still runs its timers on the bubble's clock (a timed park is durable
+//! anyway), but an idle multi-thread runtime then counts as running, which stalls the clock.
+//!
+//! Real I/O between members works, and a virtual timeout cannot fire while a socket of the
+//! bubble has bytes waiting. I/O with the world outside the bubble is not a durable block for
+//! the outside peer, though: if every member waits while a remote server takes real time to
+//! answer, the clock may jump past the member's timeout first — the race Go documents for real
+//! network I/O in synctest. Use an in-memory transport (`tokio::io::duplex`) or hold the clock
+//! ([`hold_clock`]) around such I/O.
+//!
+//! ## Differences from tokio's paused clock
+//!
+//! - It works on multi-thread runtimes, which tokio cannot pause, and `spawn_blocking`
+//!   threads are on the same clock instead of running in real time while the clock
+//!   auto-advances (tokio issues #4614, #6242, #8232).
+//! - A runtime where every task waits on something that is not a timer is a deadlock report
+//!   naming the threads and where they wait (tokio hangs silently).
+//! - gonext cannot see which objects a tokio task waits on, so Go's rule for objects created
+//!   outside the bubble holds for gonext's primitives and std's untimed waits, not inside an
+//!   idle runtime: a task awaiting a tokio channel whose other end a thread outside the bubble
+//!   holds makes the runtime look idle, and the bubble may move its clock or report a deadlock
+//!   before that thread acts, whatever kind of channel it is. Hold the clock
+//!   ([`hold_clock`]) while a task waits on the world outside, or move that thread into the
+//!   bubble.
+//! - std's clocks, sleeps and timed waits, gonext's primitives and every crate built on them
+//!   share the clock (tokio#3281).
+//! - tokio's paused clock starts where the real clock is; a bubble starts at
+//!   2000-01-01T00:00:00Z (`Bubble::start`, or `start = "…"` on the attribute, to change it).
+//! - Do not also pause tokio (`start_paused`, `tokio::time::pause`) inside a bubble: tokio
+//!   would then keep a second, frozen clock of its own and auto-advance it behind the
+//!   bubble's back. gonext cannot detect a paused runtime built by hand; the attribute never
+//!   builds one.
+//! - Deadlines keep tokio's millisecond rounding, as in production: a 1.5 ms tokio sleep ends
+//!   2 ms later in virtual time too.
 //!
 //! # Differences from Go
 //!
