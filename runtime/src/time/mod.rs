@@ -228,6 +228,7 @@ pub(crate) mod real_timer;
 mod runtime_hooks;
 mod sleep;
 mod timer;
+mod trace;
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
@@ -238,8 +239,12 @@ pub use clock::{Instant, SystemTime};
 pub use runtime_hooks::{RootFuture, root_future, runtime_parked, runtime_unparked};
 pub use sleep::{Elapsed, Sleep, Ticker, Timeout, interval, sleep, sleep_until, timeout};
 pub use timer::{Timer, TimerWait, after_func};
+pub use trace::{Event, EventKind, Trace, WokenBy};
 
 use bubble::{BubbleAborted, BubbleState, Config, Current};
+
+/// Numbers trace files written through `GONEXT_TRACE`, so that bubbles never share one.
+static TRACE_FILES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Seconds from the Unix epoch to 2000-01-01T00:00:00Z, where every bubble's clock starts.
 const DEFAULT_START_SECS: u64 = 946_684_800;
@@ -258,6 +263,8 @@ const DEFAULT_START_SECS: u64 = 946_684_800;
 #[derive(Debug, Clone)]
 pub struct Bubble {
     config: Config,
+    /// Where to write the trace when the bubble ends.
+    trace_to: Option<std::path::PathBuf>,
 }
 
 impl Default for Bubble {
@@ -275,8 +282,95 @@ impl Bubble {
                 timeout: None,
                 stall: Duration::from_secs(30),
                 adopt_std_threads: true,
+                name: None,
+                timeline: bubble::record::DEFAULT_TIMELINE,
+                record_all: false,
             },
+            trace_to: None,
         }
+    }
+
+    /// Names the bubble in reports and trace files: `bubble #3 (retry_backs_off)`.
+    /// `#[virtual_time_test]` names it after the test.
+    ///
+    /// ```
+    /// use gonext::time::Bubble;
+    ///
+    /// let ((), trace) = Bubble::new().name("checkout").run_traced(|| ());
+    /// assert!(trace.bubble().ends_with("(checkout)"));
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Bubble {
+        self.config.name = Some(name.into());
+        self
+    }
+
+    /// How many of the latest events a failure report (deadlock, stall, virtual timeout, and
+    /// a member's panic, on stderr) ends with; 20 by default, 0 for none.
+    ///
+    /// ```
+    /// use gonext::time::Bubble;
+    /// use std::time::Duration;
+    ///
+    /// let report = std::panic::catch_unwind(|| {
+    ///     Bubble::new().timeline(3).run(|| {
+    ///         gonext::thread::sleep(Duration::from_secs(1));
+    ///         gonext::sync::chan::<u8>(0).1.recv() // nobody will ever send
+    ///     })
+    /// })
+    /// .unwrap_err();
+    /// let report = report.downcast_ref::<String>().unwrap();
+    /// assert!(report.starts_with("deadlock"));
+    /// assert!(report.contains("the last 3 events")); // the clock moved, the root woke, blocked
+    /// assert!(report.contains("+1s           root         woken by its timer"));
+    /// ```
+    pub fn timeline(mut self, events: usize) -> Bubble {
+        self.config.timeline = events;
+        self
+    }
+
+    /// Records every event and writes them to `path` as a Chrome trace-event file when the
+    /// bubble ends — failed or not — for Perfetto or `chrome://tracing` (see
+    /// [Seeing what happened](self#seeing-what-happened)). The environment variable
+    /// `GONEXT_TRACE=dir` does the same for every bubble, into `dir`.
+    ///
+    /// ```
+    /// use gonext::time::Bubble;
+    /// use std::time::Duration;
+    ///
+    /// let path = std::env::temp_dir().join("gonext-doc-trace.json");
+    /// Bubble::new().trace(&path).run(|| gonext::thread::sleep(Duration::from_secs(1)));
+    /// let json = std::fs::read_to_string(&path).unwrap();
+    /// assert!(json.starts_with("{\"traceEvents\":["));
+    /// # std::fs::remove_file(&path).ok();
+    /// ```
+    pub fn trace(mut self, path: impl Into<std::path::PathBuf>) -> Bubble {
+        self.trace_to = Some(path.into());
+        self.config.record_all = true;
+        self
+    }
+
+    /// Runs `f` as [`run`](Self::run) does, recording every event, and returns its result with
+    /// the bubble's [`Trace`].
+    ///
+    /// ```
+    /// use gonext::time::{Bubble, EventKind, WokenBy};
+    /// use std::time::Duration;
+    ///
+    /// let ((), trace) = Bubble::new().run_traced(|| gonext::thread::sleep(Duration::from_secs(2)));
+    /// let woken = trace.events().iter().find(|e| matches!(e.kind(), EventKind::Woken { .. })).unwrap();
+    /// assert_eq!(woken.kind(), &EventKind::Woken { by: WokenBy::Timer });
+    /// assert_eq!((woken.member(), woken.at()), (Some("root"), Duration::from_secs(2)));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`run`](Self::run).
+    #[track_caller]
+    pub fn run_traced<R>(mut self, f: impl FnOnce() -> R) -> (R, Trace) {
+        self.config.record_all = true;
+        let site = Location::caller();
+        let (output, bubble) = self.run_at(site, f);
+        (output, bubble.take_trace())
     }
 
     /// Starts the virtual clock at `start`.
@@ -336,7 +430,11 @@ impl Bubble {
     /// or virtual timeout; panics when called inside a bubble (bubbles do not nest).
     #[track_caller]
     pub fn run<R>(self, f: impl FnOnce() -> R) -> R {
-        let site = Location::caller();
+        self.run_at(Location::caller(), f).0
+    }
+
+    fn run_at<R>(mut self, site: bubble::Site, f: impl FnOnce() -> R) -> (R, Arc<BubbleState>) {
+        let trace_to = self.trace_path();
         let bubble = self.create(site);
         let root = bubble.add_member(None, site, false);
         let membership = bubble::enter_thread_member(&bubble, root);
@@ -349,7 +447,8 @@ impl Bubble {
                 None
             }
         };
-        Self::finish(&bubble, root, output)
+        let output = Self::finish(&bubble, root, output, trace_to.as_deref());
+        (output, bubble)
     }
 
     /// Runs `future` as the root task of a new bubble, on a built-in executor on this thread,
@@ -360,13 +459,34 @@ impl Bubble {
     ///
     /// As [`run`](Self::run).
     #[track_caller]
-    pub fn run_async<F: Future>(self, future: F) -> F::Output {
+    pub fn run_async<F: Future>(mut self, future: F) -> F::Output {
         let site = Location::caller();
+        let trace_to = self.trace_path();
         let bubble = self.create(site);
         let root = bubble.add_member(None, site, true);
         bubble.queue_task(root);
         let output = bubble::run_async(&bubble, root, future);
-        Self::finish(&bubble, root, output)
+        Self::finish(&bubble, root, output, trace_to.as_deref())
+    }
+
+    /// Where this bubble's trace goes: the path given to [`trace`](Self::trace), else a file
+    /// in `$GONEXT_TRACE`, if set.
+    fn trace_path(&mut self) -> Option<std::path::PathBuf> {
+        if let Some(path) = self.trace_to.take() {
+            return Some(path);
+        }
+        let dir = std::env::var_os("GONEXT_TRACE").filter(|dir| !dir.is_empty())?;
+        self.config.record_all = true;
+        let name: String = self
+            .config
+            .name
+            .as_deref()
+            .unwrap_or("bubble")
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .collect();
+        let unique = TRACE_FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some(std::path::Path::new(&dir).join(format!("{name}-{}-{unique}.json", std::process::id())))
     }
 
     fn create(self, site: bubble::Site) -> Arc<BubbleState> {
@@ -376,15 +496,26 @@ impl Bubble {
         BubbleState::new(self.config)
     }
 
-    /// Waits for the other members, raises the bubble's failure if any, else returns the
-    /// root's output.
-    fn finish<R>(bubble: &Arc<BubbleState>, root: bubble::MemberId, output: Option<R>) -> R {
+    /// Waits for the other members, writes the trace if asked, raises the bubble's failure
+    /// if any, else returns the root's output.
+    fn finish<R>(
+        bubble: &Arc<BubbleState>,
+        root: bubble::MemberId,
+        output: Option<R>,
+        trace_to: Option<&std::path::Path>,
+    ) -> R {
         bubble.root_done();
         bubble.remove_member(root);
-        bubble.join_members();
-        #[cfg(gonext_std_time)]
-        bubble.release_std_threads();
-        bubble.clear();
+        bubble.join_members(|| {
+            #[cfg(gonext_std_time)]
+            bubble.release_std_threads();
+            bubble.clear();
+            if let Some(path) = trace_to
+                && let Err(error) = bubble.take_trace().write_chrome_json(path)
+            {
+                eprintln!("gonext: writing the trace of {} to {}: {error}", bubble.label(), path.display());
+            }
+        });
         output.unwrap_or_else(|| unreachable!("a bubble whose root did not finish has failed"))
     }
 }
@@ -455,7 +586,7 @@ pub fn wait() {
         panic!("time::wait at {site}: not inside a bubble");
     };
     loop {
-        bubble.set_waiter(id);
+        bubble.set_waiter(id, site);
         bubble.park(id, site, "time::wait");
         if !bubble.is_waiter(id) {
             return;
@@ -533,7 +664,7 @@ impl Future for WaitAsync {
             this.registered = None;
             return std::task::Poll::Ready(());
         }
-        bubble.set_waiter(id);
+        bubble.set_waiter(id, site);
         this.registered = Some(id);
         bubble::note_blocked_at(site, "time::wait_async");
         std::task::Poll::Pending

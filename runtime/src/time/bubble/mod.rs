@@ -14,6 +14,7 @@
 mod executor;
 mod member;
 mod parker;
+pub(crate) mod record;
 mod report;
 #[cfg(gonext_std_time)]
 mod std_wait;
@@ -70,6 +71,12 @@ pub(crate) struct Config {
     pub(crate) stall: Duration,
     /// Threads that members start with `std::thread::spawn` join the bubble (`std-time`).
     pub(crate) adopt_std_threads: bool,
+    /// A name for reports and trace files (the test's, under `#[virtual_time_test]`).
+    pub(crate) name: Option<String>,
+    /// How many of the latest events failure reports end with.
+    pub(crate) timeline: usize,
+    /// Record every event, for a trace.
+    pub(crate) record_all: bool,
 }
 
 /// Shared state of one bubble.
@@ -155,6 +162,7 @@ struct Inner {
     /// Futures to wake when the bubble fails (see `wake_on_failure`).
     failure_wakers: crate::sync::waiters::Waiters,
     root_done: bool,
+    recorder: record::Recorder,
     /// Incremented on every state change; the stall watchdog compares it.
     progress: u64,
     /// Set by the watchdog when failed members cannot be joined.
@@ -288,6 +296,7 @@ impl BubbleState {
                 failure: None,
                 failure_wakers: crate::sync::waiters::Waiters::new(),
                 root_done: false,
+                recorder: record::Recorder::new(config.timeline, config.record_all),
                 progress: 0,
                 abandoned: false,
                 #[cfg(gonext_std_time)]
@@ -317,9 +326,12 @@ impl BubbleState {
         bubble
     }
 
-    /// A short name for messages: `bubble #3`.
+    /// A short name for messages: `bubble #3`, with the bubble's name if it has one.
     pub(crate) fn label(&self) -> String {
-        format!("bubble #{}", self.id)
+        match &self.config.name {
+            Some(name) => format!("bubble #{} ({name})", self.id),
+            None => format!("bubble #{}", self.id),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -329,7 +341,13 @@ impl BubbleState {
 
     /// Virtual time elapsed since the bubble started.
     pub(crate) fn elapsed(&self) -> Duration {
-        Duration::from_nanos(self.now_nanos.load(Ordering::Acquire))
+        Duration::from_nanos(self.now_nanos())
+    }
+
+    /// Virtual nanoseconds since the bubble started.
+    #[inline]
+    fn now_nanos(&self) -> u64 {
+        self.now_nanos.load(Ordering::Acquire)
     }
 
     /// The virtual now as a `std::time::Instant`.
@@ -364,6 +382,8 @@ impl BubbleState {
             (_, false) => format!("thread-{id}"),
         });
         let kind = if task { Kind::Task } else { Kind::Thread(None) };
+        inner.recorder.name(id, &name);
+        inner.recorder.record(self.now_nanos(), id, record::RawKind::Started { spawned_at });
         inner.members.insert(
             id,
             Member {
@@ -401,6 +421,7 @@ impl BubbleState {
         if matches!(member.state, State::Running | State::Outside { .. }) {
             inner.running -= 1;
         }
+        inner.recorder.record(self.now_nanos(), id, record::RawKind::Finished);
         inner.progress += 1;
         if inner.members.is_empty() {
             self.changed.notify_all();
@@ -416,10 +437,25 @@ impl BubbleState {
     /// Makes a blocked member runnable again (a no-op for finished members).
     pub(crate) fn wake(&self, id: MemberId) {
         let mut inner = self.lock();
-        self.wake_locked(&mut inner, id);
+        let by =
+            if inner.recorder.is_on() { self.waker_on_this_thread() } else { record::WakeCause::Outside };
+        self.wake_locked(&mut inner, id, by);
     }
 
-    fn wake_locked(&self, inner: &mut Inner, id: MemberId) {
+    /// The member of this bubble running on the calling thread, as a wake's cause.
+    fn waker_on_this_thread(&self) -> record::WakeCause {
+        let member = CURRENT
+            .try_with(|current| {
+                let current = current.try_borrow().ok()?;
+                let current = current.as_ref()?;
+                std::ptr::eq(Arc::as_ptr(&current.bubble), self).then_some(current.member)
+            })
+            .ok()
+            .flatten();
+        member.map_or(record::WakeCause::Outside, record::WakeCause::Member)
+    }
+
+    fn wake_locked(&self, inner: &mut Inner, id: MemberId, by: record::WakeCause) {
         let Some(member) = inner.members.get_mut(&id) else { return };
         let was = std::mem::replace(&mut member.state, State::Running);
         if matches!(was, State::Running) {
@@ -427,6 +463,7 @@ impl BubbleState {
             member.notified = true;
             return;
         }
+        inner.recorder.record(self.now_nanos(), id, record::RawKind::Woken { by });
         match &member.kind {
             Kind::Thread(parker) => {
                 member.notified = true;
@@ -482,6 +519,20 @@ impl BubbleState {
         let Some(member) = inner.members.get_mut(&id) else { return inner };
         member.state = state;
         inner.progress += 1;
+        if inner.recorder.is_on() {
+            let parked = match state {
+                State::Running => None,
+                State::Blocked { site, op } => Some(record::RawKind::Parked { op, site, durable: true }),
+                State::Outside { site, op } => Some(record::RawKind::Parked {
+                    op: op.unwrap_or("a future gonext does not know"),
+                    site: Some(site),
+                    durable: false,
+                }),
+            };
+            if let Some(parked) = parked {
+                inner.recorder.record(self.now_nanos(), id, parked);
+            }
+        }
         if !matches!(state, State::Blocked { .. }) {
             return inner;
         }
@@ -526,10 +577,13 @@ impl BubbleState {
             let mut due = std::mem::take(&mut inner.due);
             inner.timers.take_due(now, &mut due, &mut foreign);
             for id in due.drain(..) {
-                self.wake_locked(&mut inner, id);
+                self.wake_locked(&mut inner, id, record::WakeCause::Timer);
             }
             inner.due = due;
             if !foreign.is_empty() {
+                for _ in &foreign {
+                    inner.recorder.record(self.now_nanos(), record::NO_MEMBER, record::RawKind::TimerFired);
+                }
                 inner.waking += 1;
                 inner.progress += 1;
                 drop(inner);
@@ -548,7 +602,7 @@ impl BubbleState {
                 return inner;
             }
             if let Some(waiter) = inner.waiter.take() {
-                self.wake_locked(&mut inner, waiter);
+                self.wake_locked(&mut inner, waiter, record::WakeCause::WaitReturned);
                 return inner;
             }
             if inner.holds > 0 {
@@ -566,7 +620,13 @@ impl BubbleState {
                 let report = report::timeout(self, &inner, limit);
                 return self.fail_locked(inner, Failure::Report(report));
             }
+            let from = self.now_nanos();
             self.now_nanos.store(duration_nanos(deadline), Ordering::Release);
+            inner.recorder.record(
+                duration_nanos(deadline),
+                record::NO_MEMBER,
+                record::RawKind::ClockAdvanced { from },
+            );
         }
     }
 
@@ -601,7 +661,7 @@ impl BubbleState {
         }
         let blocked: Vec<MemberId> = inner.members.keys().copied().collect();
         for id in blocked {
-            self.wake_locked(&mut inner, id);
+            self.wake_locked(&mut inner, id, record::WakeCause::Failure);
         }
         inner.waiter = None;
         self.changed.notify_all();
@@ -642,22 +702,36 @@ impl BubbleState {
 
     /// Waits (as a non-member) until every member has left or the bubble failed and its
     /// members were abandoned, then raises the failure, if any.
-    pub(crate) fn join_members(&self) {
+    ///
+    /// `finished` runs once the members are joined, before a failure is raised.
+    pub(crate) fn join_members(&self, finished: impl FnOnce()) {
         let mut inner = self.lock();
         while !inner.members.is_empty() && !inner.abandoned {
             inner = self.changed.wait(inner).unwrap_or_else(|poisoned| poisoned.into_inner());
         }
-        match inner.failure.take() {
+        let failure = inner.failure.take();
+        let timeline = match failure {
+            Some(Failure::Panic(_)) => report::timeline(&inner),
+            _ => String::new(),
+        };
+        drop(inner);
+        finished();
+        match failure {
             None => {}
             Some(Failure::Panic(payload)) => {
-                drop(inner);
+                if !timeline.is_empty() {
+                    eprintln!("gonext: a member of {} panicked; {timeline}", self.label());
+                }
                 panic::resume_unwind(payload);
             }
-            Some(Failure::Report(report)) => {
-                drop(inner);
-                panic!("{report}");
-            }
+            Some(Failure::Report(report)) => panic!("{report}"),
         }
+    }
+
+    /// The recorded events, leaving the recorder empty: the bubble's trace.
+    pub(crate) fn take_trace(&self) -> crate::time::Trace {
+        let (events, names) = self.lock().recorder.take();
+        crate::time::Trace::new(self.label(), events, &names)
     }
 
     pub(super) fn timer_key(&self, deadline: Duration) -> TimerKey {
@@ -727,7 +801,7 @@ impl BubbleState {
 
     /// Registers `id` as the `wait()` caller.
     #[track_caller]
-    pub(crate) fn set_waiter(&self, id: MemberId) {
+    pub(crate) fn set_waiter(&self, id: MemberId, site: Site) {
         let mut inner = self.lock();
         if let Some(other) = inner.waiter.filter(|&other| other != id) {
             let name = inner.members.get(&other).map_or("?", |m| m.name.as_str()).to_owned();
@@ -735,6 +809,9 @@ impl BubbleState {
             panic!(
                 "time::wait: {name} is already waiting in this bubble; only one member may call wait() at a time"
             );
+        }
+        if inner.waiter != Some(id) {
+            inner.recorder.record(self.now_nanos(), id, record::RawKind::Waiting { site });
         }
         inner.waiter = Some(id);
     }

@@ -283,7 +283,7 @@ impl BubbleState {
             .get(&id)
             .is_some_and(|member| matches!(member.state, State::Blocked { site: None, .. }));
         if in_std_wait {
-            self.wake_locked(inner, id);
+            self.wake_locked(inner, id, super::record::WakeCause::Member(id));
         }
     }
 
@@ -296,7 +296,7 @@ impl BubbleState {
         let ready: Vec<MemberId> =
             inner.probes.iter().filter(|(_, probe)| !probe.still_waiting()).map(|&(id, _)| id).collect();
         for &id in &ready {
-            self.wake_locked(inner, id);
+            self.wake_locked(inner, id, super::record::WakeCause::StdReady);
         }
         !ready.is_empty()
     }
