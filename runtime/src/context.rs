@@ -38,6 +38,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::time::Duration;
@@ -80,6 +81,8 @@ struct Node {
     value: Option<(TypeId, Box<dyn Any + Send + Sync>)>,
     bubble: Option<Arc<BubbleState>>,
     site: Site,
+    /// Set once a cancellable node is done, so that `is_done` reads one atomic, not the lock.
+    done: AtomicBool,
 }
 
 #[derive(Default)]
@@ -121,6 +124,7 @@ impl Node {
             return;
         }
         state.err = Some(err);
+        self.done.store(true, Ordering::Release);
         let waiters = state.waiters.take_all();
         let children = std::mem::take(&mut state.children);
         let timer = state.timer.take();
@@ -160,6 +164,7 @@ impl Context {
                 value: None,
                 bubble: None,
                 site: Location::caller(),
+                done: AtomicBool::new(false),
             }),
         }
     }
@@ -173,6 +178,7 @@ impl Context {
                 value: None,
                 bubble: bubble::current(),
                 site,
+                done: AtomicBool::new(false),
             }),
         }
     }
@@ -251,6 +257,7 @@ impl Context {
                 value: Some((TypeId::of::<T>(), Box::new(value))),
                 bubble: None,
                 site: Location::caller(),
+                done: AtomicBool::new(false),
             }),
         }
     }
@@ -275,7 +282,10 @@ impl Context {
 
     /// Why the context is done, or `None` while it is not.
     pub fn err(&self) -> Option<ContextError> {
-        self.node.canceller().and_then(|node| node.state().err)
+        self.node
+            .canceller()
+            .filter(|node| node.done.load(Ordering::Acquire))
+            .and_then(|node| node.state().err)
     }
 
     /// Whether the context is cancelled or past its deadline.

@@ -57,6 +57,7 @@ pub mod unique;
 pub mod weak;
 
 pub use ptr::Ptr;
+pub use scope::{scope, try_scope};
 
 /// Turns a function whose body yields with [`yield_!`] into a generator: Go's
 /// range-over-func iterators as Rust syntax.
@@ -412,6 +413,30 @@ pub use gonext_macros::try_scope;
 /// Children are polled on the task that awaits the scope, not in parallel.
 pub use gonext_macros::async_scope;
 
+/// [`async_scope!`] whose children and body may fail: children return `()` or `Result<T, E>`,
+/// the body's value is wrapped in `Ok`, and `?` in the body returns its error. The first
+/// `Err` — of a child or of the body — drops the body and every other child at once and is the
+/// block's value.
+///
+/// ```
+/// use gonext::try_async_scope;
+/// use std::time::Duration;
+///
+/// async fn fetch(n: u32) -> Result<u32, String> {
+///     gonext::time::sleep(Duration::from_millis(u64::from(n))).await;
+///     if n == 2 { Err(format!("{n} failed")) } else { Ok(n * 10) }
+/// }
+///
+/// let result: Result<u32, String> = futures::executor::block_on(try_async_scope! {
+///     let one = go fetch(1);
+///     go fetch(2);
+///     go fetch(1000); // dropped when fetch(2) fails, long before its sleep ends
+///     one.await? + 1
+/// });
+/// assert_eq!(result, Err("2 failed".to_owned()));
+/// ```
+pub use gonext_macros::try_async_scope;
+
 /// Memoizes a function returning [`Ptr<V>`](Ptr) (or `Result<Ptr<V>, E>`) by its arguments,
 /// for as long as anyone holds the value: the cache of Go's weak-pointer proposal.
 ///
@@ -552,7 +577,8 @@ pub mod __private {
     pub use crate::iter::{
         AsyncGenerator, BoxAsyncGenerator, BoxGenerator, Generator, LocalBoxAsyncGenerator, LocalBoxGenerator,
     };
-    pub use crate::scope::{AsyncScope, Options as ScopeOptions, Scope, TaskOutput, run_scope};
+    pub use crate::scope::{AsyncScope, Fallible, Options as ScopeOptions, Scope, run_scope};
+    pub use ::core::convert::Infallible;
 
     /// The value of a `scope!`, whose tasks cannot fail.
     pub fn scope_value<T>(result: Result<T, Vec<std::convert::Infallible>>) -> T {
@@ -568,6 +594,48 @@ pub mod __private {
     /// The value of a `try_scope!`: its first error, if any.
     pub fn first_error<T, E>(result: Result<T, Vec<E>>) -> Result<T, E> {
         result.map_err(|errors| errors.into_iter().next().expect("a failed scope has an error"))
+    }
+
+    /// The parent context of a scope's `ctx = …` option, given a `Context` or a reference.
+    pub fn context_of(ctx: &Context) -> Context {
+        ctx.clone()
+    }
+
+    /// The winner of a `policy = first_success` scope: the first task's success.
+    #[derive(Debug)]
+    pub struct Race<V>(std::sync::Mutex<Option<V>>);
+
+    impl<V> Race<V> {
+        #[allow(clippy::new_without_default)]
+        pub fn new() -> Self {
+            Race(std::sync::Mutex::new(None))
+        }
+    }
+
+    /// A race task's output: a success is kept if it is the first, and cancels the others.
+    pub fn race_offer<V: Send, E: Send>(
+        race: &Race<V>,
+        scope: &Scope<'_, '_, Fallible<E>>,
+        output: Result<V, E>,
+    ) -> Result<(), E> {
+        let value = output?;
+        let mut winner = race.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if winner.is_none() {
+            *winner = Some(value);
+            drop(winner);
+            scope.cancel();
+        }
+        Ok(())
+    }
+
+    /// The value of a `policy = first_success` scope: the winner, or every error.
+    pub fn race_result<V, E>(race: &Race<V>, result: Result<(), Vec<E>>) -> Result<V, Vec<E>> {
+        let winner = race.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        match (winner, result) {
+            (Some(value), _) => Ok(value),
+            (None, Err(errors)) => Err(errors),
+            (None, Ok(())) => Err(Vec::new()),
+        }
     }
     pub use crate::time;
     pub use crate::weak::cache::{CacheKey, CacheStats, WeakCache};

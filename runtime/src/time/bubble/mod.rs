@@ -30,7 +30,9 @@ use std::task::Waker;
 use std::time::Duration;
 
 pub(crate) use executor::{BoxTask, run_async};
-pub(crate) use member::{PendingMarker, block_on, enter_thread_member, note_blocked_at, note_pending_on};
+pub(crate) use member::{
+    PendingMarker, PendingNote, block_on, enter_thread_member, note_blocked_at, note_pending_on,
+};
 pub(crate) use parker::ThreadParker;
 #[cfg(gonext_std_time)]
 pub(crate) use std_wait::{StdWake, adoptable, std_block_until, std_member, std_sleep_until, std_timed_wait};
