@@ -83,6 +83,8 @@ struct Node {
     site: Site,
     /// Set once a cancellable node is done, so that `is_done` reads one atomic, not the lock.
     done: AtomicBool,
+    /// Made by `without_cancel`: no cancellation or deadline reaches it from its ancestors.
+    detached: bool,
 }
 
 #[derive(Default)]
@@ -91,6 +93,8 @@ struct CancelState {
     waiters: Waiters,
     children: Vec<Weak<Node>>,
     timer: Option<DeadlineTimer>,
+    /// Why it was cancelled, when `CancelCause::cancel` said (or an ancestor's did).
+    cause: Option<Cause>,
 }
 
 enum DeadlineTimer {
@@ -106,6 +110,9 @@ impl Node {
             if node.cancel.is_some() {
                 return Some(node);
             }
+            if node.detached {
+                return None;
+            }
             node = node.parent.as_ref()?;
         }
     }
@@ -119,11 +126,17 @@ impl Node {
     }
 
     fn cancel(&self, err: ContextError) {
+        self.cancel_because(err, None);
+    }
+
+    /// Cancels this node and its subtree with `err`, recording `cause` for `Context::cause`.
+    fn cancel_because(&self, err: ContextError, cause: Option<Cause>) {
         let mut state = self.state();
         if state.err.is_some() {
             return;
         }
         state.err = Some(err);
+        state.cause.clone_from(&cause);
         self.done.store(true, Ordering::Release);
         let waiters = state.waiters.take_all();
         let children = std::mem::take(&mut state.children);
@@ -136,7 +149,7 @@ impl Node {
         }
         waiters.into_iter().for_each(Waker::wake);
         for child in children.iter().filter_map(Weak::upgrade) {
-            child.cancel(err);
+            child.cancel_because(err, cause.clone());
         }
     }
 }
@@ -165,6 +178,7 @@ impl Context {
                 bubble: None,
                 site: Location::caller(),
                 done: AtomicBool::new(false),
+                detached: false,
             }),
         }
     }
@@ -179,6 +193,7 @@ impl Context {
                 bubble: bubble::current(),
                 site,
                 done: AtomicBool::new(false),
+                detached: false,
             }),
         }
     }
@@ -258,6 +273,7 @@ impl Context {
                 bubble: None,
                 site: Location::caller(),
                 done: AtomicBool::new(false),
+                detached: false,
             }),
         }
     }
@@ -306,8 +322,9 @@ impl Context {
         let mut state = ancestor.state();
         match state.err {
             Some(err) => {
+                let cause = state.cause.clone();
                 drop(state);
-                child.node.cancel(err);
+                child.node.cancel_because(err, cause);
             }
             None => {
                 state.children.retain(|c| c.strong_count() > 0);
@@ -379,6 +396,117 @@ impl Drop for Cancel {
 impl fmt::Debug for Cancel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cancel").field("created_at", &self.node.site).finish()
+    }
+}
+
+/// Why a context was cancelled, as [`CancelCause::cancel`] gave it.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync>;
+
+/// Go 1.20–1.21: cancellation with a cause, and a context that is never cancelled.
+impl Context {
+    /// A child like [`with_cancel`](Self::with_cancel)'s, whose [`CancelCause`] records why
+    /// it is cancelled: Go's `WithCancelCause`.
+    ///
+    /// ```
+    /// use gonext::context::{Context, ContextError};
+    /// use std::io;
+    ///
+    /// let (ctx, cancel) = Context::background().with_cancel_cause();
+    /// let (child, _cancel_child) = ctx.with_cancel();
+    /// assert!(child.cause().is_none(), "no cause before the cancellation");
+    /// cancel.cancel(io::Error::other("the peer hung up"));
+    /// assert_eq!(child.err(), Some(ContextError::Canceled));
+    /// assert_eq!(child.cause().unwrap().to_string(), "the peer hung up", "children share the cause");
+    /// ```
+    #[track_caller]
+    pub fn with_cancel_cause(&self) -> (Context, CancelCause) {
+        let (ctx, cancel) = self.with_cancel();
+        (ctx, CancelCause { cancel: Some(cancel) })
+    }
+
+    /// Why the context is done: the cause given to the [`CancelCause`] that cancelled it (or
+    /// an ancestor), else its [`err`](Self::err) as an error; `None` while it is not done, and
+    /// always for a context made by [`without_cancel`](Self::without_cancel). Go's
+    /// `context.Cause`.
+    ///
+    /// ```
+    /// use gonext::context::{Context, ContextError};
+    /// use gonext::time;
+    /// use std::time::Duration;
+    ///
+    /// time::bubble(|| {
+    ///     let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(1));
+    ///     gonext::thread::sleep(Duration::from_secs(1));
+    ///     let cause = ctx.cause().unwrap();
+    ///     assert_eq!(cause.downcast_ref::<ContextError>(), Some(&ContextError::DeadlineExceeded));
+    /// });
+    /// ```
+    pub fn cause(&self) -> Option<Cause> {
+        let node = self.node.canceller()?;
+        if !node.done.load(Ordering::Acquire) {
+            return None;
+        }
+        let state = node.state();
+        let err = state.err?;
+        Some(state.cause.clone().unwrap_or_else(|| Arc::new(err)))
+    }
+
+    /// A context with this one's values that is never cancelled and has no deadline, whatever
+    /// happens to this one: Go's `WithoutCancel`, for work that must finish (a rollback, a
+    /// log flush) even after its request was cancelled.
+    ///
+    /// ```
+    /// use gonext::context::Context;
+    ///
+    /// let (request, cancel) = Context::background().with_value("request-7").with_cancel();
+    /// let cleanup = request.without_cancel();
+    /// cancel.cancel();
+    /// assert!(request.is_done());
+    /// assert!(!cleanup.is_done());
+    /// assert_eq!(cleanup.value::<&str>(), Some(&"request-7"));
+    /// ```
+    ///
+    /// # Differences from Go
+    ///
+    /// Go's shield is a context like any other; gonext's also stops a [`scope!`](crate::scope!)
+    /// opened under it from inheriting the cancellation (pass it with `ctx = …`).
+    #[track_caller]
+    pub fn without_cancel(&self) -> Context {
+        Context {
+            node: Arc::new(Node {
+                parent: Some(Arc::clone(&self.node)),
+                cancel: None,
+                deadline: None,
+                value: None,
+                bubble: None,
+                site: Location::caller(),
+                done: AtomicBool::new(false),
+                detached: true,
+            }),
+        }
+    }
+}
+
+/// Cancels its context with a cause ([`Context::with_cancel_cause`]); dropped unused, it
+/// cancels with [`ContextError::Canceled`] as the cause, as Go's `cancel(nil)` does.
+#[must_use = "dropping the CancelCause handle cancels the context at once"]
+pub struct CancelCause {
+    cancel: Option<Cancel>,
+}
+
+impl CancelCause {
+    /// Cancels the context now, recording `cause` (also for its descendants). A context that is
+    /// already done keeps its first cause.
+    pub fn cancel(mut self, cause: impl std::error::Error + Send + Sync + 'static) {
+        if let Some(cancel) = self.cancel.take() {
+            cancel.node.cancel_because(ContextError::Canceled, Some(Arc::new(cause)));
+        }
+    }
+}
+
+impl fmt::Debug for CancelCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelCause").field("cancel", &self.cancel).finish()
     }
 }
 

@@ -5,9 +5,11 @@
 //! Each child has a waker of its own that queues the child's index and wakes the task awaiting
 //! the scope; a poll of the scope then polls the body only if its waker fired, and the queued
 //! children only, so a wake costs the same with ten children or ten thousand (as in
-//! `FuturesUnordered`). Under `limit = N`, children beyond the `N` live ones wait in a queue,
-//! unpolled, for one to finish. A child's failure (an `Err` in `try_async_scope!`, or a panic)
-//! drops the body and every other child at once: cancellation by drop, as in moro.
+//! `FuturesUnordered`). The wakers are cells in chunks owned by the scope's shared state, so a
+//! child costs one allocation (its boxed future) and its waker none. Under `limit = N`,
+//! children beyond the `N` live ones wait in a queue, unpolled, for one to finish. A child's
+//! failure (an `Err` in `try_async_scope!`, or a panic) drops the body and every other child
+//! at once: cancellation by drop, as in moro.
 
 use std::any::Any;
 use std::collections::VecDeque;
@@ -15,100 +17,173 @@ use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::panic::{self, AssertUnwindSafe, Location, catch_unwind};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context as TaskContext, Poll, Wake, Waker};
+use std::task::{Context as TaskContext, Poll, RawWaker, RawWakerVTable, Waker};
 
 use super::handle::Slot;
 use super::{AsyncTaskHandle, Canceled, Fallible, Mode, Options, TaskResult, in_scope, with_enclosing};
 use crate::context::{Cancel, Context};
 use crate::time::bubble::{PendingNote, Site};
 
-type ChildFuture<'a, E> = Pin<Box<dyn Future<Output = Option<E>> + Send + 'a>>;
+type ChildFuture<'a, E> = std::pin::Pin<Box<dyn Future<Output = Option<E>> + Send + 'a>>;
 
-/// Marks the handle of a child dropped before it finished.
-trait Abandon: Send + Sync {
-    fn abandon(&self);
-}
-
-impl<T: Send> Abandon for Slot<T> {
-    fn abandon(&self) {
-        self.cancel();
-    }
-}
-
-struct Child<'a, E> {
-    future: Option<ChildFuture<'a, E>>,
-    waker: Arc<ChildWaker>,
-    site: Site,
-    slot: Option<Arc<dyn Abandon + 'a>>,
-    /// Whether its last `Pending` waited only on objects of the caller's bubble.
-    durable: bool,
-}
+/// How many wakers one allocation holds.
+const CHUNK: usize = 64;
 
 /// The index the body's waker queues.
 const BODY: usize = usize::MAX;
 
-/// The wake-ups of a scope: indices of the children (or the body) woken since the last poll,
-/// and the waker of the task awaiting the scope.
-#[derive(Default)]
-struct Woken {
-    inner: Mutex<WokenInner>,
+/// What the scope and every waker share: the queue of woken indices, the waker of the task
+/// awaiting the scope, and the wakers' cells.
+struct Shared {
+    woken: Mutex<Woken>,
+    /// Chunks of cells, never moved or freed before the last waker is gone (they live as long
+    /// as this). Boxed so that the vector's growth does not move them.
+    #[allow(clippy::vec_box)]
+    cells: Mutex<Vec<Box<[Cell; CHUNK]>>>,
+    body: Cell,
 }
 
 #[derive(Default)]
-struct WokenInner {
+struct Woken {
     queue: Vec<usize>,
     parent: Option<Waker>,
 }
 
-impl Woken {
-    fn lock(&self) -> MutexGuard<'_, WokenInner> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn push(&self, index: usize) {
-        let mut inner = self.lock();
-        inner.queue.push(index);
-        let parent = if inner.queue.len() == 1 { inner.parent.clone() } else { None };
-        drop(inner);
-        if let Some(parent) = parent {
-            parent.wake();
-        }
-    }
-}
-
-/// The waker of one child (or of the body): queues its index once until it is polled.
-struct ChildWaker {
-    woken: Arc<Woken>,
+/// One child's waker: queues `index` once until the child is polled.
+struct Cell {
+    shared: *const Shared,
     index: usize,
     queued: AtomicBool,
 }
 
-impl Wake for ChildWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
+// SAFETY: `shared` is only read, and points to a `Shared`, which is `Sync`; the other fields
+// are `Sync` themselves.
+unsafe impl Sync for Cell {}
+// SAFETY: as above; the pointer is never used to mutate.
+unsafe impl Send for Cell {}
+
+impl Shared {
+    fn lock_woken(&self) -> MutexGuard<'_, Woken> {
+        self.woken.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn wake_by_ref(self: &Arc<Self>) {
-        if !self.queued.swap(true, Ordering::AcqRel) {
-            self.woken.push(self.index);
+    fn push(&self, index: usize) {
+        let mut woken = self.lock_woken();
+        woken.queue.push(index);
+        let parent = if woken.queue.len() == 1 { woken.parent.clone() } else { None };
+        drop(woken);
+        if let Some(parent) = parent {
+            parent.wake();
         }
     }
+
+    /// Adds a chunk of cells for the next `CHUNK` indices; its first cell.
+    fn add_chunk(self: &Arc<Self>) -> *const Cell {
+        let mut chunks = self.cells.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let base = chunks.len() * CHUNK;
+        let shared = Arc::as_ptr(self);
+        chunks.push(Box::new(std::array::from_fn(|i| Cell {
+            shared,
+            index: base + i,
+            queued: AtomicBool::new(false),
+        })));
+        chunks[chunks.len() - 1].as_ptr()
+    }
+}
+
+impl Cell {
+    fn wake(&self) {
+        if !self.queued.swap(true, Ordering::AcqRel) {
+            // SAFETY: a cell is reached only through a waker, which holds a strong count of its
+            // `Shared`, or through the scope, which holds one too.
+            unsafe { (*self.shared).push(self.index) };
+        }
+    }
+
+    /// A waker for this cell that must not be dropped (it holds no count of its own): valid
+    /// for as long as the caller holds one.
+    ///
+    /// # Safety
+    ///
+    /// The caller keeps a strong count of the cell's `Shared` while the waker is in use.
+    unsafe fn borrowed_waker(cell: *const Cell) -> ManuallyDrop<Waker> {
+        // SAFETY: `VTABLE` upholds `RawWaker`'s contract for a pointer to a live cell, which
+        // the caller's count guarantees; `ManuallyDrop` keeps the count it does not own.
+        ManuallyDrop::new(unsafe { Waker::from_raw(RawWaker::new(cell.cast(), &VTABLE)) })
+    }
+}
+
+static VTABLE: RawWakerVTable = RawWakerVTable::new(clone_waker, wake_waker, wake_by_ref_waker, drop_waker);
+
+/// # Safety (for all four)
+///
+/// `data` points to a `Cell` of a live `Shared`, and the waker owns one strong count of it
+/// (except the scope's borrowed wakers, which are never dropped or woken by value).
+unsafe fn clone_waker(data: *const ()) -> RawWaker {
+    // SAFETY: the contract above: the cell is alive.
+    let shared = unsafe { (*data.cast::<Cell>()).shared };
+    // SAFETY: its `Shared` is alive too (the waker holds a count); the clone owns a new count.
+    unsafe { Arc::increment_strong_count(shared) };
+    RawWaker::new(data, &VTABLE)
+}
+
+unsafe fn wake_waker(data: *const ()) {
+    // SAFETY: the contract of `clone_waker`.
+    unsafe { wake_by_ref_waker(data) };
+    // SAFETY: the contract of `clone_waker`: the count this waker owns is released after use.
+    unsafe { drop_waker(data) };
+}
+
+unsafe fn wake_by_ref_waker(data: *const ()) {
+    // SAFETY: the contract of `clone_waker`.
+    unsafe { (*data.cast::<Cell>()).wake() };
+}
+
+unsafe fn drop_waker(data: *const ()) {
+    // SAFETY: the contract of `clone_waker`: the cell is alive.
+    let shared = unsafe { (*data.cast::<Cell>()).shared };
+    // SAFETY: this waker owns one count of `shared`, released here.
+    unsafe { Arc::decrement_strong_count(shared) };
+}
+
+/// Marks a handle's slot as never filled when its child is dropped unfinished.
+struct Abandon<T>(Arc<Slot<T>>);
+
+impl<T> Drop for Abandon<T> {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// A pointer to a child's waker cell, kept with the child.
+struct CellRef(*const Cell);
+
+// SAFETY: the cell is `Sync`, and outlives the scope that holds this.
+unsafe impl Send for CellRef {}
+
+struct Child<'a, E> {
+    future: ChildFuture<'a, E>,
+    cell: CellRef,
+    site: Site,
+    /// Whether its last `Pending` waited only on objects of the caller's bubble.
+    durable: bool,
 }
 
 /// A child not started yet: beyond the limit.
 struct Waiting<'a, E> {
     future: ChildFuture<'a, E>,
     site: Site,
-    slot: Option<Arc<dyn Abandon + 'a>>,
 }
 
 struct Children<'a, E> {
     slots: Vec<Option<Child<'a, E>>>,
     free: Vec<usize>,
+    /// Children started since the last poll, polled first by the next one.
+    fresh: Vec<usize>,
     waiting: VecDeque<Waiting<'a, E>>,
     live: usize,
     /// Live children whose last poll did not block durably (not polled yet, or waiting on
@@ -116,6 +191,8 @@ struct Children<'a, E> {
     not_durable: usize,
     /// A durable child's note, repeated on polls that skip the children.
     durable_note: Option<PendingNote>,
+    /// The chunks of `Shared::cells` made so far, read without their lock.
+    chunks: Vec<CellRef>,
 }
 
 /// The children of one `async_scope!`, polled by [`AsyncScope::run`].
@@ -123,7 +200,7 @@ pub struct AsyncScope<'a, M: Mode = Infallible> {
     ctx: Context,
     cancel: Mutex<Option<Cancel>>,
     children: Mutex<Children<'a, M::Error>>,
-    woken: Arc<Woken>,
+    shared: Arc<Shared>,
     limit: Option<usize>,
     site: Site,
 }
@@ -157,18 +234,25 @@ where
             Some(deadline) => parent.with_deadline(deadline),
             None => parent.with_cancel(),
         };
+        let shared = Arc::new_cyclic(|shared| Shared {
+            woken: Mutex::default(),
+            cells: Mutex::default(),
+            body: Cell { shared: shared.as_ptr(), index: BODY, queued: AtomicBool::new(false) },
+        });
         AsyncScope {
             ctx,
             cancel: Mutex::new(Some(cancel)),
             children: Mutex::new(Children {
                 slots: Vec::new(),
                 free: Vec::new(),
+                fresh: Vec::new(),
                 waiting: VecDeque::new(),
                 live: 0,
                 not_durable: 0,
                 durable_note: None,
+                chunks: Vec::new(),
             }),
-            woken: Arc::default(),
+            shared,
             limit: options.limit,
             site: Location::caller(),
         }
@@ -200,16 +284,17 @@ where
             return AsyncTaskHandle::new(Arc::new(Slot::canceled(site)), site);
         }
         let slot = Arc::new(Slot::new(site));
-        let output = Arc::clone(&slot);
+        let abandon = Abandon(Arc::clone(&slot));
         let future = async move {
+            let abandon = abandon;
             let value = child.await;
             if value.is_failure() {
                 return value.into_error();
             }
-            output.fill(Ok(value));
+            abandon.0.fill(Ok(value));
             None
         };
-        self.add(Box::pin(future), site, Some(slot.clone() as Arc<dyn Abandon + 'a>));
+        self.add(Box::pin(future), site);
         AsyncTaskHandle::new(slot, site)
     }
 
@@ -225,39 +310,35 @@ where
             let value = child.await;
             if value.is_failure() { value.into_error() } else { None }
         };
-        self.add(Box::pin(future), site, None);
+        self.add(Box::pin(future), site);
     }
 
-    fn add(&self, future: ChildFuture<'a, M::Error>, site: Site, slot: Option<Arc<dyn Abandon + 'a>>) {
+    fn add(&self, future: ChildFuture<'a, M::Error>, site: Site) {
         let mut children = self.lock();
-        let child = Waiting { future, site, slot };
         if self.limit.is_some_and(|limit| children.live >= limit) {
-            children.waiting.push_back(child);
+            children.waiting.push_back(Waiting { future, site });
             return;
         }
-        self.start(&mut children, child);
+        self.start(&mut children, Waiting { future, site });
     }
 
-    /// Makes `child` live at a free index and queues its first poll.
+    /// Makes `child` live at a free index, to be polled by the next round.
     fn start(&self, children: &mut Children<'a, M::Error>, child: Waiting<'a, M::Error>) {
         let index = children.free.pop().unwrap_or(children.slots.len());
-        let waker =
-            Arc::new(ChildWaker { woken: Arc::clone(&self.woken), index, queued: AtomicBool::new(false) });
-        let live = Child {
-            future: Some(child.future),
-            waker: Arc::clone(&waker),
-            site: child.site,
-            slot: child.slot,
-            durable: false,
-        };
+        if index / CHUNK == children.chunks.len() {
+            children.chunks.push(CellRef(self.shared.add_chunk()));
+        }
+        // SAFETY: the chunk holds `CHUNK` cells and lives as long as `shared`.
+        let cell = CellRef(unsafe { children.chunks[index / CHUNK].0.add(index % CHUNK) });
+        let live = Some(Child { future: child.future, cell, site: child.site, durable: false });
         if index == children.slots.len() {
-            children.slots.push(Some(live));
+            children.slots.push(live);
         } else {
-            children.slots[index] = Some(live);
+            children.slots[index] = live;
         }
         children.live += 1;
         children.not_durable += 1;
-        waker.wake_by_ref();
+        children.fresh.push(index);
     }
 
     /// Runs `body` and every child until all are done, and returns the body's value. A
@@ -265,53 +346,61 @@ where
     /// once; a child's panic drops them too, then resumes.
     pub async fn run<T>(&self, body: impl Future<Output = Result<T, M::Error>>) -> Result<T, M::Error> {
         let mut body = std::pin::pin!(Some(body));
-        let body_waker = Arc::new(ChildWaker {
-            woken: Arc::clone(&self.woken),
-            index: BODY,
-            queued: AtomicBool::new(false),
-        });
-        let body_waker_handle = Waker::from(Arc::clone(&body_waker));
         let mut value: Option<T> = None;
         let silent = PendingNote::capture(|| ()).1;
         let mut body_note = silent;
-        body_waker.wake_by_ref();
+        let mut batch: Vec<usize> = Vec::new();
+        self.shared.body.wake();
         let ended = std::future::poll_fn(|cx| {
             {
-                let mut woken = self.woken.lock();
+                let mut woken = self.shared.lock_woken();
                 if !woken.parent.as_ref().is_some_and(|parent| parent.will_wake(cx.waker())) {
                     woken.parent = Some(cx.waker().clone());
                 }
             }
-            loop {
-                let queue = std::mem::take(&mut self.woken.lock().queue);
-                if queue.is_empty() {
-                    break;
-                }
-                for index in queue {
-                    if index == BODY {
-                        body_waker.queued.store(false, Ordering::Release);
-                        let Some(future) = body.as_mut().as_pin_mut() else { continue };
-                        let mut body_cx = TaskContext::from_waker(&body_waker_handle);
-                        let (polled, note) = PendingNote::capture(|| {
-                            with_enclosing(&self.ctx, || {
-                                catch_unwind(AssertUnwindSafe(|| future.poll(&mut body_cx)))
-                            })
-                        });
-                        match polled {
-                            Ok(Poll::Pending) => body_note = note,
-                            Ok(Poll::Ready(Ok(output))) => {
-                                value = Some(output);
-                                body.set(None);
-                            }
-                            Ok(Poll::Ready(Err(error))) => return Poll::Ready(End::Failed(error)),
-                            Err(payload) => return Poll::Ready(End::Panicked(payload, None)),
+            let in_bubble = crate::time::bubble::with_current(|current| current.is_some());
+            let round = with_enclosing(&self.ctx, || {
+                loop {
+                    std::mem::swap(&mut batch, &mut self.shared.lock_woken().queue);
+                    let mut body_woken = false;
+                    {
+                        let mut children = self.lock();
+                        batch.append(&mut children.fresh);
+                        if batch.is_empty() {
+                            return None;
                         }
+                        for &index in &batch {
+                            if index == BODY {
+                                body_woken = true;
+                            } else if let Some(end) = self.poll_child(&mut children, index, in_bubble) {
+                                return Some(end);
+                            }
+                        }
+                    }
+                    batch.clear();
+                    if !body_woken {
                         continue;
                     }
-                    if let Some(end) = self.poll_child(index) {
-                        return Poll::Ready(end);
+                    self.shared.body.queued.store(false, Ordering::Release);
+                    let Some(future) = body.as_mut().as_pin_mut() else { continue };
+                    // SAFETY: the scope holds a count of `shared` for the whole poll.
+                    let waker = unsafe { Cell::borrowed_waker(&raw const self.shared.body) };
+                    let mut body_cx = TaskContext::from_waker(&waker);
+                    let (polled, note) =
+                        PendingNote::capture(|| catch_unwind(AssertUnwindSafe(|| future.poll(&mut body_cx))));
+                    match polled {
+                        Ok(Poll::Pending) => body_note = note,
+                        Ok(Poll::Ready(Ok(output))) => {
+                            value = Some(output);
+                            body.set(None);
+                        }
+                        Ok(Poll::Ready(Err(error))) => return Some(End::Failed(error)),
+                        Err(payload) => return Some(End::Panicked(payload, None)),
                     }
                 }
+            });
+            if let Some(end) = round {
+                return Poll::Ready(end);
             }
             let children = self.lock();
             if body.is_none() && children.live == 0 {
@@ -339,6 +428,7 @@ where
                 Err(error)
             }
             End::Panicked(payload, site) => {
+                self.cancel();
                 body.set(None);
                 self.abandon_all();
                 if let Some(site) = site {
@@ -355,67 +445,60 @@ where
         }
     }
 
-    /// Polls the live child at `index` once; what ends the scope, if it failed.
-    fn poll_child(&self, index: usize) -> Option<End<M::Error>> {
-        let (mut future, waker, site) = {
-            let mut children = self.lock();
-            let child = children.slots.get_mut(index)?.as_mut()?;
-            child.waker.queued.store(false, Ordering::Release);
-            (child.future.take()?, Arc::clone(&child.waker), child.site)
-        };
-        let waker = Waker::from(waker);
+    /// Polls the live child at `index` once; what ends the scope, if it failed. Children never
+    /// reach their scope (they cannot borrow it), so polling them under its lock is safe.
+    fn poll_child(
+        &self,
+        children: &mut Children<'a, M::Error>,
+        index: usize,
+        in_bubble: bool,
+    ) -> Option<End<M::Error>> {
+        let child = children.slots.get_mut(index)?.as_mut()?;
+        let cell = child.cell.0;
+        // SAFETY: `cell` belongs to `self.shared`, alive for the whole call.
+        unsafe { (*cell).queued.store(false, Ordering::Release) };
+        // SAFETY: the scope holds a count of `shared` for the whole poll.
+        let waker = unsafe { Cell::borrowed_waker(cell) };
         let mut cx = TaskContext::from_waker(&waker);
-        let (polled, note) = PendingNote::capture(|| {
-            with_enclosing(&self.ctx, || catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))))
-        });
-        let mut children = self.lock();
-        let was_durable = children.slots[index].as_ref().is_some_and(|child| child.durable);
-        if !was_durable {
-            children.not_durable -= 1;
-        }
+        let mut poll = || catch_unwind(AssertUnwindSafe(|| child.future.as_mut().poll(&mut cx)));
+        // Outside a bubble nothing reads the notes; the capture is skipped.
+        let (polled, note) =
+            if in_bubble { PendingNote::capture(poll) } else { (poll(), PendingNote::capture(|| ()).1) };
+        let was_durable = child.durable;
+        let site = child.site;
         match polled {
             Ok(Poll::Pending) => {
                 let durable = note.is_durable();
+                child.durable = durable;
+                match (was_durable, durable) {
+                    (false, true) => children.not_durable -= 1,
+                    (true, false) => children.not_durable += 1,
+                    _ => {}
+                }
                 if durable {
                     children.durable_note = Some(note);
-                } else {
-                    children.not_durable += 1;
-                }
-                if let Some(Some(child)) = children.slots.get_mut(index) {
-                    child.future = Some(future);
-                    child.durable = durable;
                 }
                 return None;
             }
-            Ok(Poll::Ready(None)) => {}
-            Ok(Poll::Ready(Some(error))) => {
-                drop(children);
-                drop(future);
-                self.cancel();
-                return Some(End::Failed(error));
-            }
-            Err(payload) if payload.is::<Canceled>() => {
-                if let Some(Some(Child { slot: Some(slot), .. })) = children.slots.get(index) {
-                    slot.abandon();
-                }
-            }
-            Err(payload) => {
-                drop(children);
-                drop(future);
-                self.cancel();
-                return Some(End::Panicked(payload, Some(site)));
-            }
+            Ok(Poll::Ready(Some(error))) => return Some(End::Failed(error)),
+            Err(payload) if !payload.is::<Canceled>() => return Some(End::Panicked(payload, Some(site))),
+            // A child that ended by awaiting a dropped sibling's handle ends cancelled: its
+            // own handle says so when the child is dropped below.
+            Ok(Poll::Ready(None)) | Err(_) => {}
+        }
+        if !was_durable {
+            children.not_durable -= 1;
         }
         children.slots[index] = None;
         children.free.push(index);
         children.live -= 1;
         if let Some(next) = children.waiting.pop_front() {
-            self.start(&mut children, next);
+            self.start(children, next);
         }
         None
     }
 
-    /// Drops every child, marking their handles.
+    /// Drops every child; their handles then report cancellation.
     fn abandon_all(&self) {
         let mut children = self.lock();
         let slots = std::mem::take(&mut children.slots);
@@ -423,18 +506,8 @@ where
         children.live = 0;
         children.not_durable = 0;
         drop(children);
-        for child in slots.into_iter().flatten() {
-            drop(child.future);
-            if let Some(slot) = child.slot {
-                slot.abandon();
-            }
-        }
-        for child in waiting {
-            drop(child.future);
-            if let Some(slot) = child.slot {
-                slot.abandon();
-            }
-        }
+        drop(slots);
+        drop(waiting);
     }
 }
 
@@ -445,7 +518,7 @@ enum End<E> {
     Panicked(Box<dyn Any + Send>, Option<Site>),
 }
 
-impl<'a> AsyncScope<'a, Infallible> {
+impl AsyncScope<'_, Infallible> {
     /// [`run`](Self::run) for a body that cannot fail: `async_scope!`.
     pub async fn run_infallible<T>(&self, body: impl Future<Output = T>) -> T {
         match self.run(async { Ok(body.await) }).await {
