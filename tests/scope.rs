@@ -484,15 +484,22 @@ fn cancellation_reaches_scopes_nested_three_levels_deep() {
 fn a_scope_inside_a_group_task_is_cancelled_with_the_group() {
     let (group, group_ctx) = gonext::sync::Group::<String>::with_context(&Context::background());
     let (seen_tx, seen_rx) = gonext::sync::chan::<bool>(1);
+    let (started_tx, started_rx) = gonext::sync::chan::<()>(1);
     group.go(move |_ctx| {
         let seen = scope! {
-            let waiter = go |ctx| wait_for_cancellation(ctx);
+            let waiter = go move |ctx| {
+                started_tx.send(()).unwrap();
+                wait_for_cancellation(ctx)
+            };
             waiter.join()
         };
         seen_tx.send(seen).unwrap();
         Ok(())
     });
-    group.go(|_ctx| Err("group failure".to_owned()));
+    group.go(move |_ctx| {
+        started_rx.recv(); // fail only once the inner scope's task runs
+        Err("group failure".to_owned())
+    });
     assert_eq!(group.wait(), Err("group failure".to_owned()));
     assert!(group_ctx.is_done());
     assert_eq!(seen_rx.recv(), Some(true));

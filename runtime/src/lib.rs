@@ -483,14 +483,16 @@ pub use gonext_macros::weak_cache;
 
 /// Waits for the first of several futures to complete, from blocking code: Go's `select`.
 ///
-/// Each branch is `pattern = future => body`; the futures are polled in the order written
-/// and the first ready one whose output matches `pattern` runs its body. A branch whose
-/// output does not match is disabled and the others are still awaited (with none left,
-/// `default` runs, or `select!` panics without one). Inside a bubble the wait is a durable
-/// block. With a `default => body`
-/// branch, `select!` does not wait: if nothing is ready on the first poll, `default` runs.
-/// The futures that lose are dropped, which cancels them: a channel receive that lost takes
-/// no value, a send that lost sends nothing.
+/// Each branch is `pattern = future => body`. When several are ready, one is chosen uniformly
+/// at random, as Go does, so a busy branch cannot starve the others; `biased;` as the first
+/// line polls them in written order instead (tokio's opt-in). The winner's output is matched
+/// against its `pattern` and its body runs. A branch whose output does not match is disabled
+/// and the others are still awaited (with none left, `default` runs, or `select!` panics
+/// without one). Inside a bubble the wait is a durable block, and the random choices come from
+/// the bubble's seeded sequence, so a run in virtual time repeats exactly. With a
+/// `default => body` branch, `select!` does not wait: if nothing is ready on the first poll,
+/// `default` runs. The futures that lose are dropped, which cancels them: a channel receive
+/// that lost takes no value, a send that lost sends nothing.
 ///
 /// ```
 /// use gonext::context::Context;
@@ -516,16 +518,22 @@ pub use gonext_macros::weak_cache;
 ///         default => Some("nothing ready"),
 ///     };
 ///     assert_eq!(polled, Some("nothing ready")); // `tx` is alive: the channel is open, empty
+///     let urgent_first = select! {
+///         biased;
+///         _ = ctx.done() => "cancelled",
+///         _ = std::future::ready(()) => "work",
+///     };
+///     assert_eq!(urgent_first, "work"); // `ctx` is not done: the first branch is pending
 ///     drop(cancel);
 /// });
 /// ```
 ///
 /// # Differences from Go
 ///
-/// Go picks uniformly at random among ready cases; gonext takes the first ready branch in
-/// written order, so that a program in a virtual-time bubble runs the same way every time.
-/// Put the branch that must not starve first. `select!` blocks the thread; in async code,
-/// use your runtime's `select!` over the same futures.
+/// Go's choice is random on every run; gonext's is random too, except inside a virtual-time
+/// bubble, where each bubble draws from the same seeded sequence so that a test repeats.
+/// `select!` blocks the thread; in async code, use your runtime's `select!` over the same
+/// futures.
 pub use gonext_macros::select;
 
 /// Turns a test function (sync or `async`) into a `#[test]` that runs in a virtual-time
@@ -668,6 +676,42 @@ pub mod __private {
         pub fn foreign_if_silent(self, site: &'static Location<'static>) {
             self.0.foreign_if_silent(site, "select! (a branch that is not a gonext primitive)");
         }
+    }
+
+    /// The order in which an unbiased `select!` polls its `N` branches this time: a uniformly
+    /// random permutation, so that the first ready branch in it is uniformly random among the
+    /// ready ones (Go's rule). Inside a bubble the numbers come from the bubble's seeded
+    /// sequence, so a run repeats exactly; outside, from a per-thread generator.
+    pub fn select_order<const N: usize>() -> [usize; N] {
+        let mut order: [usize; N] = std::array::from_fn(|i| i);
+        let mut random = crate::time::bubble::with_current(|current| match current {
+            Some(current) => current.bubble.next_random(),
+            None => thread_random(),
+        });
+        for i in (1..N).rev() {
+            // Multiply-shift: an unbiased enough index in 0..=i from 32 fresh bits.
+            let j = ((random & 0xffff_ffff) * (i as u64 + 1)) >> 32;
+            order.swap(i, j as usize);
+            random = random.rotate_right(32) ^ random.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+        order
+    }
+
+    /// A per-thread xorshift generator, seeded once from std's random hasher keys.
+    fn thread_random() -> u64 {
+        use std::cell::Cell;
+        use std::hash::BuildHasher;
+        thread_local! {
+            static STATE: Cell<u64> = Cell::new(std::hash::RandomState::new().hash_one(0u8) | 1);
+        }
+        STATE.with(|state| {
+            let mut x = state.get();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            state.set(x);
+            x
+        })
     }
 
     /// The wait of `select!`: polls once with `default`, else blocks (durably in a bubble)
