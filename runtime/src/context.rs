@@ -399,7 +399,7 @@ impl fmt::Debug for Cancel {
     }
 }
 
-/// Why a context was cancelled, as [`CancelCause::cancel`] gave it.
+/// Why a context was cancelled, as [`CancelCause::cancel`] gave it; see [`Context::cause`].
 pub type Cause = Arc<dyn std::error::Error + Send + Sync>;
 
 /// Go 1.20–1.21: cancellation with a cause, and a context that is never cancelled.
@@ -489,6 +489,19 @@ impl Context {
 
 /// Cancels its context with a cause ([`Context::with_cancel_cause`]); dropped unused, it
 /// cancels with [`ContextError::Canceled`] as the cause, as Go's `cancel(nil)` does.
+///
+/// ```
+/// use gonext::context::{Context, ContextError};
+///
+/// let (ctx, cancel) = Context::background().with_cancel_cause();
+/// drop(cancel);
+/// assert_eq!(ctx.cause().unwrap().downcast_ref::<ContextError>(), Some(&ContextError::Canceled));
+/// ```
+///
+/// # Differences from Go
+///
+/// Go's `CancelCauseFunc` takes any `error`, `nil` included; `cancel` takes an error value,
+/// and dropping the handle is the `nil` case.
 #[must_use = "dropping the CancelCause handle cancels the context at once"]
 pub struct CancelCause {
     cancel: Option<Cancel>,

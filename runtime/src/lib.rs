@@ -11,7 +11,7 @@
 //! | `iter.Pull` coroutines                        | [`iter::pull`]                                        |
 //! | async generators (none in Go)                 | [`stream!`] → `futures::Stream`                       |
 //! | `testing/synctest` (#67434)                   | [`virtual_time_test`], [`time::bubble`], [`time::wait`] |
-//! | `go` statement, errgroup, nursery (#40221)    | [`scope!`]`{ go f(x); }`, [`try_scope!`], [`sync::Group`] |
+//! | `go` statement, errgroup, nursery (#40221)    | [`scope!`]`{ go f(x); }`, [`try_scope!`], [`scope()`], [`sync::Group`] |
 //! | `context.Context`                             | [`context::Context`]                                  |
 //! | `weak.Pointer` (#67552), `unique` (1.23)      | [`weak::Pointer`], [`weak_cache`], [`unique::Handle`] |
 //! | `runtime.AddCleanup` (#67535)                 | [`runtime::add_cleanup`], [`runtime::Cleanup::stop`]  |
@@ -302,17 +302,13 @@ pub use gonext_macros::yield_from;
 /// value only after every task has finished: Go's `go` statement inside a nursery.
 ///
 /// `go f(a, b);` and `go recv.method(a);` evaluate the callee and the arguments in the parent,
-/// at the `go` statement, as Go does (the receiver is borrowed), then run the call as a task;
-/// `go { … }` runs a block that borrows from the surroundings, `go move { … }` one that moves
-/// them, and `go |ctx| …` (or `go move |ctx| …`) a closure that receives the scope's
-/// [`Context`](context::Context), cancelled by the first failure. `go` may appear in loops,
-/// `if`s and `match` arms, never in a nested closure or fn. Tasks may borrow anything that
-/// outlives the `scope!`, as with `std::thread::scope`.
-///
-/// Options come first: `scope!(limit = 4; …)` bounds the running tasks (`go` waits for a
-/// slot). A panicking task cancels the others' context, waits for them, and resumes in the
-/// parent with its original payload. Inside a virtual-time bubble, tasks are bubble members
-/// and the join is a durable block.
+/// at the `go` statement, as Go does (a receiver that is a place is borrowed), then run the
+/// call as a task; `go { … }` runs a block that borrows from the surroundings, `go move { … }`
+/// one that moves them, and `go |ctx| …` (or `go move |ctx| …`) a closure that receives the
+/// scope's [`Context`](context::Context). `go` may appear in loops, `if`s and `match` arms,
+/// and inside a task's own body, where it starts a sibling in the same scope (recursive
+/// worklists, parallel tree walks); never in another closure or a nested fn. Tasks may borrow
+/// anything that outlives the `scope!`, as with `std::thread::scope`.
 ///
 /// ```
 /// use gonext::scope;
@@ -339,19 +335,87 @@ pub use gonext_macros::yield_from;
 /// assert_eq!(sum.load(Ordering::Relaxed), 55 + 16 + 100);
 /// ```
 ///
+/// # Results
+///
+/// `go` used as an expression — `let h = go f(x);`, an argument, an array element, or the
+/// block's last expression — gives the task's [`TaskHandle`](sync::TaskHandle): its
+/// `join()` returns what the task returned (and resumes its panic). Handles can be joined by
+/// the body or by other tasks, or returned from the block; one that is dropped unjoined is
+/// still joined by the scope. [`sync::as_completed`] joins many in the order they finish.
+///
+/// ```
+/// use gonext::scope;
+///
+/// fn fib(n: u64) -> u64 {
+///     if n < 2 { n } else { fib(n - 1) + fib(n - 2) }
+/// }
+///
+/// let (a, b) = scope! {
+///     let a = go fib(20);
+///     let b = go fib(21);
+///     (a.join(), b.join())
+/// };
+/// assert_eq!(a + b, fib(22));
+/// ```
+///
+/// # Options and cancellation
+///
+/// Options come first, `name = value` separated by commas and ended by `;`:
+///
+/// - `limit = N` bounds the running tasks (`go` waits for a slot; errgroup's `SetLimit`);
+/// - `ctx = parent` makes the scope's context a child of `parent` (a `Context` or a
+///   reference); without it the scope's context derives from the scope or task the `scope!`
+///   runs in, so cancelling an outer scope reaches the tasks of every scope nested in its tasks;
+/// - `timeout = "5s"` (a Go duration, checked at compile time, or a `Duration` expression) and
+///   `deadline = at` (a [`time::Instant`]) cancel the scope's context then — on the virtual
+///   clock inside a bubble;
+/// - `policy = supervisor`: a failure does not cancel the siblings (Kotlin's
+///   `supervisorScope`); the default, `fail_fast`, cancels them.
+///
+/// A leading `|s|` names the scope for the body: `s.context()`, and `s.cancel()` to cancel it
+/// (Trio's `cancel_scope.cancel()`). Once the scope is cancelled, `go` starts no new task: a
+/// statement's task is skipped, and a handle's `join` unwinds with [`sync::Canceled`], which
+/// the scope around treats as cancellation, not failure (use `try_join` to handle it).
+///
+/// ```
+/// use gonext::{scope, select, thread, time};
+/// use std::time::Duration;
+///
+/// time::bubble(|| {
+///     let start = time::Instant::now();
+///     let stopped = scope!(timeout = "2s"; |s| {
+///         let worker = go |ctx| select! {
+///             _ = ctx.done() => "stopped by the timeout",
+///             _ = time::sleep(Duration::from_secs(60)) => "ran its minute",
+///         };
+///         assert!(!s.context().is_done());
+///         worker.join()
+///     });
+///     assert_eq!(stopped, "stopped by the timeout");
+///     assert_eq!(start.elapsed(), Duration::from_secs(2)); // virtual seconds, at once
+/// });
+/// ```
+///
+/// A panicking task cancels the others' context (unless supervised), waits for them, and
+/// resumes in the parent with its original payload. Inside a virtual-time bubble, tasks are
+/// bubble members and the join is a durable block. [`scope()`] is the same without a macro.
+///
 /// # Differences from Go
 ///
 /// A Go `go` statement can outlive its caller; a gonext `go` cannot outlive its `scope!`
-/// (structured concurrency, as in Go's proposal #40221 and the nursery pattern). Tasks run
-/// on about `runtime::max_procs()` reusable OS threads, not goroutines: a task that blocks in
-/// a gonext primitive (channel, `WaitGroup`, nested scope) is replaced by another thread at
-/// once, one blocked elsewhere (std locks, I/O) after a tick of a few milliseconds. A million
-/// queued tasks are cheap; a million blocked at the same time are a million threads.
+/// (structured concurrency, as in Go's proposal #40221 and the nursery pattern), and it can
+/// return a value. A Go goroutine started after its context was cancelled still runs; a
+/// cancelled scope starts nothing. Tasks run on about `runtime::max_procs()` reusable OS
+/// threads, not goroutines: a task that blocks in a gonext primitive (channel, `WaitGroup`,
+/// nested scope) is replaced by another thread at once, one blocked elsewhere (std locks,
+/// I/O) after a tick of a few milliseconds. A million queued tasks are cheap; a million
+/// blocked at the same time are a million threads.
 pub use gonext_macros::scope;
 
-/// [`scope!`] for tasks that return `Result<(), E>`: the block evaluates to `Ok(value)`, or to
-/// the first task error (`errors = all`: `Err(Vec<E>)` with every error in completion order);
-/// the first error cancels the scope's context.
+/// [`scope!`] for tasks that may fail: tasks return `()` or `Result<T, E>`, the block's value
+/// is wrapped in `Ok`, and the first `Err` — of a task, or of the body through `?` or
+/// `return Err(…)` — cancels the scope's context and, once every task has finished, is the
+/// block's value. Go's `errgroup.WithContext` with `go` syntax.
 ///
 /// ```
 /// use gonext::context::Context;
@@ -372,12 +436,64 @@ pub use gonext_macros::scope;
 /// };
 /// assert_eq!(result, Err("3 is unlucky".to_owned()));
 ///
-/// let all: Result<(), Vec<String>> = try_scope!(errors = all; {
+/// let all: Result<(), Vec<String>> = try_scope!(errors = all, policy = supervisor; {
 ///     go |_ctx| Err::<(), _>("a".to_owned());
 ///     go |_ctx| Err::<(), _>("b".to_owned());
 /// });
 /// assert_eq!(all.map_err(|e| e.len()), Err(2));
 /// ```
+///
+/// A handle's `join` returns the task's `Result`, so `h.join()?` hands its error to the body;
+/// the error of a task nobody joined goes to the scope. `?` in the body cancels the tasks,
+/// joins them, and returns that error:
+///
+/// ```
+/// use gonext::try_scope;
+///
+/// fn parse(text: &str) -> Result<u32, std::num::ParseIntError> {
+///     text.trim().parse()
+/// }
+///
+/// let sum: Result<u32, std::num::ParseIntError> = try_scope! {
+///     let a = go parse("20");
+///     let b = go parse(" 22");
+///     a.join()? + b.join()?
+/// };
+/// assert_eq!(sum, Ok(42));
+/// let bad: Result<u32, std::num::ParseIntError> = try_scope! { parse("x")? + 1 };
+/// assert!(bad.is_err());
+/// ```
+///
+/// It takes [`scope!`]'s options, and:
+///
+/// - `errors = all`: `Err(Vec<E>)` with every error, in the order they happened;
+/// - `policy = first_success`: a race (Java's `anySuccessfulResultOrThrow`): the first task
+///   to return `Ok(v)` cancels the others and the block is `Ok(v)`; if none succeeds it is
+///   `Err(Vec<E>)` with every error. The body's value must be `()`, and its `go`s have no
+///   handles.
+///
+/// ```
+/// use gonext::context::Context;
+/// use gonext::{select, time, try_scope};
+/// use std::time::Duration;
+///
+/// fn mirror(ctx: &Context, name: &'static str, secs: u64) -> Result<&'static str, String> {
+///     select! {
+///         _ = time::sleep(Duration::from_secs(secs)) => Ok(name),
+///         _ = ctx.done() => Err(format!("{name} was cancelled")),
+///     }
+/// }
+///
+/// time::bubble(|| {
+///     let fastest = try_scope!(policy = first_success; {
+///         go |ctx| mirror(ctx, "eu", 3);
+///         go |ctx| mirror(ctx, "us", 1);
+///     });
+///     assert_eq!(fastest, Ok("us"));
+/// });
+/// ```
+///
+/// [`try_scope()`] is the same without a macro.
 pub use gonext_macros::try_scope;
 
 /// [`scope!`] for async code: an `async` block whose `go` statements add futures that the
@@ -385,32 +501,42 @@ pub use gonext_macros::try_scope;
 ///
 /// `go fut;` evaluates `fut` at the `go` (calling an async fn evaluates its arguments there);
 /// `go { … }` / `go move { … }` run a block as a future; `go |ctx| …` builds the future from
-/// the scope's [`Context`](context::Context), cancelled when a child panics. The block's value
-/// comes back once every child finished; a child's panic resumes after the others.
+/// the scope's [`Context`](context::Context). As an expression, `go` gives the child's
+/// [`AsyncTaskHandle`](sync::AsyncTaskHandle), a future of its output; a handle returned
+/// from the block holds the output. The block's value comes back once every child finished.
+/// A child's panic drops the body and every other child, then resumes;
+/// [`try_async_scope!`] does the same with a child's `Err`.
+///
+/// Each child is woken on its own: a wake-up polls the woken child only, not all of them.
+/// Options: `limit = N` (children beyond `N` live ones wait, unpolled, for a slot), `ctx`,
+/// `timeout` and `deadline` as in [`scope!`]; `|s|` names the scope.
 ///
 /// ```
 /// use gonext::async_scope;
 /// use std::sync::atomic::{AtomicU32, Ordering};
 ///
-/// async fn add(total: &AtomicU32, n: u32) {
+/// async fn add(total: &AtomicU32, n: u32) -> u32 {
 ///     gonext::time::sleep(std::time::Duration::from_millis(1)).await;
 ///     total.fetch_add(n, Ordering::SeqCst);
+///     n
 /// }
 ///
 /// let total = AtomicU32::new(0);
-/// let children = futures::executor::block_on(async_scope! {
-///     for n in 1..=4 {
+/// let (children, last) = futures::executor::block_on(async_scope!(limit = 2; {
+///     for n in 1..=3 {
 ///         go add(&total, n);
 ///     }
-///     4
-/// });
-/// assert_eq!((children, total.load(Ordering::SeqCst)), (4, 10));
+///     let last = go add(&total, 4);
+///     (4, last.await)
+/// }));
+/// assert_eq!((children, last, total.load(Ordering::SeqCst)), (4, 4, 10));
 /// ```
 ///
 /// # Differences from Go
 ///
 /// Go has no async/await; this is the async twin of [`scope!`], like moro's `async_scope!`.
-/// Children are polled on the task that awaits the scope, not in parallel.
+/// Children are polled on the task that awaits the scope, not in parallel, and a failure
+/// cancels them by dropping them rather than through their `Context`.
 pub use gonext_macros::async_scope;
 
 /// [`async_scope!`] whose children and body may fail: children return `()` or `Result<T, E>`,

@@ -282,7 +282,15 @@ impl GoRewriter {
                         | Expr::Index(_)
                         | Expr::Unary(syn::ExprUnary { op: syn::UnOp::Deref(_), .. })
                 );
-                let receiver = if is_place { quote!(&#receiver) } else { quote!(#receiver) };
+                let receiver = match &*call.receiver {
+                    _ if is_place => quote!(&#receiver),
+                    // `go (a..b).sum()`: the parentheses only served the method call.
+                    Expr::Paren(inner) => {
+                        let inner = &inner.expr;
+                        quote!(#inner)
+                    }
+                    _ => quote!(#receiver),
+                };
                 syn::parse_quote_spanned!(span=> {
                     let #receiver_name = #receiver;
                     #(let #names = #args;)*

@@ -385,7 +385,8 @@ pub fn as_completed<T>(handles: impl IntoIterator<Item = TaskHandle<T>>) -> AsCo
     AsCompleted { handles, ready, remaining, site: Location::caller() }
 }
 
-/// The iterator of [`as_completed`].
+/// The iterator of [`as_completed`]: each `next` waits for the next task to end (see there
+/// for an example).
 pub struct AsCompleted<T> {
     handles: Vec<Option<TaskHandle<T>>>,
     ready: Arc<ReadyQueue>,

@@ -1,15 +1,21 @@
-//! The runtime of `scope!`, `try_scope!` and `sync::Group`: tasks started by `go` on the
-//! worker pool, joined before the scope returns.
+//! The runtime of `scope!`, `try_scope!`, `gonext::scope` and `sync::Group`: tasks started by
+//! `go` on the worker pool, joined before the scope returns.
 //!
 //! The three open questions of Go's structured-concurrency proposal, answered:
 //!
-//! - **Panics**: a panicking task cancels the scope's `Context`, the scope waits for every
-//!   other task, then the panic resumes in the parent with its original payload (the `go`
-//!   site is printed to stderr as it resumes).
-//! - **Cancellation**: every task can read the scope's `Context`; the first error or panic
-//!   cancels it, and the scope still waits for all tasks — nothing is killed.
-//! - **Errors**: the first error is returned (`errors = all`: every error, in completion
-//!   order).
+//! - **Panics**: a panicking task cancels the scope's `Context` (unless the scope supervises),
+//!   the scope waits for every other task, then the panic resumes in the parent with its
+//!   original payload (the `go` site is printed to stderr as it resumes). A task with a handle
+//!   keeps its panic for the join, which resumes it there.
+//! - **Cancellation**: every task can read the scope's `Context`, which derives from the
+//!   context of the scope body or task the scope is opened in (the thread-local `ENCLOSING`),
+//!   so cancellation flows into nested scopes. The first error or panic cancels it; `go` in a
+//!   cancelled scope starts nothing, and the scope still waits for the tasks already running —
+//!   nothing is killed. A join of a task that never ran unwinds with [`Canceled`], which every
+//!   scope reads as "cancelled", like Kotlin's `CancellationException`.
+//! - **Errors**: the first error is returned (`errors = all`: every error, in the order they
+//!   happened). A handle's join takes its task's error; failures nobody joined are held in
+//!   their slots and taken by the scope at its end, so none is lost with a dropped handle.
 //!
 //! While it joins, the parent runs the scope's still queued tasks itself rather than only
 //! sleeping. The task count is kept so that the parent and the workers do not trade one cache
@@ -92,7 +98,20 @@ pub(crate) fn in_scope() -> bool {
 }
 
 /// What a scope's tasks may fail with: [`Infallible`] for `scope!`, [`Fallible<E>`] for
-/// `try_scope!`.
+/// `try_scope!`; it is the third parameter of [`Scope`].
+///
+/// ```
+/// use gonext::sync::{Fallible, Scope};
+///
+/// fn start_checks<'scope>(s: &'scope Scope<'scope, '_, Fallible<String>>) {
+///     s.go(|_ctx| Err::<(), _>("bad input".to_owned()));
+/// }
+///
+/// assert_eq!(gonext::try_scope(|s| {
+///     start_checks(s);
+///     Ok(())
+/// }), Err("bad input".to_owned()));
+/// ```
 pub trait Mode {
     /// The error a task may return.
     type Error: Send;
@@ -102,7 +121,8 @@ impl Mode for Infallible {
     type Error = Infallible;
 }
 
-/// The mode of a scope whose tasks may fail with `E`: see [`TryScope`].
+/// The mode of a scope whose tasks may fail with `E`: see [`TryScope`] and the example of
+/// [`Mode`].
 pub struct Fallible<E>(PhantomData<fn() -> E>);
 
 impl<E> fmt::Debug for Fallible<E> {
@@ -117,6 +137,15 @@ impl<E: Send> Mode for Fallible<E> {
 
 /// The output of a task in a scope of mode `M`: any value in an infallible scope; `()` or a
 /// `Result<T, E>` in a fallible one, whose `Err` is a failure.
+///
+/// ```
+/// let (word, parsed) = gonext::scope(|s| {
+///     let word = s.go(|_ctx| "any value"); // an infallible scope takes any output
+///     let parsed = s.go(|_ctx| "7".parse::<u8>()); // here a `Result` is just a value
+///     (word.join(), parsed.join())
+/// });
+/// assert_eq!((word, parsed), ("any value", Ok(7)));
+/// ```
 #[diagnostic::on_unimplemented(
     message = "a task of a fallible scope returns `()` or `Result<T, E>`, not `{Self}`",
     label = "this task's output cannot fail the scope",
@@ -161,6 +190,13 @@ impl<T: Send, E: Send> TaskResult<Fallible<E>> for Result<T, E> {
 
 /// The output of a [`Group`](crate::sync::Group) or [`Manager`](crate::sync::Manager) task:
 /// `()` or `Result<(), E>`, as an errgroup function returns only an error.
+///
+/// ```
+/// let group = gonext::sync::Group::<String>::new();
+/// group.go(|_ctx| {}); // `()` cannot fail
+/// group.go(|_ctx| Err("failed".to_owned()));
+/// assert_eq!(group.wait(), Err("failed".to_owned()));
+/// ```
 #[diagnostic::on_unimplemented(
     message = "a Group or Manager task returns `()` or `Result<(), E>`, not `{Self}`",
     note = "errgroup's functions return only an error; send values through a channel or use `gonext::try_scope`"
@@ -645,11 +681,27 @@ impl Slots {
 }
 
 /// A scope: start tasks with [`go`](Self::go); they are all joined before the scope ends.
-/// Made by [`scope`](crate::scope()) and by the [`scope!`](crate::scope!) macro; see
-/// [`TryScope`] for scopes whose tasks may fail.
+/// Made by [`scope`](crate::scope()) and by the [`scope!`](crate::scope!) macro (name it with
+/// `scope!(|s| …)`); see [`TryScope`] for scopes whose tasks may fail.
 ///
 /// `M` is the scope's mode: [`Infallible`] (tasks return any value) or [`Fallible<E>`] (tasks
-/// return `()` or `Result<T, E>`).
+/// return `()` or `Result<T, E>`). Tasks may capture the scope and start siblings with it.
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+///
+/// /// Counts the nodes of a tree of `depth` levels of `width` children, one task per node.
+/// fn count<'scope>(s: &'scope gonext::sync::Scope<'scope, '_>, total: &'scope AtomicUsize, depth: u32, width: u32) {
+///     total.fetch_add(1, Ordering::Relaxed);
+///     for _ in 0..if depth == 0 { 0 } else { width } {
+///         s.go(move |_ctx| count(s, total, depth - 1, width));
+///     }
+/// }
+///
+/// let total = AtomicUsize::new(0);
+/// gonext::scope(|s| count(s, &total, 3, 3));
+/// assert_eq!(total.into_inner(), 1 + 3 + 9 + 27);
+/// ```
 pub struct Scope<'scope, 'env: 'scope, M: Mode = Infallible> {
     tasks: TaskSet<'env, M::Error>,
     scope: PhantomData<&'scope mut &'scope ()>,
@@ -660,6 +712,14 @@ pub struct Scope<'scope, 'env: 'scope, M: Mode = Infallible> {
 /// A scope whose tasks return `()` or `Result<T, E>`: the first `Err` cancels the scope's
 /// context and becomes the scope's error. Made by [`try_scope`](crate::try_scope()) and the
 /// [`try_scope!`](crate::try_scope!) macro.
+///
+/// ```
+/// let failed: Result<(), &str> = gonext::try_scope(|s: &gonext::sync::TryScope<'_, '_, &str>| {
+///     s.go(|_ctx| Err::<(), _>("first"));
+///     Ok(())
+/// });
+/// assert_eq!(failed, Err("first"));
+/// ```
 pub type TryScope<'scope, 'env, E> = Scope<'scope, 'env, Fallible<E>>;
 
 impl<M: Mode> fmt::Debug for Scope<'_, '_, M> {

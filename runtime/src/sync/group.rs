@@ -273,7 +273,8 @@ pub struct Manager<E = ()> {
     tasks: Arc<TaskSet<'static, E>>,
 }
 
-/// The first failure of a [`Manager`] task, as [`Manager::failed`] reports it.
+/// The first failure of a [`Manager`] task, as [`Manager::failed`] reports it (see there for
+/// an example).
 #[derive(Clone)]
 pub struct TaskFailure {
     report: FailureReport,
@@ -408,7 +409,7 @@ impl<E> fmt::Debug for Manager<E> {
     }
 }
 
-/// The future of [`Manager::failed`].
+/// The future of [`Manager::failed`] (see there for an example).
 #[must_use = "futures do nothing unless polled"]
 pub struct Failed<'a, E> {
     tasks: &'a TaskSet<'static, E>,
