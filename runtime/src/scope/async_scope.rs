@@ -51,6 +51,9 @@ struct Shared {
 struct Woken {
     queue: Vec<usize>,
     parent: Option<Waker>,
+    /// The scope is being polled: it drains the queue before it returns, so a wake-up need not
+    /// wake the task awaiting it.
+    polling: bool,
 }
 
 /// One child's waker: queues `index` once until the child is polled.
@@ -74,7 +77,7 @@ impl Shared {
     fn push(&self, index: usize) {
         let mut woken = self.lock_woken();
         woken.queue.push(index);
-        let parent = if woken.queue.len() == 1 { woken.parent.clone() } else { None };
+        let parent = if woken.queue.len() == 1 && !woken.polling { woken.parent.clone() } else { None };
         drop(woken);
         if let Some(parent) = parent {
             parent.wake();
@@ -357,6 +360,7 @@ where
                 if !woken.parent.as_ref().is_some_and(|parent| parent.will_wake(cx.waker())) {
                     woken.parent = Some(cx.waker().clone());
                 }
+                woken.polling = true;
             }
             let in_bubble = crate::time::bubble::with_current(|current| current.is_some());
             let round = with_enclosing(&self.ctx, || {
@@ -367,7 +371,14 @@ where
                         let mut children = self.lock();
                         batch.append(&mut children.fresh);
                         if batch.is_empty() {
-                            return None;
+                            // Only the body adds children, and it is not running: none can
+                            // appear now, but a wake-up from another thread still can.
+                            let mut woken = self.shared.lock_woken();
+                            if woken.queue.is_empty() {
+                                woken.polling = false;
+                                return None;
+                            }
+                            continue;
                         }
                         for &index in &batch {
                             if index == BODY {
