@@ -159,12 +159,20 @@ fn wait_all_returns_every_error_in_the_order_they_happened() {
 }
 
 #[test]
-fn wait_reraises_a_task_panic() {
-    let group: Group<()> = Group::new();
-    group.go(|_ctx| -> Result<(), ()> { std::panic::panic_any(TaskFailure("in a group")) });
+fn wait_reraises_a_task_panic_and_keeps_the_errors_for_the_next_wait() {
+    let group: Group<&str> = Group::new();
+    let (failed_tx, failed_rx) = sync::chan::<()>(1);
+    group.go(move |_ctx| {
+        failed_tx.send(()).unwrap();
+        Err("an error beside the panic")
+    });
+    group.go(move |_ctx| -> Result<(), &str> {
+        failed_rx.recv();
+        std::panic::panic_any(TaskFailure("in a group"))
+    });
     let payload = catch_unwind(AssertUnwindSafe(|| group.wait())).unwrap_err();
     assert_eq!(payload.downcast_ref::<TaskFailure>(), Some(&TaskFailure("in a group")));
-    assert_eq!(group.wait(), Ok(()), "the panic was reported once");
+    assert_eq!(group.wait(), Err("an error beside the panic"), "the panic was reported once, the error kept");
 }
 
 #[virtual_time_test]

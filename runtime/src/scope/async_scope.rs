@@ -16,7 +16,6 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
-use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::panic::{self, AssertUnwindSafe, Location, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context as TaskContext, Poll, RawWaker, RawWakerVTable, Waker};
 
 use super::handle::Slot;
-use super::{AsyncTaskHandle, Canceled, Fallible, Mode, Options, TaskResult, in_scope, with_enclosing};
+use super::{AsyncTaskHandle, Canceled, Mode, Options, TaskResult, in_scope, with_enclosing};
 use crate::context::{Cancel, Context};
 use crate::time::bubble::{PendingNote, Site};
 
@@ -536,13 +535,5 @@ impl AsyncScope<'_, Infallible> {
             Ok(value) => value,
             Err(never) => match never {},
         }
-    }
-}
-
-impl<E: Send> AsyncScope<'_, Fallible<E>> {
-    /// The type of a `try_async_scope!`'s error, fixed by its body's `?`s.
-    #[doc(hidden)]
-    pub fn error_type(&self) -> PhantomData<E> {
-        PhantomData
     }
 }

@@ -237,6 +237,9 @@ impl Options {
     }
 }
 
+/// A task's panic: its payload and the `go` that started the task.
+pub(crate) type TaskPanic = (Box<dyn Any + Send>, Site);
+
 /// A failure: a task's error, or a panic's payload and the `go` that started the task.
 pub(crate) enum Failure<E> {
     Error(E),
@@ -585,9 +588,9 @@ impl<'a, E: Send> TaskSet<'a, E> {
     }
 
     /// Takes the failures recorded so far, in the order they happened, leaving out those a
-    /// handle has joined: a task's panic resumes here (the first one; the others are dropped),
-    /// otherwise the errors come back (the first, or all).
-    pub(crate) fn take_errors(&self) -> Vec<E> {
+    /// handle has joined: the errors (the first, or all) and the first panic with its `go`
+    /// site (later panics are dropped).
+    pub(crate) fn take_failures(&self) -> (Vec<E>, Option<TaskPanic>) {
         let records =
             std::mem::take(&mut self.outcome.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).records);
         let mut errors = Vec::new();
@@ -608,13 +611,14 @@ impl<'a, E: Send> TaskSet<'a, E> {
                 }
             }
         }
+        (errors, panic)
+    }
+
+    /// [`take_failures`](Self::take_failures), with a task's panic resumed here.
+    pub(crate) fn take_errors(&self) -> Vec<E> {
+        let (errors, panic) = self.take_failures();
         if let Some((payload, go_site)) = panic {
-            if !payload.is::<bubble::BubbleAborted>() {
-                eprintln!(
-                    "gonext: the task started at {go_site} panicked; resuming the panic where it is joined"
-                );
-            }
-            panic::resume_unwind(payload);
+            resume_task_panic(payload, go_site);
         }
         errors
     }
@@ -664,6 +668,14 @@ impl<E> TaskSet<'_, E> {
                 .forget(registration);
         }
     }
+}
+
+/// Resumes a task's panic where its scope or group is joined, saying which `go` started it.
+pub(crate) fn resume_task_panic(payload: Box<dyn Any + Send>, go_site: Site) -> ! {
+    if !payload.is::<bubble::BubbleAborted>() {
+        eprintln!("gonext: the task started at {go_site} panicked; resuming the panic where it is joined");
+    }
+    panic::resume_unwind(payload)
 }
 
 /// The message of a panic payload, when it is a string.

@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 
 use crate::context::Context;
-use crate::scope::{DetachedSpawner, FailureReport, Fallible, GroupResult, Launch, TaskSet};
+use crate::scope::{
+    DetachedSpawner, FailureReport, Fallible, GroupResult, Launch, TaskSet, resume_task_panic,
+};
 
 /// A group of tasks that share a `Context` and report their first error: Go's
 /// `errgroup.Group`.
@@ -118,12 +120,16 @@ impl<E: Send + 'static> Group<E> {
         self.tasks.context()
     }
 
-    /// Moves the errors of the tasks that ended into the sticky list, resuming a task's panic.
+    /// Moves the errors of the tasks that ended into the sticky list, then resumes a task's
+    /// panic if there was one (the errors stay for the next wait).
     fn collect(&self) {
-        let new = self.tasks.take_errors();
+        let (new, panic) = self.tasks.take_failures();
         self.errors.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).extend(new);
         if self.cancel_on_wait {
             self.tasks.cancel_all();
+        }
+        if let Some((payload, go_site)) = panic {
+            resume_task_panic(payload, go_site);
         }
     }
 
