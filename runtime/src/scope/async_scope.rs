@@ -2,11 +2,12 @@
 //! itself, so they may borrow from the enclosing async fn and need no spawning, under any
 //! executor.
 //!
-//! Each child has a waker of its own that queues the child's index and wakes the task awaiting
-//! the scope; a poll of the scope then polls the body only if its waker fired, and the queued
-//! children only, so a wake costs the same with ten children or ten thousand (as in
-//! `FuturesUnordered`). The wakers are cells in chunks owned by the scope's shared state, so a
-//! child costs one allocation (its boxed future) and its waker none. Under `limit = N`,
+//! Each child has a waker of its own that pushes the child's cell on a lock-free stack and
+//! wakes the task awaiting the scope; a poll of the scope then polls the body only if its
+//! waker fired, and the woken children only, so a wake costs the same with ten children or ten
+//! thousand (as in `FuturesUnordered`). The wakers are cells in chunks owned by the scope's
+//! shared state, one per child index, so a child costs one allocation (its boxed future) and
+//! its waker none. Under `limit = N`,
 //! children beyond the `N` live ones wait in a queue, unpolled, for one to finish. A child's
 //! failure (an `Err` in `try_async_scope!`, or a panic) drops the body and every other child
 //! at once: cancellation by drop, as in moro.
@@ -18,7 +19,7 @@ use std::fmt;
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::panic::{self, AssertUnwindSafe, Location, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context as TaskContext, Poll, RawWaker, RawWakerVTable, Waker};
 
@@ -35,10 +36,16 @@ const CHUNK: usize = 64;
 /// The index the body's waker queues.
 const BODY: usize = usize::MAX;
 
-/// What the scope and every waker share: the queue of woken indices, the waker of the task
+/// What the scope and every waker share: the queue of woken cells, the waker of the task
 /// awaiting the scope, and the wakers' cells.
 struct Shared {
-    woken: Mutex<Woken>,
+    /// The woken cells, an intrusive lock-free stack through `Cell::next`: a cell is in it at
+    /// most once (its `queued` flag), and is pushed again only after the scope took it out.
+    woken: AtomicPtr<Cell>,
+    /// The scope is being polled: it drains the stack before it returns, so a wake-up need not
+    /// wake the task awaiting it.
+    polling: AtomicBool,
+    parent: Mutex<Option<Waker>>,
     /// Chunks of cells, never moved or freed before the last waker is gone (they live as long
     /// as this). Boxed so that the vector's growth does not move them.
     #[allow(clippy::vec_box)]
@@ -46,20 +53,13 @@ struct Shared {
     body: Cell,
 }
 
-#[derive(Default)]
-struct Woken {
-    queue: Vec<usize>,
-    parent: Option<Waker>,
-    /// The scope is being polled: it drains the queue before it returns, so a wake-up need not
-    /// wake the task awaiting it.
-    polling: bool,
-}
-
 /// One child's waker: queues `index` once until the child is polled.
 struct Cell {
     shared: *const Shared,
     index: usize,
     queued: AtomicBool,
+    /// The next cell down the woken stack.
+    next: AtomicPtr<Cell>,
 }
 
 // SAFETY: `shared` is only read, and points to a `Shared`, which is `Sync`; the other fields
@@ -69,18 +69,44 @@ unsafe impl Sync for Cell {}
 unsafe impl Send for Cell {}
 
 impl Shared {
-    fn lock_woken(&self) -> MutexGuard<'_, Woken> {
-        self.woken.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock_parent(&self) -> MutexGuard<'_, Option<Waker>> {
+        self.parent.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn push(&self, index: usize) {
-        let mut woken = self.lock_woken();
-        woken.queue.push(index);
-        let parent = if woken.queue.len() == 1 && !woken.polling { woken.parent.clone() } else { None };
-        drop(woken);
-        if let Some(parent) = parent {
-            parent.wake();
+    /// Pushes `cell` (whose `queued` flag this caller set) and wakes the awaiting task if the
+    /// stack was empty and the scope is not polling it.
+    fn push(&self, cell: &Cell) {
+        let cell_ptr = std::ptr::from_ref(cell).cast_mut();
+        let mut head = self.woken.load(Ordering::Relaxed);
+        loop {
+            cell.next.store(head, Ordering::Relaxed);
+            match self.woken.compare_exchange_weak(head, cell_ptr, Ordering::SeqCst, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(now) => head = now,
+            }
         }
+        // Pairs with the scope's `polling = false` then `woken` check (both `SeqCst`): either it
+        // sees this cell, or this sees that it stopped polling.
+        if head.is_null() && !self.polling.load(Ordering::SeqCst) {
+            let parent = self.lock_parent().clone();
+            if let Some(parent) = parent {
+                parent.wake();
+            }
+        }
+    }
+
+    /// Takes every woken cell's index, oldest first, into `batch`.
+    fn drain(&self, batch: &mut Vec<usize>) {
+        let mut cell = self.woken.swap(std::ptr::null_mut(), Ordering::Acquire);
+        let start = batch.len();
+        while !cell.is_null() {
+            // SAFETY: a cell in the stack belongs to this `Shared`'s chunks (or is its body
+            // cell), alive as long as it; its `next` was written before the push published it.
+            let taken = unsafe { &*cell };
+            batch.push(taken.index);
+            cell = taken.next.load(Ordering::Relaxed);
+        }
+        batch[start..].reverse();
     }
 
     /// Adds a chunk of cells for the next `CHUNK` indices; its first cell.
@@ -92,6 +118,7 @@ impl Shared {
             shared,
             index: base + i,
             queued: AtomicBool::new(false),
+            next: AtomicPtr::new(std::ptr::null_mut()),
         })));
         chunks[chunks.len() - 1].as_ptr()
     }
@@ -102,7 +129,7 @@ impl Cell {
         if !self.queued.swap(true, Ordering::AcqRel) {
             // SAFETY: a cell is reached only through a waker, which holds a strong count of its
             // `Shared`, or through the scope, which holds one too.
-            unsafe { (*self.shared).push(self.index) };
+            unsafe { (*self.shared).push(self) };
         }
     }
 
@@ -169,7 +196,6 @@ unsafe impl Send for CellRef {}
 
 struct Child<'a, E> {
     future: ChildFuture<'a, E>,
-    cell: CellRef,
     site: Site,
     /// Whether its last `Pending` waited only on objects of the caller's bubble.
     durable: bool,
@@ -237,9 +263,16 @@ where
             None => parent.with_cancel(),
         };
         let shared = Arc::new_cyclic(|shared| Shared {
-            woken: Mutex::default(),
+            woken: AtomicPtr::new(std::ptr::null_mut()),
+            polling: AtomicBool::new(false),
+            parent: Mutex::new(None),
             cells: Mutex::default(),
-            body: Cell { shared: shared.as_ptr(), index: BODY, queued: AtomicBool::new(false) },
+            body: Cell {
+                shared: shared.as_ptr(),
+                index: BODY,
+                queued: AtomicBool::new(false),
+                next: AtomicPtr::new(std::ptr::null_mut()),
+            },
         });
         AsyncScope {
             ctx,
@@ -330,9 +363,7 @@ where
         if index / CHUNK == children.chunks.len() {
             children.chunks.push(CellRef(self.shared.add_chunk()));
         }
-        // SAFETY: the chunk holds `CHUNK` cells and lives as long as `shared`.
-        let cell = CellRef(unsafe { children.chunks[index / CHUNK].0.add(index % CHUNK) });
-        let live = Some(Child { future: child.future, cell, site: child.site, durable: false });
+        let live = Some(Child { future: child.future, site: child.site, durable: false });
         if index == children.slots.len() {
             children.slots.push(live);
         } else {
@@ -355,16 +386,16 @@ where
         self.shared.body.wake();
         let ended = std::future::poll_fn(|cx| {
             {
-                let mut woken = self.shared.lock_woken();
-                if !woken.parent.as_ref().is_some_and(|parent| parent.will_wake(cx.waker())) {
-                    woken.parent = Some(cx.waker().clone());
+                let mut parent = self.shared.lock_parent();
+                if !parent.as_ref().is_some_and(|parent| parent.will_wake(cx.waker())) {
+                    *parent = Some(cx.waker().clone());
                 }
-                woken.polling = true;
+                self.shared.polling.store(true, Ordering::SeqCst);
             }
             let in_bubble = crate::time::bubble::with_current(|current| current.is_some());
             let round = with_enclosing(&self.ctx, || {
                 loop {
-                    std::mem::swap(&mut batch, &mut self.shared.lock_woken().queue);
+                    self.shared.drain(&mut batch);
                     let mut body_woken = false;
                     {
                         let mut children = self.lock();
@@ -372,11 +403,11 @@ where
                         if batch.is_empty() {
                             // Only the body adds children, and it is not running: none can
                             // appear now, but a wake-up from another thread still can.
-                            let mut woken = self.shared.lock_woken();
-                            if woken.queue.is_empty() {
-                                woken.polling = false;
+                            self.shared.polling.store(false, Ordering::SeqCst);
+                            if self.shared.woken.load(Ordering::SeqCst).is_null() {
                                 return None;
                             }
+                            self.shared.polling.store(true, Ordering::SeqCst);
                             continue;
                         }
                         for &index in &batch {
@@ -463,10 +494,13 @@ where
         index: usize,
         in_bubble: bool,
     ) -> Option<End<M::Error>> {
-        let child = children.slots.get_mut(index)?.as_mut()?;
-        let cell = child.cell.0;
-        // SAFETY: `cell` belongs to `self.shared`, alive for the whole call.
+        // SAFETY: every queued index has a cell in a chunk made before it (`start`), which lives
+        // as long as `shared`. The flag is cleared even if the child is gone, so that the next
+        // child at this index can be woken.
+        let cell = unsafe { children.chunks[index / CHUNK].0.add(index % CHUNK) };
+        // SAFETY: as above.
         unsafe { (*cell).queued.store(false, Ordering::Release) };
+        let child = children.slots.get_mut(index)?.as_mut()?;
         // SAFETY: the scope holds a count of `shared` for the whole poll.
         let waker = unsafe { Cell::borrowed_waker(cell) };
         let mut cx = TaskContext::from_waker(&waker);
