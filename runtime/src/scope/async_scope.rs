@@ -495,8 +495,8 @@ where
         in_bubble: bool,
     ) -> Option<End<M::Error>> {
         // SAFETY: every queued index has a cell in a chunk made before it (`start`), which lives
-        // as long as `shared`. The flag is cleared even if the child is gone, so that the next
-        // child at this index can be woken.
+        // as long as `shared`. The flag is cleared even if the child is gone (a late wake-up of
+        // a finished child), keeping the flag's meaning simple: set while in the stack.
         let cell = unsafe { children.chunks[index / CHUNK].0.add(index % CHUNK) };
         // SAFETY: as above.
         unsafe { (*cell).queued.store(false, Ordering::Release) };
