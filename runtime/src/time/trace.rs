@@ -385,7 +385,7 @@ fn json_string(text: &str) -> String {
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
             c if u32::from(c) < 0x20 => {
-                write!(out, "\\u{:04x}", u32::from(c)).expect("writing to a String cannot fail")
+                write!(out, "\\u{:04x}", u32::from(c)).expect("writing to a String cannot fail");
             }
             c => out.push(c),
         }

@@ -32,7 +32,8 @@ use std::time::Duration;
 
 pub(crate) use executor::{BoxTask, run_async};
 pub(crate) use member::{
-    PendingMarker, block_on, enter_thread_member, note_blocked_at, note_blocked_outside, note_pending_on,
+    PendingMarker, PendingNote, block_on, enter_thread_member, note_blocked_at, note_blocked_outside,
+    note_pending_on,
 };
 pub(crate) use parker::ThreadParker;
 #[cfg(gonext_std_time)]
@@ -91,6 +92,8 @@ pub(crate) struct BubbleState {
     failed: AtomicBool,
     /// Sequence numbers of timers, allocated without the lock.
     next_timer: AtomicU64,
+    /// The state of the bubble's random numbers (`select!`'s choice), from a fixed seed.
+    random: AtomicU64,
     /// The real instant that stands for the virtual start, so virtual `Instant`s are plain
     /// `std::time::Instant`s.
     base: std::time::Instant,
@@ -308,6 +311,7 @@ impl BubbleState {
             now_nanos: AtomicU64::new(0),
             failed: AtomicBool::new(false),
             next_timer: AtomicU64::new(0),
+            random: AtomicU64::new(0x853c_49e6_748f_ea9b),
             base: std::time::Instant::now(),
             config,
             #[cfg(gonext_std_time)]
@@ -324,6 +328,18 @@ impl BubbleState {
         let bubble = Arc::new(state);
         watchdog::watch(&bubble);
         bubble
+    }
+
+    /// The next of the bubble's random numbers: the same sequence in every run, so that
+    /// `select!`'s random choices repeat (splitmix64 over a fixed seed).
+    pub(crate) fn next_random(&self) -> u64 {
+        let mut z = self
+            .random
+            .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+            .wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
     }
 
     /// A short name for messages: `bubble #3`, with the bubble's name if it has one.
