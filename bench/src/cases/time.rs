@@ -88,25 +88,50 @@ fn delay(i: u64) -> Duration {
     Duration::from_millis(1 + i % 7)
 }
 
+/// `SLEEPERS` tasks of a bubble sleeping for many distinct deadlines, `rounds` times each.
+async fn gonext_sleepers(rounds: u64) {
+    let tasks: Vec<_> = (0..SLEEPERS)
+        .map(|i| {
+            task::spawn(async move {
+                for _ in 0..rounds {
+                    time::sleep(delay(i)).await;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await;
+    }
+}
+
+/// The time per sleep of `gonext_sleepers`, run by `run` (a bubble's `run_async`).
+fn per_gonext_sleep(iters: u64, run: impl FnOnce(u64)) -> Duration {
+    let rounds = iters.div_ceil(SLEEPERS);
+    let start = Instant::now();
+    run(rounds);
+    start.elapsed().mul_f64(iters as f64 / (rounds * SLEEPERS) as f64)
+}
+
+/// The recording cost: `time/1000_sleepers_async` recording every event for a trace (kept in
+/// memory), and writing it as a Chrome trace file, against the same without recording.
+fn trace_overhead() -> Case {
+    let path = std::env::temp_dir().join(format!("gonext-bench-trace-{}.json", std::process::id()));
+    Case::time("time/trace_overhead", |iters| {
+        per_gonext_sleep(iters, |rounds| {
+            std::hint::black_box(time::Bubble::new().run_async_traced(gonext_sleepers(rounds)));
+        })
+    })
+    .peer("tracing_off", |iters| {
+        per_gonext_sleep(iters, |rounds| time::Bubble::new().timeline(0).run_async(gonext_sleepers(rounds)))
+    })
+    .peer("tracing_to_a_file", move |iters| {
+        per_gonext_sleep(iters, |rounds| time::Bubble::new().trace(&path).run_async(gonext_sleepers(rounds)))
+    })
+}
+
 fn sleepers_async() -> Case {
     Case::time("time/1000_sleepers_async", |iters| {
-        let rounds = iters.div_ceil(SLEEPERS);
-        let start = Instant::now();
-        time::bubble_async(async move {
-            let tasks: Vec<_> = (0..SLEEPERS)
-                .map(|i| {
-                    task::spawn(async move {
-                        for _ in 0..rounds {
-                            time::sleep(delay(i)).await;
-                        }
-                    })
-                })
-                .collect();
-            for task in tasks {
-                task.await;
-            }
-        });
-        start.elapsed().mul_f64(iters as f64 / (rounds * SLEEPERS) as f64)
+        per_gonext_sleep(iters, |rounds| time::bubble_async(gonext_sleepers(rounds)))
     })
     .peer("tokio_paused", |iters| {
         let rounds = iters.div_ceil(SLEEPERS);
@@ -259,7 +284,7 @@ fn now_outside() -> Case {
 }
 
 pub(super) fn cases() -> Vec<Case> {
-    let mut cases = vec![sleep_lone(), sleepers_async(), threads_pingpong(), now_outside()];
+    let mut cases = vec![sleep_lone(), sleepers_async(), trace_overhead(), threads_pingpong(), now_outside()];
     if time::bubble(time::std_time_is_virtual) {
         cases.extend([
             std_sleep_lone(),

@@ -17,7 +17,14 @@ pub(super) fn expand(test: &Test) -> TokenStream {
     let inner_name = format_ident!("__gonext_virtual_time_{}", name);
     let mut inner_sig = sig.clone();
     inner_sig.ident = inner_name.clone();
-    let mut builder = quote!(#private::time::Bubble::new());
+    let test_name = name.to_string();
+    let mut builder = quote!(#private::time::Bubble::new().name(#test_name));
+    if let Some(path) = &test.options.trace {
+        builder = quote!(#builder.trace(#path));
+    }
+    if let Some(events) = test.options.timeline {
+        builder = quote!(#builder.timeline(#events));
+    }
     if let Some((secs, nanos)) = test.options.start {
         builder = quote!(#builder.start(#private::unix_time(#secs, #nanos)));
     }

@@ -44,6 +44,7 @@ pub(super) fn example(key: &Ident) -> &'static str {
         "start" => "2024-02-29T12:00:00Z",
         "stall" => "30s",
         "tokio" => "multi_thread",
+        "trace" => "target/trace.json",
         _ => "10m",
     }
 }

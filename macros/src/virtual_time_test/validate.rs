@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use proc_macro2::Span;
+use quote::ToTokens;
 use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, LitStr};
 
@@ -21,6 +22,10 @@ pub(super) struct Options {
     pub(super) tokio: Option<(TokioFlavor, Span)>,
     /// `worker_threads = N`, and its span.
     pub(super) worker_threads: Option<(usize, Span)>,
+    /// `trace = "path"`: where the bubble's trace goes.
+    pub(super) trace: Option<String>,
+    /// `timeline = N`: how many events failure reports end with.
+    pub(super) timeline: Option<usize>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -78,13 +83,24 @@ fn apply(options: &mut Options, option: &RawOption) -> syn::Result<()> {
             options.stall = Some(stall);
         }
         "tokio" => options.tokio = Some((tokio_flavor(option)?, option.key.span())),
+        "trace" => {
+            let path = string(option)?;
+            if path.value().trim().is_empty() {
+                return Err(syn::Error::new(
+                    path.span(),
+                    "`trace` takes the path of the file to write, e.g. trace = \"target/retry.json\"",
+                ));
+            }
+            options.trace = Some(path.value());
+        }
+        "timeline" => options.timeline = Some(count(option, "timeline = 20")?),
         "worker_threads" => options.worker_threads = Some((worker_threads(option)?, option.key.span())),
         other => {
             return Err(syn::Error::new(
                 option.key.span(),
                 format!(
                     "unknown option `{other}`; #[virtual_time_test] accepts `start`, `timeout`, `stall`, \
-                     `tokio` and `worker_threads`"
+                     `trace`, `timeline`, `tokio` and `worker_threads`"
                 ),
             ));
         }
@@ -137,25 +153,32 @@ fn tokio_flavor(option: &RawOption) -> syn::Result<TokioFlavor> {
     }
 }
 
-/// `worker_threads = N`, a positive integer.
-fn worker_threads(option: &RawOption) -> syn::Result<usize> {
+/// An option's integer value (`example` shows one).
+fn count(option: &RawOption, example: &str) -> syn::Result<usize> {
+    let key = &option.key;
     let Some(RawValue::Int(count)) = &option.value else {
         let span = match &option.value {
             Some(RawValue::Str(value)) => value.span(),
-            _ => option.key.span(),
+            _ => key.span(),
         };
-        return Err(syn::Error::new(
-            span,
-            "`worker_threads` takes a positive integer, e.g. worker_threads = 4",
-        ));
+        return Err(syn::Error::new(span, format!("`{key}` takes an integer, e.g. {example}")));
     };
-    match count.base10_parse::<usize>() {
-        Ok(0) => Err(syn::Error::new(count.span(), "a tokio runtime needs at least one worker thread")),
-        Ok(count) => Ok(count),
-        Err(_) => Err(syn::Error::new(
-            count.span(),
-            "`worker_threads` takes a positive integer, e.g. worker_threads = 4",
+    count
+        .base10_parse::<usize>()
+        .map_err(|_| syn::Error::new(count.span(), format!("`{key}` takes an integer, e.g. {example}")))
+}
+
+/// `worker_threads = N`, a positive integer.
+fn worker_threads(option: &RawOption) -> syn::Result<usize> {
+    match count(option, "worker_threads = 4")? {
+        0 => Err(syn::Error::new_spanned(
+            option.value.as_ref().map(|value| match value {
+                RawValue::Int(count) => count.to_token_stream(),
+                RawValue::Str(text) => text.to_token_stream(),
+            }),
+            "a tokio runtime needs at least one worker thread",
         )),
+        workers => Ok(workers),
     }
 }
 

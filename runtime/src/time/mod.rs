@@ -50,6 +50,62 @@
 //!   anywhere (see [`sync::chan`](crate::sync::chan) for what closing a channel from outside
 //!   does).
 //!
+//! # Seeing what happened
+//!
+//! A failure report shows where every member is blocked; a bubble can also tell the story of
+//! how it got there. It records, when asked, each member's start and end, each park (the
+//! operation and its site), each wake and by whom, each jump of the clock, each `wait()` and
+//! each timer that fires, stamped with virtual time and a sequence number.
+//!
+//! - **Timelines in reports.** With `GONEXT_TIMELINE=20` in the environment (or
+//!   [`Bubble::timeline`], or `#[virtual_time_test(timeline = 20)]`), deadlock, stall and
+//!   virtual-timeout reports end with the bubble's last 20 events, and a member's panic prints
+//!   them on stderr before it is re-raised:
+//!
+//!   ```text
+//!   the last 5 events (virtual time since the start):
+//!   +0ns          root         started at tests/orders.rs:12:5
+//!   +0ns          root         blocked in thread::sleep at tests/orders.rs:14:9
+//!   +1.5s         (clock)      advanced by 1.5s (every member was blocked)
+//!   +1.5s         root         woken by its timer
+//!   +1.5s         root         blocked in chan recv at tests/orders.rs:15:29
+//!   ```
+//!
+//!   Recording is off by default, because it costs the bubble's hot paths about a tenth; a
+//!   report says how to turn it on, and since a virtual-time test fails the same way every
+//!   run, the next run's report tells the story.
+//! - **Trace files.** `GONEXT_TRACE=dir` writes one file per bubble into `dir` (named after the
+//!   bubble, `#[virtual_time_test]` names it after the test), [`Bubble::trace`] and
+//!   `#[virtual_time_test(trace = "target/traces/retry.json")]` one file each — also when the
+//!   bubble fails. They are Chrome trace-event JSON: open ui.perfetto.dev and drop the file on
+//!   the page (or use "Open trace file"), or open `chrome://tracing` in Chrome and press
+//!   "Load". Each member is a track: "running" slices while it runs, `blocked: time::sleep`-style slices
+//!   (with their site in the slice's arguments) while it is parked, instant marks where it was
+//!   woken (the waker in the arguments), and the clock's jumps as marks across the whole
+//!   timeline. The time axis is virtual time since the bubble's start: a retry schedule of an
+//!   hour reads as an hour.
+//! - **In code.** [`Bubble::run_traced`] and [`Bubble::run_async_traced`] return the
+//!   [`Trace`] with the output: its [`events`](Trace::events), a text
+//!   [`timeline`](Trace::timeline), or the JSON.
+//!
+//! ```
+//! use gonext::time::{Bubble, EventKind};
+//! use gonext::{sync, thread};
+//! use std::time::Duration;
+//!
+//! let ((), trace) = Bubble::new().run_traced(|| {
+//!     let (tx, rx) = sync::chan(0);
+//!     let worker = thread::spawn(move || tx.send(rx_len()).unwrap());
+//!     thread::sleep(Duration::from_secs(1));
+//!     assert_eq!(rx.recv(), Some(3));
+//!     worker.join().unwrap();
+//! });
+//! # fn rx_len() -> usize { 3 }
+//! let jumps = trace.events().iter().filter(|e| matches!(e.kind(), EventKind::ClockAdvanced { .. }));
+//! assert_eq!(jumps.count(), 1);
+//! println!("{}", trace.timeline());
+//! ```
+//!
 //! Outside a bubble every call is a pass-through: `Instant::now()` is std's after one
 //! thread-local read, `thread::sleep` is std's, and async timers run on one lazily started
 //! timer thread, so they work under tokio, `futures::executor` or any other executor.
@@ -283,7 +339,7 @@ impl Bubble {
                 stall: Duration::from_secs(30),
                 adopt_std_threads: true,
                 name: None,
-                timeline: bubble::record::DEFAULT_TIMELINE,
+                timeline: bubble::record::timeline_from_env(),
                 record_all: false,
             },
             trace_to: None,
@@ -304,8 +360,11 @@ impl Bubble {
         self
     }
 
-    /// How many of the latest events a failure report (deadlock, stall, virtual timeout, and
-    /// a member's panic, on stderr) ends with; 20 by default, 0 for none.
+    /// Records the bubble's latest `events` so that a failure report (deadlock, stall, virtual
+    /// timeout, and a member's panic, on stderr) ends with them. Off (0) by default, because
+    /// recording costs the bubble's hot paths about a tenth; the environment variable
+    /// `GONEXT_TIMELINE=20` turns it on for every bubble — a failing virtual-time test fails
+    /// the same way when run again, so the report of the second run tells the story.
     ///
     /// ```
     /// use gonext::time::Bubble;
@@ -421,6 +480,28 @@ impl Bubble {
         self
     }
 
+    /// Runs `future` as [`run_async`](Self::run_async) does, recording every event, and returns
+    /// its output with the bubble's [`Trace`].
+    ///
+    /// ```
+    /// use gonext::time::Bubble;
+    /// use std::time::Duration;
+    ///
+    /// let ((), trace) = Bubble::new().run_async_traced(async { gonext::time::sleep(Duration::from_secs(1)).await });
+    /// assert!(trace.timeline().contains("root         woken by its timer"));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`run`](Self::run).
+    #[track_caller]
+    pub fn run_async_traced<F: Future>(mut self, future: F) -> (F::Output, Trace) {
+        self.config.record_all = true;
+        let site = Location::caller();
+        let (output, bubble) = self.run_async_at(site, future);
+        (output, bubble.take_trace())
+    }
+
     /// Runs `f` as the root of a new bubble and returns its result once every member has
     /// finished.
     ///
@@ -459,14 +540,18 @@ impl Bubble {
     ///
     /// As [`run`](Self::run).
     #[track_caller]
-    pub fn run_async<F: Future>(mut self, future: F) -> F::Output {
-        let site = Location::caller();
+    pub fn run_async<F: Future>(self, future: F) -> F::Output {
+        self.run_async_at(Location::caller(), future).0
+    }
+
+    fn run_async_at<F: Future>(mut self, site: bubble::Site, future: F) -> (F::Output, Arc<BubbleState>) {
         let trace_to = self.trace_path();
         let bubble = self.create(site);
         let root = bubble.add_member(None, site, true);
         bubble.queue_task(root);
         let output = bubble::run_async(&bubble, root, future);
-        Self::finish(&bubble, root, output, trace_to.as_deref())
+        let output = Self::finish(&bubble, root, output, trace_to.as_deref());
+        (output, bubble)
     }
 
     /// Where this bubble's trace goes: the path given to [`trace`](Self::trace), else a file

@@ -4,6 +4,7 @@
 use std::fmt::{self, Write as _};
 use std::panic::Location;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::bubble::record::{NO_MEMBER, RawEvent, RawKind, WakeCause};
@@ -32,7 +33,7 @@ pub struct Trace {
 pub struct Event {
     seq: u64,
     at: Duration,
-    member: Option<(MemberId, String)>,
+    member: Option<(MemberId, Arc<str>)>,
     kind: EventKind,
 }
 
@@ -95,7 +96,9 @@ pub enum WokenBy {
 
 impl Trace {
     pub(crate) fn new(bubble: String, raw: Vec<(u64, RawEvent)>, names: &IdMap<String>) -> Trace {
-        let name = |id: MemberId| names.get(&id).map_or_else(|| format!("member-{id}"), Clone::clone);
+        let names: IdMap<Arc<str>> = names.iter().map(|(&id, name)| (id, Arc::from(name.as_str()))).collect();
+        let name =
+            |id: MemberId| names.get(&id).cloned().unwrap_or_else(|| Arc::from(format!("member-{id}")));
         let events = raw
             .into_iter()
             .map(|(seq, event)| Event {
@@ -109,7 +112,7 @@ impl Trace {
                     RawKind::Woken { by } => EventKind::Woken {
                         by: match by {
                             WakeCause::Timer => WokenBy::Timer,
-                            WakeCause::Member(id) => WokenBy::Member(name(id)),
+                            WakeCause::Member(id) => WokenBy::Member(name(id).to_string()),
                             WakeCause::WaitReturned => WokenBy::WaitReturned,
                             WakeCause::Outside => WokenBy::Outside,
                             WakeCause::StdReady => WokenBy::StdReady,
@@ -155,12 +158,17 @@ impl Trace {
         ChromeTrace::new(self).finish()
     }
 
-    /// Writes [`to_chrome_json`](Self::to_chrome_json) to `path`.
+    /// Writes [`to_chrome_json`](Self::to_chrome_json) to `path`, creating its directory if
+    /// needed.
     ///
     /// # Errors
     ///
-    /// Any error from creating or writing the file.
+    /// Any error from creating the directory or writing the file.
     pub fn write_chrome_json(&self, path: impl AsRef<Path>) -> std::io::Result<()> {
+        let path = path.as_ref();
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
         std::fs::write(path, self.to_chrome_json())
     }
 }
@@ -179,7 +187,7 @@ impl Event {
     /// The member it happened to (`root`, `thread-1`, `task-2`, or a thread's adopted name);
     /// `None` for the clock and for timers of futures.
     pub fn member(&self) -> Option<&str> {
-        self.member.as_ref().map(|(_, name)| name.as_str())
+        self.member.as_ref().map(|(_, name)| &**name)
     }
 
     /// What happened.
@@ -226,20 +234,31 @@ impl fmt::Display for Event {
     }
 }
 
-/// Builds the Chrome trace-event JSON of a [`Trace`].
+/// Builds the Chrome trace-event JSON of a [`Trace`], straight into one string (`fmt` is
+/// avoided for the numbers: a trace has several per event).
 struct ChromeTrace {
     json: String,
     first: bool,
-    /// Per member: what it is doing since when (`None` name: running).
-    open: IdMap<(Duration, Option<String>)>,
+    /// Per member: since when it runs (`None`) or is blocked.
+    open: IdMap<(Duration, Option<Blocked>)>,
+}
+
+/// A member's blocked span, until it is woken.
+#[derive(Clone, Copy)]
+struct Blocked {
+    op: &'static str,
+    durable: bool,
+    site: Option<&'static Location<'static>>,
 }
 
 impl ChromeTrace {
-    const PID: u64 = 1;
-
     fn new(trace: &Trace) -> ChromeTrace {
-        let mut chrome =
-            ChromeTrace { json: String::from("{\"traceEvents\":["), first: true, open: IdMap::default() };
+        let mut chrome = ChromeTrace {
+            json: String::with_capacity(64 + trace.events.len() * 160),
+            first: true,
+            open: IdMap::default(),
+        };
+        chrome.json.push_str("{\"traceEvents\":[");
         chrome.metadata("process_name", 0, &trace.bubble);
         let mut named = IdMap::default();
         for event in &trace.events {
@@ -251,9 +270,10 @@ impl ChromeTrace {
             chrome.event(event);
         }
         let end = trace.events.last().map_or(Duration::ZERO, |event| event.at);
-        let open: Vec<(MemberId, (Duration, Option<String>))> = chrome.open.drain().collect();
+        let mut open: Vec<(MemberId, (Duration, Option<Blocked>))> = chrome.open.drain().collect();
+        open.sort_by_key(|&(id, _)| id);
         for (id, (since, blocked)) in open {
-            chrome.slice(id, since, end, blocked.as_deref());
+            chrome.slice(id, since, end, blocked);
         }
         chrome
     }
@@ -270,38 +290,54 @@ impl ChromeTrace {
 
     fn event(&mut self, event: &Event) {
         let at = event.at;
-        let Some(&(id, _)) = event.member.as_ref() else {
-            let name = match &event.kind {
-                EventKind::ClockAdvanced { from } => format!("clock +{:?}", at.saturating_sub(*from)),
-                _ => "timer fired".to_owned(),
+        let Some((id, _)) = &event.member else {
+            return match &event.kind {
+                EventKind::ClockAdvanced { from } => {
+                    let jump = at.saturating_sub(*from);
+                    self.instant(0, at, format_args!("clock +{jump:?}"), "g", None);
+                }
+                _ => self.instant(0, at, format_args!("timer fired"), "g", None),
             };
-            return self.instant(0, at, &name, "g", &[]);
         };
+        let id = *id;
         match &event.kind {
             EventKind::Started { spawned_at } => {
                 self.open.insert(id, (at, None));
-                self.instant(Self::tid(id), at, "started", "t", &[("spawned_at", spawned_at.to_string())]);
+                self.instant(
+                    Self::tid(id),
+                    at,
+                    format_args!("started"),
+                    "t",
+                    Some(("spawned_at", spawned_at)),
+                );
             }
             EventKind::Finished => self.close(id, at),
             EventKind::Blocked { op, site, durable } => {
                 self.close(id, at);
-                let name = if *durable { format!("blocked: {op}") } else { format!("waiting outside: {op}") };
-                self.open.insert(id, (at, Some(name)));
-                if let Some(site) = site {
-                    self.instant(Self::tid(id), at, "park", "t", &[("site", site.to_string())]);
-                }
+                self.open.insert(id, (at, Some(Blocked { op, durable: *durable, site: *site })));
             }
             EventKind::Woken { by } => {
                 self.close(id, at);
                 self.open.insert(id, (at, None));
-                let by = match by {
-                    WokenBy::Member(name) => name.clone(),
-                    other => format!("{other:?}"),
-                };
-                self.instant(Self::tid(id), at, "woken", "t", &[("by", by)]);
+                match by {
+                    WokenBy::Member(name) => {
+                        self.instant(Self::tid(id), at, format_args!("woken"), "t", Some(("by", name)));
+                    }
+                    other => {
+                        let by = match other {
+                            WokenBy::Timer => "timer",
+                            WokenBy::WaitReturned => "wait returned",
+                            WokenBy::Outside => "outside the bubble",
+                            WokenBy::StdReady => "std wait over",
+                            WokenBy::Failure => "failure",
+                            WokenBy::Member(_) => unreachable!("handled above"),
+                        };
+                        self.instant(Self::tid(id), at, format_args!("woken"), "t", Some(("by", &by)));
+                    }
+                }
             }
             EventKind::Waiting { site } => {
-                self.instant(Self::tid(id), at, "time::wait", "t", &[("site", site.to_string())]);
+                self.instant(Self::tid(id), at, format_args!("time::wait"), "t", Some(("site", site)));
             }
             EventKind::ClockAdvanced { .. } | EventKind::TimerFired => {}
         }
@@ -310,53 +346,83 @@ impl ChromeTrace {
     /// Ends member `id`'s open span at `at` as a slice.
     fn close(&mut self, id: MemberId, at: Duration) {
         if let Some((since, blocked)) = self.open.remove(&id) {
-            self.slice(id, since, at, blocked.as_deref());
+            self.slice(id, since, at, blocked);
         }
     }
 
-    fn slice(&mut self, id: MemberId, since: Duration, until: Duration, blocked: Option<&str>) {
+    /// A complete event (`"ph":"X"`): member `id` ran, or was blocked, from `since` to `until`.
+    fn slice(&mut self, id: MemberId, since: Duration, until: Duration, blocked: Option<Blocked>) {
         self.begin();
-        let name = blocked.unwrap_or("running");
-        write!(
-            self.json,
-            "{{\"name\":{},\"cat\":\"{}\",\"ph\":\"X\",\"ts\":{},\"dur\":{},\"pid\":{},\"tid\":{}}}",
-            json_string(name),
-            if blocked.is_some() { "blocked" } else { "running" },
-            micros(since),
-            micros(until.saturating_sub(since)),
-            Self::PID,
-            Self::tid(id),
-        )
-        .expect("writing to a String cannot fail");
+        self.json.push_str("{\"name\":");
+        match blocked {
+            None => self.json.push_str("\"running\",\"cat\":\"running\""),
+            Some(Blocked { op, durable, .. }) => {
+                self.json.push_str(if durable { "\"blocked: " } else { "\"waiting outside: " });
+                escape_into(&mut self.json, op);
+                self.json.push_str("\",\"cat\":\"blocked\"");
+            }
+        }
+        self.json.push_str(",\"ph\":\"X\",\"ts\":");
+        push_micros(&mut self.json, since);
+        self.json.push_str(",\"dur\":");
+        push_micros(&mut self.json, until.saturating_sub(since));
+        self.ids(Self::tid(id));
+        match blocked.and_then(|blocked| blocked.site) {
+            Some(site) => {
+                self.json.push_str(",\"args\":{\"site\":\"");
+                escape_into(&mut self.json, site.file());
+                self.json.push(':');
+                push_u64(&mut self.json, u64::from(site.line()));
+                self.json.push(':');
+                push_u64(&mut self.json, u64::from(site.column()));
+                self.json.push_str("\"}}");
+            }
+            None => self.json.push('}'),
+        }
     }
 
-    fn instant(&mut self, tid: u64, at: Duration, name: &str, scope: &str, args: &[(&str, String)]) {
+    /// An instant event (`"ph":"i"`) of `scope` `g` (global) or `t` (its thread).
+    fn instant(
+        &mut self,
+        tid: u64,
+        at: Duration,
+        name: fmt::Arguments<'_>,
+        scope: &str,
+        arg: Option<(&str, &dyn fmt::Display)>,
+    ) {
         self.begin();
-        write!(
-            self.json,
-            "{{\"name\":{},\"ph\":\"i\",\"s\":\"{scope}\",\"ts\":{},\"pid\":{},\"tid\":{tid},\"args\":{{",
-            json_string(name),
-            micros(at),
-            Self::PID,
-        )
-        .expect("writing to a String cannot fail");
-        for (i, (key, value)) in args.iter().enumerate() {
-            let comma = if i == 0 { "" } else { "," };
-            write!(self.json, "{comma}{}:{}", json_string(key), json_string(value))
-                .expect("writing to a String cannot fail");
+        self.json.push_str("{\"name\":");
+        push_json_string(&mut self.json, name);
+        self.json.push_str(",\"ph\":\"i\",\"s\":\"");
+        self.json.push_str(scope);
+        self.json.push_str("\",\"ts\":");
+        push_micros(&mut self.json, at);
+        self.ids(tid);
+        self.json.push_str(",\"args\":{");
+        if let Some((key, value)) = arg {
+            push_json_string(&mut self.json, format_args!("{key}"));
+            self.json.push(':');
+            push_json_string(&mut self.json, format_args!("{value}"));
         }
         self.json.push_str("}}");
     }
 
+    /// A metadata event (`"ph":"M"`) naming the process or a thread's track.
     fn metadata(&mut self, kind: &str, tid: u64, name: &str) {
         self.begin();
-        write!(
-            self.json,
-            "{{\"name\":\"{kind}\",\"ph\":\"M\",\"pid\":{},\"tid\":{tid},\"args\":{{\"name\":{}}}}}",
-            Self::PID,
-            json_string(name),
-        )
-        .expect("writing to a String cannot fail");
+        self.json.push_str("{\"name\":\"");
+        self.json.push_str(kind);
+        self.json.push_str("\",\"ph\":\"M\"");
+        self.ids(tid);
+        self.json.push_str(",\"args\":{\"name\":");
+        push_json_string(&mut self.json, format_args!("{name}"));
+        self.json.push_str("}}");
+    }
+
+    /// Appends the process and thread ids of an event.
+    fn ids(&mut self, tid: u64) {
+        self.json.push_str(",\"pid\":1,\"tid\":");
+        push_u64(&mut self.json, tid);
     }
 
     fn begin(&mut self) {
@@ -367,16 +433,55 @@ impl ChromeTrace {
     }
 }
 
-/// A duration in microseconds, with nanosecond precision.
-fn micros(duration: Duration) -> String {
-    let nanos = duration.as_nanos();
-    format!("{}.{:03}", nanos / 1000, nanos % 1000)
+/// Appends a duration in microseconds, with nanosecond precision.
+fn push_micros(out: &mut String, duration: Duration) {
+    let nanos =
+        duration.as_secs().saturating_mul(1_000_000_000).saturating_add(u64::from(duration.subsec_nanos()));
+    push_u64(out, nanos / 1000);
+    let fraction = nanos % 1000;
+    out.push('.');
+    for digit in [fraction / 100, fraction / 10 % 10, fraction % 10] {
+        out.push(char::from(b'0' + digit as u8));
+    }
 }
 
-/// `text` as a JSON string literal.
-fn json_string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
+/// Appends `value` in decimal.
+fn push_u64(out: &mut String, value: u64) {
+    let mut divisor = 1;
+    while value / divisor >= 10 {
+        divisor *= 10;
+    }
+    while divisor > 0 {
+        out.push(char::from(b'0' + (value / divisor % 10) as u8));
+        divisor /= 10;
+    }
+}
+
+/// Appends `text` as a JSON string literal.
+fn push_json_string(out: &mut String, text: fmt::Arguments<'_>) {
     out.push('"');
+    match text.as_str() {
+        Some(text) => escape_into(out, text),
+        None => fmt::Write::write_fmt(&mut JsonEscape(out), text).expect("writing to a String cannot fail"),
+    }
+    out.push('"');
+}
+
+/// Escapes what is written through it for the inside of a JSON string.
+struct JsonEscape<'a>(&'a mut String);
+
+impl fmt::Write for JsonEscape<'_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        escape_into(self.0, text);
+        Ok(())
+    }
+}
+
+fn escape_into(out: &mut String, text: &str) {
+    if !text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(text);
+        return;
+    }
     for c in text.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -390,24 +495,30 @@ fn json_string(text: &str) -> String {
             c => out.push(c),
         }
     }
-    out.push('"');
-    out
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{json_string, micros};
+    use super::{push_json_string, push_micros};
     use std::time::Duration;
 
     #[test]
     fn json_strings_escape_quotes_backslashes_and_controls() {
-        assert_eq!(json_string(r#"a "b" \c"#), r#""a \"b\" \\c""#);
-        assert_eq!(json_string("line\nnext\u{1}"), "\"line\\nnext\\u0001\"");
+        let mut out = String::new();
+        push_json_string(&mut out, format_args!(r#"a "b" \c"#));
+        assert_eq!(out, r#""a \"b\" \\c""#);
+        out.clear();
+        push_json_string(&mut out, format_args!("line\nnext\u{1}"));
+        assert_eq!(out, "\"line\\nnext\\u0001\"");
     }
 
     #[test]
     fn micros_keep_nanoseconds() {
-        assert_eq!(micros(Duration::from_nanos(1_500_250)), "1500.250");
-        assert_eq!(micros(Duration::ZERO), "0.000");
+        let mut out = String::new();
+        push_micros(&mut out, Duration::from_nanos(1_500_250));
+        assert_eq!(out, "1500.250");
+        out.clear();
+        push_micros(&mut out, Duration::ZERO);
+        assert_eq!(out, "0.000");
     }
 }

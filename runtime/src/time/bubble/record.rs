@@ -2,14 +2,34 @@
 //! waking (and by whom), the clock moving, `wait()` calls and timers firing, each stamped with
 //! virtual time and a sequence number.
 //!
-//! The bubble keeps the last few events (20 by default) for its failure reports, in a ring
-//! written under the lock it already holds for each of them; when asked for a trace it keeps
-//! them all. Events are recorded raw (ids, `&'static` sites) and named only when read.
+//! Recording is off unless asked for (it would cost the bubble's hot paths about a tenth):
+//! with a timeline, the bubble keeps its last few events for its failure reports, in a ring
+//! written under the lock it already holds for each of them; with a trace, it keeps them all.
+//! Events are recorded raw (ids, `&'static` sites) and named only when read.
 
 use super::{IdMap, MemberId, Site};
 
-/// How many of the latest events a bubble keeps for its reports by default.
+/// How many of the latest events a report shows when recording is on without a count.
 pub(crate) const DEFAULT_TIMELINE: usize = 20;
+
+/// The timeline length `GONEXT_TIMELINE` asks for (`GONEXT_TIMELINE=1` and other values
+/// below 2 mean the default), or 0 when it is unset; a value that is not a count is reported
+/// once and ignored.
+pub(crate) fn timeline_from_env() -> usize {
+    let Some(value) = std::env::var_os("GONEXT_TIMELINE") else { return 0 };
+    match value.to_str().and_then(|text| text.trim().parse::<usize>().ok()) {
+        Some(0) => 0,
+        Some(1) => DEFAULT_TIMELINE,
+        Some(count) => count,
+        None => {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                eprintln!("gonext: GONEXT_TIMELINE={value:?} is not a number of events; timelines stay off");
+            });
+            0
+        }
+    }
+}
 
 /// One recorded event.
 #[derive(Clone, Copy, Debug)]

@@ -40,13 +40,18 @@ pub(super) fn stall(bubble: &BubbleState, inner: &Inner, stall: Duration) -> Str
     with_timeline(report, inner)
 }
 
-/// `report` followed by the timeline, if the bubble recorded one.
+/// `report` followed by the timeline, if the bubble recorded one, else by how to get one.
 fn with_timeline(mut report: String, inner: &Inner) -> String {
     let timeline = timeline(inner);
-    if !timeline.is_empty() {
-        report.push('\n');
-        report.push_str(&timeline);
+    if timeline.is_empty() {
+        report.push_str(
+            "\n(run again with GONEXT_TIMELINE=20 to end this report with the bubble's last 20 events, \
+             or GONEXT_TRACE=<dir> to write its trace for Perfetto)",
+        );
+        return report;
     }
+    report.push('\n');
+    report.push_str(&timeline);
     report
 }
 
