@@ -73,7 +73,7 @@ macro_rules! shim_static {
         static $name: $t = $init;
 
         #[cfg(loom)]
-        loom::lazy_static! {
+        ::loom::lazy_static! {
             $(#[$attr])*
             static ref $name: $t = $init;
         }
@@ -91,7 +91,7 @@ macro_rules! shim_thread_local {
         }
 
         #[cfg(loom)]
-        loom::thread_local! {
+        ::loom::thread_local! {
             $(#[$attr])*
             static $name: $t = $init;
         }
