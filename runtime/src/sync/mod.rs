@@ -50,3 +50,6 @@ pub use group::{Group, Manager};
 pub use mutex::{Condvar, Mutex, MutexGuard, WaitTimeoutResult};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use wait_group::{Wait, WaitGroup};
+
+#[cfg(all(test, loom))]
+mod loom;
