@@ -176,7 +176,9 @@ impl<T> HazardStack<T> {
         release(record);
         // SAFETY: the CAS took the node off the stack, so this thread alone reads its value,
         // written before the node was pushed (ordered by the Release/Acquire pair on `top`).
-        let value = unsafe { node.as_ref() }.value.with_mut(|slot| unsafe { slot.read().assume_init() });
+        let value = unsafe { node.as_ref() }.value.with_mut(|slot| unsafe { slot.read() });
+        // SAFETY: a pushed node's value is initialized (by `Node::alloc`), and read only here.
+        let value = unsafe { value.assume_init() };
         self.retire(node);
         Some(value)
     }
@@ -238,7 +240,7 @@ impl<T> HazardStack<T> {
             }
             cursor = record.next;
         }
-        let (mut freed, mut kept): (isize, Option<(NonNull<Node<T>>, NonNull<Node<T>>)>) = (0, None);
+        let (mut freed, mut kept): (isize, Option<Chain<T>>) = (0, None);
         while let Some(node) = taken {
             // SAFETY: retired nodes stay allocated until freed here, by the thread that took
             // the list (the swap made it this thread's alone).
@@ -261,6 +263,9 @@ impl<T> HazardStack<T> {
         self.retired.count.fetch_sub(freed, Relaxed);
     }
 }
+
+/// The first and last node of a chain linked through `next`.
+type Chain<T> = (NonNull<Node<T>>, NonNull<Node<T>>);
 
 /// Gives up a claimed record.
 fn release(record: &Record) {
