@@ -540,13 +540,30 @@ mod arbitrary_input {
             (
                 bytes_or(text(&format!("(max|{n})\n?"))),
                 bytes_or(text(&format!("{n}\n?"))),
-                bytes_or(text(&format!("nr_periods {n}\nnr_throttled {n}\n(throttled_usec|throttled_time) {n}\n"))),
+                bytes_or(text(&format!(
+                    "nr_periods {n}\nnr_throttled {n}\n(throttled_usec|throttled_time) {n}\n"
+                ))),
                 bytes_or(text(&format!("Cpus_allowed_list:\t({n}(-{n})?)(,{n}(-{n})?){{0,3}}\n"))),
             ),
         )
-            .prop_map(|((cgroup, mountinfo, cpu_max, cfs_quota, cfs_period), (memory_max, memory_limit, cpu_stat, status))| {
-                Files { cgroup, mountinfo, cpu_max, cfs_quota, cfs_period, memory_max, memory_limit, cpu_stat, status }
-            })
+            .prop_map(
+                |(
+                    (cgroup, mountinfo, cpu_max, cfs_quota, cfs_period),
+                    (memory_max, memory_limit, cpu_stat, status),
+                )| {
+                    Files {
+                        cgroup,
+                        mountinfo,
+                        cpu_max,
+                        cfs_quota,
+                        cfs_period,
+                        memory_max,
+                        memory_limit,
+                        cpu_stat,
+                        status,
+                    }
+                },
+            )
     }
 
     /// A detection root holding `files`, in a directory of its own per test.

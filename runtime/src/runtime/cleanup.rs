@@ -239,6 +239,31 @@ mod pool {
         POOL.give(first, last, count);
     }
 
+    /// Frees the blocks of the chain `first ..= last` after its first `keep`; returns the
+    /// last block kept, if any.
+    fn free_beyond(
+        first: NonNull<FreeBlock>,
+        last: NonNull<FreeBlock>,
+        keep: usize,
+    ) -> Option<NonNull<FreeBlock>> {
+        let (mut kept_last, mut position) = (None, 0);
+        let mut next = Some(first);
+        while let Some(block) = next {
+            // SAFETY: the chain's blocks are free and owned by the caller; `next` of `last`
+            // is not read.
+            next = if block == last { None } else { NonNull::new(unsafe { FreeBlock::next(block) }) };
+            if position < keep {
+                kept_last = Some(block);
+            } else {
+                // SAFETY: every block was allocated by `new_block` with `BLOCK`, and this one
+                // left the chain.
+                unsafe { sync_shim::dealloc(block.as_ptr().cast(), BLOCK) };
+            }
+            position += 1;
+        }
+        kept_last
+    }
+
     pub(super) fn new_block() -> NonNull<u8> {
         // SAFETY: `BLOCK` is not zero-sized.
         let raw = unsafe { sync_shim::alloc(BLOCK) };
@@ -268,25 +293,22 @@ mod pool {
         }
 
         /// Gives back the chain `first ..= last` of `count` free blocks (linked through
-        /// `next`), or frees it when the stack holds enough.
+        /// `next`): as many as the stack has room for go onto it, the rest are freed.
         pub(super) fn give(&self, first: NonNull<FreeBlock>, last: NonNull<FreeBlock>, count: usize) {
-            if self.pushed.load(Ordering::Relaxed) >= KEEP {
-                let mut head = first.as_ptr();
-                while let Some(block) = NonNull::new(head) {
-                    // SAFETY: the chain's blocks are free and owned by the caller; `next` of
-                    // `last` is not read.
-                    head = if block == last { ptr::null_mut() } else { unsafe { FreeBlock::next(block) } };
-                    // SAFETY: every block was allocated by `new_block` with `BLOCK`.
-                    unsafe { sync_shim::dealloc(block.as_ptr().cast(), BLOCK) };
-                }
-                return;
-            }
-            self.pushed.fetch_add(count, Ordering::Relaxed);
+            let room = KEEP.saturating_sub(self.pushed.load(Ordering::Relaxed));
+            let kept_last = if count <= room { Some(last) } else { free_beyond(first, last, room) };
+            let Some(kept_last) = kept_last else { return };
+            self.pushed.fetch_add(count.min(room), Ordering::Relaxed);
             let mut top = self.free.load(Ordering::Relaxed);
             loop {
-                // SAFETY: `last` is free and owned by the caller until the CAS publishes it.
-                unsafe { FreeBlock::link(last, top) };
-                match self.free.compare_exchange_weak(top, first.as_ptr(), Ordering::Release, Ordering::Relaxed) {
+                // SAFETY: `kept_last` is free and owned by the caller until the CAS publishes it.
+                unsafe { FreeBlock::link(kept_last, top) };
+                match self.free.compare_exchange_weak(
+                    top,
+                    first.as_ptr(),
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                ) {
                     Ok(_) => return,
                     Err(current) => top = current,
                 }
@@ -531,3 +553,30 @@ impl fmt::Debug for Cleanup {
 
 #[cfg(all(test, loom))]
 mod loom;
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::pool::{KEEP, Local, Pool, new_block};
+    use super::{BLOCK, FreeBlock};
+    use std::cell::Cell;
+    use std::ptr::{self, NonNull};
+
+    #[test]
+    fn a_large_batch_fills_the_pool_up_to_its_bound_and_frees_the_rest() {
+        let pool = Pool::new();
+        let blocks: Vec<NonNull<FreeBlock>> = (0..KEEP + 100).map(|_| new_block().cast()).collect();
+        for pair in blocks.windows(2) {
+            // SAFETY: fresh blocks, owned here.
+            unsafe { FreeBlock::link(pair[0], pair[1].as_ptr()) };
+        }
+        pool.give(blocks[0], blocks[blocks.len() - 1], blocks.len());
+        let local = Local(Cell::new(ptr::null_mut()));
+        let mut pooled = 0;
+        while let Some(block) = pool.take_pooled(&local) {
+            pooled += 1;
+            // SAFETY: taken from the pool, allocated by `new_block`.
+            unsafe { std::alloc::dealloc(block.as_ptr().cast(), BLOCK) };
+        }
+        assert_eq!(pooled, KEEP, "the pool keeps its bound; the rest went back to the allocator");
+    }
+}

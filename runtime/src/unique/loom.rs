@@ -112,4 +112,3 @@ fn a_cached_value_is_resurrected_while_another_thread_interns_it() {
         other.join().unwrap();
     });
 }
-

@@ -86,7 +86,10 @@ impl<T> TaggedCas<T> for RelaxedPtr<T> {
         let current = current.ptr.map_or(ptr::null_mut(), NonNull::as_ptr);
         let new = new.map_or(ptr::null_mut(), NonNull::as_ptr);
         let tagged = |ptr| Tagged { ptr: NonNull::new(ptr), tag: 0 };
-        self.0.compare_exchange(current, new, Ordering::Relaxed, Ordering::Relaxed).map(tagged).map_err(tagged)
+        self.0
+            .compare_exchange(current, new, Ordering::Relaxed, Ordering::Relaxed)
+            .map(tagged)
+            .map_err(tagged)
     }
 }
 

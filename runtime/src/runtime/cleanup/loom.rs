@@ -96,7 +96,11 @@ fn stop_races_the_worker() {
         let worker = thread::spawn(move || work(&queue, 1));
         let stopped = registrar.join().unwrap();
         worker.join().unwrap();
-        assert_eq!(runs.load(SeqCst), usize::from(!stopped), "a cleanup runs exactly when `stop` did not win");
+        assert_eq!(
+            runs.load(SeqCst),
+            usize::from(!stopped),
+            "a cleanup runs exactly when `stop` did not win"
+        );
     });
 }
 

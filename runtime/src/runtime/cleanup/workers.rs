@@ -487,8 +487,7 @@ fn warn_if_slow(watched: &mut Watched) {
 /// Parks the monitor until a worker takes a batch, unless one is active already.
 fn sleep_monitor(watched: &[Watched]) {
     MONITOR_SLEEPING.store(true, Ordering::SeqCst);
-    let busy = watched.iter().any(|w| w.slot.active.load(Ordering::SeqCst))
-        || !QUEUE.is_empty();
+    let busy = watched.iter().any(|w| w.slot.active.load(Ordering::SeqCst)) || !QUEUE.is_empty();
     if busy {
         MONITOR_SLEEPING.store(false, Ordering::SeqCst);
         return;
