@@ -6,9 +6,9 @@ use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::ptr::{self, NonNull};
 
-use crate::sync_shim::UnsafeCell;
 use crate::sync_shim::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use crate::sync_shim::atomic::{AtomicBool, AtomicIsize, AtomicPtr, fence};
+use crate::sync_shim::{UnsafeCell, shim_thread_local};
 
 /// Popped nodes are freed in batches once this many wait (and no hazard protects them);
 /// under loom after every pop, so that the models reach the reclamation.
@@ -50,13 +50,27 @@ impl<T> Node<T> {
     }
 }
 
-/// A slot in which one popping thread publishes the node it is about to read.
+/// A slot in which one popping thread publishes the node it is about to read; on a cache
+/// line of its own, since its popper writes it on every pop.
+#[repr(align(128))]
 struct Record {
     hazard: AtomicPtr<()>,
     /// Claimed by a popper.
     active: AtomicBool,
-    /// The next record; set before the record is published, never changed.
-    next: *mut Record,
+    /// The next record. Records are only ever appended, so a record keeps its position.
+    next: AtomicPtr<Record>,
+}
+
+impl Record {
+    fn try_claim(&self) -> bool {
+        !self.active.load(Relaxed) && !self.active.swap(true, Acquire)
+    }
+}
+
+shim_thread_local! {
+    /// The position of the record this thread claimed last: tried first, so that threads
+    /// popping concurrently settle on records of their own instead of contending for one.
+    static HINT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// A lock-free LIFO stack that frees popped nodes: the same API as
@@ -188,27 +202,53 @@ impl<T> HazardStack<T> {
         self.top.load(Acquire).is_null()
     }
 
-    /// A free hazard record, claimed (a new one when all are in use).
+    /// A free hazard record, claimed: the one at this thread's hinted position if free, else
+    /// the first free one, else a new one appended to the list.
     fn claim_record(&self) -> &Record {
-        let mut cursor = self.records.load(Acquire);
-        // SAFETY: records are freed only when the stack drops, and `&self` outlives this.
-        while let Some(record) = unsafe { cursor.as_ref() } {
-            if !record.active.load(Relaxed) && !record.active.swap(true, Acquire) {
-                return record;
-            }
-            cursor = record.next;
-        }
-        let record = Box::leak(Box::new(Record {
-            hazard: AtomicPtr::new(ptr::null_mut()),
-            active: AtomicBool::new(true),
-            next: ptr::null_mut(),
-        }));
-        let mut head = self.records.load(Relaxed);
+        let hint = HINT.try_with(std::cell::Cell::get).unwrap_or(0);
+        let (mut link, mut position): (&AtomicPtr<Record>, usize) = (&self.records, 0);
+        let mut hinted = None;
         loop {
-            record.next = head;
-            match self.records.compare_exchange(head, &raw mut *record, Release, Relaxed) {
-                Ok(_) => return record,
-                Err(current) => head = current,
+            // SAFETY: records are freed only when the stack drops, and `&self` outlives this.
+            let Some(record) = (unsafe { link.load(Acquire).as_ref() }) else { break };
+            if position == hint {
+                hinted = Some(record);
+                break;
+            }
+            (link, position) = (&record.next, position + 1);
+        }
+        if let Some(record) = hinted.filter(|record| record.try_claim()) {
+            return record;
+        }
+        let (mut link, mut position): (&AtomicPtr<Record>, usize) = (&self.records, 0);
+        let mut fresh: Option<Box<Record>> = None;
+        loop {
+            let next = link.load(Acquire);
+            // SAFETY: as above.
+            if let Some(record) = unsafe { next.as_ref() } {
+                if record.try_claim() {
+                    let _ = HINT.try_with(|hint| hint.set(position));
+                    return record;
+                }
+                (link, position) = (&record.next, position + 1);
+                continue;
+            }
+            let record = fresh.take().unwrap_or_else(|| {
+                Box::new(Record {
+                    hazard: AtomicPtr::new(ptr::null_mut()),
+                    active: AtomicBool::new(true),
+                    next: AtomicPtr::new(ptr::null_mut()),
+                })
+            });
+            let raw = Box::into_raw(record);
+            match link.compare_exchange(ptr::null_mut(), raw, Release, Relaxed) {
+                Ok(_) => {
+                    let _ = HINT.try_with(|hint| hint.set(position));
+                    // SAFETY: just published; records live as long as the stack.
+                    return unsafe { &*raw };
+                }
+                // SAFETY: the CAS failed, so `raw` was not published and is still ours.
+                Err(_) => fresh = Some(unsafe { Box::from_raw(raw) }),
             }
         }
     }
@@ -238,7 +278,7 @@ impl<T> HazardStack<T> {
             if !hazard.is_null() {
                 hazards.push(hazard);
             }
-            cursor = record.next;
+            cursor = record.next.load(Acquire);
         }
         let (mut freed, mut kept): (isize, Option<Chain<T>>) = (0, None);
         while let Some(node) = taken {
@@ -312,7 +352,7 @@ impl<T> Drop for HazardStack<T> {
                     // SAFETY: every record was leaked from a `Box` by `claim_record`, and
                     // no popper is left to use it.
                     let owned = unsafe { Box::from_raw(record) };
-                    record = owned.next;
+                    record = owned.next.load(Relaxed);
                 }
             }
         }
