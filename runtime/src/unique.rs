@@ -32,6 +32,9 @@
 //! (every 4096 `make` calls of that type on that thread) finds it unused since the previous
 //! sweep, when the thread calls [`live`], or when the thread exits. A thread keeps at most
 //! 256 such values per type.
+//!
+//! The counters' protocol (the owner's plain counts, other threads' atomic ones, exactly one
+//! free) is checked by the loom models in `unique::loom`.
 
 use std::any::{Any, TypeId};
 use std::borrow::Borrow;

@@ -110,7 +110,7 @@ shim_thread_local! {
 /// assert!(stack.is_empty());
 /// ```
 ///
-/// Its model test is `atomic::hazard::loom` (see the README's "How gonext is tested").
+/// Its loom model is `atomic::hazard::loom` (see the README's "How gonext is tested").
 pub struct HazardStack<T> {
     top: CacheLine<AtomicPtr<Node<T>>>,
     records: CacheLine<AtomicPtr<Record>>,

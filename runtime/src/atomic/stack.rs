@@ -66,6 +66,10 @@ impl<T> fmt::Debug for StackNode<T> {
 /// polyfill.push("a");
 /// assert_eq!(polyfill.pop(), Some("a"));
 /// ```
+///
+/// Its loom model is `atomic::stack::loom` (over [`MutexTagged`](super::MutexTagged)); the
+/// ABA it prevents is replayed step by step in `tests/atomic.rs`. For a stack that gives
+/// memory back after a burst, see [`HazardStack`](super::HazardStack).
 pub struct TreiberStack<T, C: TaggedCas<StackNode<T>> = AtomicTagged<StackNode<T>>> {
     top: CacheLine<C>,
     free: CacheLine<C>,

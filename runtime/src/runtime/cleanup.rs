@@ -10,6 +10,9 @@
 //! others. Node memory is recycled through a lock-free pool of cache-line blocks, so a worker
 //! never frees memory the producer allocated (the slowest path of an allocator) in the
 //! common case.
+//!
+//! The lists, the workers' queue hand-off, `stop` racing a worker and the block pool are
+//! checked by the loom models in `runtime::cleanup::loom` (see `crate::sync_shim`).
 
 use std::alloc::Layout;
 use std::any::Any;

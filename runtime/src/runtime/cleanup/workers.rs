@@ -18,6 +18,9 @@
 //! so it waits for exactly the cleanups queued before it, however the workers split them up.
 //! Workers subtract what they ran in bulk (see [`Finished`]), and after each job while a
 //! flush waits.
+//!
+//! The queue's push and take are modelled in `runtime::cleanup::loom`; the monitor, the
+//! flush epochs and the sleeping workers are not (their waits are real-time parks).
 
 use std::cell::Cell;
 use std::panic::Location;
