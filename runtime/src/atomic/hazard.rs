@@ -207,18 +207,15 @@ impl<T> HazardStack<T> {
     fn claim_record(&self) -> &Record {
         let hint = HINT.try_with(std::cell::Cell::get).unwrap_or(0);
         let (mut link, mut position): (&AtomicPtr<Record>, usize) = (&self.records, 0);
-        let mut hinted = None;
-        loop {
-            // SAFETY: records are freed only when the stack drops, and `&self` outlives this.
-            let Some(record) = (unsafe { link.load(Acquire).as_ref() }) else { break };
+        // SAFETY: records are freed only when the stack drops, and `&self` outlives this.
+        while let Some(record) = unsafe { link.load(Acquire).as_ref() } {
             if position == hint {
-                hinted = Some(record);
+                if record.try_claim() {
+                    return record;
+                }
                 break;
             }
             (link, position) = (&record.next, position + 1);
-        }
-        if let Some(record) = hinted.filter(|record| record.try_claim()) {
-            return record;
         }
         let (mut link, mut position): (&AtomicPtr<Record>, usize) = (&self.records, 0);
         let mut fresh: Option<Box<Record>> = None;
