@@ -105,6 +105,17 @@ fn scopes() {
         go |_ctx| Ok::<(), String>(());
     };
     println!("try_scope! returned {failed:?}");
+    let (left, right) = scope! {
+        let left = go (1..=50u64).sum::<u64>();
+        let right = go (51..=100u64).sum::<u64>();
+        (left.join(), right.join())
+    };
+    println!("let h = go …; h.join(): {left} + {right} = {}", left + right);
+    let raced: Result<&str, Vec<String>> = try_scope!(policy = first_success, timeout = "1s"; {
+        go |_ctx| Err::<&str, _>("the first mirror is down".to_owned());
+        go |_ctx| Ok::<_, String>("the second mirror answered");
+    });
+    println!("policy = first_success: {raced:?}");
 }
 
 /// Go's testing/synctest: a bubble whose clock only moves when every member is blocked.

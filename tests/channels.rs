@@ -260,3 +260,85 @@ mod against_a_model {
         }
     }
 }
+
+/// Counts how often each of two always-ready branches wins, over `rounds` selects.
+fn picks_of_two_ready_branches(rounds: usize) -> [usize; 2] {
+    let mut picks = [0; 2];
+    for _ in 0..rounds {
+        let winner = select! {
+            a = std::future::ready(0) => a,
+            b = std::future::ready(1) => b,
+        };
+        picks[winner] += 1;
+    }
+    picks
+}
+
+#[test]
+fn select_picks_uniformly_among_ready_branches() {
+    const ROUNDS: usize = 10_000;
+    let picks = picks_of_two_ready_branches(ROUNDS);
+    for (branch, &count) in picks.iter().enumerate() {
+        let share = count as f64 / ROUNDS as f64;
+        assert!((0.4..=0.6).contains(&share), "branch {branch} won {share:.3} of the rounds: {picks:?}");
+    }
+}
+
+#[test]
+fn a_busy_first_branch_does_not_starve_the_others() {
+    // Three branches; the first and third always ready, the second never: Go picks uniformly
+    // among the ready ones, which polling from a random start index would not.
+    const ROUNDS: usize = 10_000;
+    let (_keep, never) = sync::chan::<u32>(0);
+    let mut picks = [0usize; 3];
+    for _ in 0..ROUNDS {
+        let winner = select! {
+            a = std::future::ready(0usize) => a,
+            _ = never.recv_async() => 1,
+            c = std::future::ready(2usize) => c,
+        };
+        picks[winner] += 1;
+    }
+    assert_eq!(picks[1], 0);
+    for branch in [0, 2] {
+        let share = picks[branch] as f64 / ROUNDS as f64;
+        assert!((0.4..=0.6).contains(&share), "branch {branch} won {share:.3} of the rounds: {picks:?}");
+    }
+}
+
+#[test]
+fn biased_select_polls_in_written_order() {
+    for _ in 0..1_000 {
+        let winner = select! {
+            biased;
+            a = std::future::ready("first") => a,
+            b = std::future::ready("second") => b,
+        };
+        assert_eq!(winner, "first");
+    }
+}
+
+#[test]
+fn select_choices_repeat_from_one_bubble_run_to_the_next() {
+    let run = || time::bubble(|| picks_sequence(200));
+    let first = run();
+    assert_eq!(first, run(), "a bubble's random choices are seeded: the run repeats exactly");
+    assert!(first.contains(&0) && first.contains(&1), "and still random: {first:?}");
+}
+
+fn picks_sequence(rounds: usize) -> Vec<u8> {
+    (0..rounds)
+        .map(|_| {
+            select! {
+                a = std::future::ready(0u8) => a,
+                b = std::future::ready(1u8) => b,
+            }
+        })
+        .collect()
+}
+
+#[virtual_time_test]
+fn select_in_a_bubble_still_picks_uniformly() {
+    let picks = picks_of_two_ready_branches(10_000);
+    assert!(picks.iter().all(|&count| (4_000..=6_000).contains(&count)), "{picks:?}");
+}

@@ -234,3 +234,101 @@ mod against_a_model {
         }
     }
 }
+
+#[derive(Debug)]
+struct PeerGone;
+
+impl std::fmt::Display for PeerGone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the peer went away")
+    }
+}
+
+impl std::error::Error for PeerGone {}
+
+#[test]
+fn a_cancel_cause_reaches_the_whole_subtree() {
+    let (ctx, cancel) = Context::background().with_cancel_cause();
+    let (child, _cancel_child) = ctx.with_value(1u8).with_cancel();
+    assert!(ctx.cause().is_none() && child.cause().is_none(), "no cause before the cancellation");
+    cancel.cancel(PeerGone);
+    assert_eq!(child.err(), Some(ContextError::Canceled));
+    for done in [&ctx, &child] {
+        assert!(done.cause().unwrap().downcast_ref::<PeerGone>().is_some());
+    }
+    let (late, _cancel_late) = child.with_cancel();
+    assert!(late.cause().unwrap().is::<PeerGone>(), "a child made afterwards inherits it too");
+}
+
+#[test]
+fn the_first_cancellation_sets_the_cause() {
+    let (parent, cancel_parent) = Context::background().with_cancel_cause();
+    let (child, cancel_child) = parent.with_cancel_cause();
+    cancel_child.cancel(std::io::Error::other("child first"));
+    cancel_parent.cancel(PeerGone);
+    assert_eq!(child.cause().unwrap().to_string(), "child first");
+    assert_eq!(parent.cause().unwrap().to_string(), "the peer went away");
+}
+
+#[test]
+fn without_a_cause_the_cause_is_the_error() {
+    let (ctx, cancel) = Context::background().with_cancel_cause();
+    drop(cancel);
+    let cause = ctx.cause().unwrap();
+    assert_eq!(cause.downcast_ref::<ContextError>(), Some(&ContextError::Canceled));
+    let (plain, cancel_plain) = Context::background().with_cancel();
+    cancel_plain.cancel();
+    assert_eq!(plain.cause().unwrap().to_string(), "context canceled");
+}
+
+#[virtual_time_test]
+fn a_deadline_cause_is_deadline_exceeded_in_virtual_time() {
+    let (parent, _cancel) = Context::background().with_cancel_cause();
+    let (ctx, _cancel_timeout) = parent.with_timeout(Duration::from_secs(3));
+    thread::sleep(Duration::from_secs(3));
+    assert_eq!(ctx.cause().unwrap().downcast_ref::<ContextError>(), Some(&ContextError::DeadlineExceeded));
+    assert!(parent.cause().is_none(), "the parent is not done");
+}
+
+#[virtual_time_test]
+fn without_cancel_keeps_the_values_but_not_the_cancellation_or_deadline() {
+    #[derive(Debug, PartialEq)]
+    struct RequestId(u32);
+    let (request, cancel) =
+        Context::background().with_value(RequestId(9)).with_timeout(Duration::from_secs(1));
+    let detached = request.without_cancel();
+    assert_eq!(detached.deadline(), None);
+    let (child, cancel_child) = detached.with_timeout(Duration::from_secs(5));
+    thread::sleep(Duration::from_secs(2));
+    assert_eq!(request.err(), Some(ContextError::DeadlineExceeded));
+    drop(cancel);
+    assert_eq!((detached.err(), detached.cause().is_none()), (None, true));
+    assert_eq!(child.value::<RequestId>(), Some(&RequestId(9)));
+    assert_eq!(child.err(), None, "its own deadline has not passed");
+    thread::sleep(Duration::from_secs(3));
+    assert_eq!(child.err(), Some(ContextError::DeadlineExceeded), "its own deadline still works");
+    drop(cancel_child);
+}
+
+#[virtual_time_test]
+fn a_scope_under_without_cancel_outlives_the_cancellation_of_its_task() {
+    // A task that must finish its cleanup even though its scope was cancelled.
+    let finished = std::sync::atomic::AtomicBool::new(false);
+    let finished = &finished;
+    let outcome: Result<(), &str> = gonext::try_scope! {
+        go |ctx| {
+            let shielded = ctx.without_cancel();
+            gonext::scope!(ctx = shielded; {
+                go |inner| {
+                    thread::sleep(Duration::from_secs(2));
+                    assert!(!inner.is_done());
+                    finished.store(true, std::sync::atomic::Ordering::SeqCst);
+                };
+            });
+            Ok(())
+        };
+        go |_ctx| Err::<(), _>("cancels the first task's scope");
+    };
+    assert_eq!(outcome, Err("cancels the first task's scope"));
+    assert!(finished.load(std::sync::atomic::Ordering::SeqCst));
+}

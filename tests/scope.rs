@@ -60,7 +60,6 @@ fn first_error_is_returned_and_cancels_the_siblings() {
     let cancelled = AtomicUsize::new(0);
     let cancelled = &cancelled;
     let result: Result<(), String> = try_scope! {
-        go |_ctx| Err::<(), _>("boom".to_owned());
         for _ in 0..3 {
             go move |ctx| {
                 // Observed through the context: each sibling waits until it is cancelled.
@@ -69,6 +68,7 @@ fn first_error_is_returned_and_cancels_the_siblings() {
                 Ok(())
             };
         }
+        go |_ctx| Err::<(), _>("boom".to_owned());
     };
     assert_eq!(result, Err("boom".to_owned()));
     assert_eq!(cancelled.load(Ordering::SeqCst), 3, "every sibling saw the cancellation and finished");
@@ -76,9 +76,17 @@ fn first_error_is_returned_and_cancels_the_siblings() {
 
 #[test]
 fn errors_all_collects_every_error() {
+    // Every task starts before any fails: a cancelled scope would start no more of them.
+    let all_started = gonext::sync::WaitGroup::new();
+    all_started.add(6);
+    let all_started = &all_started;
     let result: Result<u8, Vec<u32>> = try_scope!(errors = all; {
         for n in 0..6u32 {
-            go move |_ctx| if n % 2 == 0 { Err(n) } else { Ok(()) };
+            go move |_ctx| {
+                all_started.done();
+                all_started.wait();
+                if n % 2 == 0 { Err(n) } else { Ok(()) }
+            };
         }
         7
     });
@@ -274,18 +282,17 @@ fn tasks_started_from_other_tasks_are_joined_too() {
     // `go`s are counted in advance, theirs one by one, and the join waits for all of them.
     let total = AtomicUsize::new(0);
     let total = &total;
-    let joined = gonext::__private::run_scope::<_, std::convert::Infallible>(Default::default(), |s| {
+    gonext::scope(|s| {
         for _ in 0..100 {
-            s.go(move |_ctx| {
+            let _ = s.go(move |_ctx| {
                 for _ in 0..10 {
-                    s.go(move |_ctx| {
+                    let _ = s.go(move |_ctx| {
                         total.fetch_add(1, Ordering::SeqCst);
                     });
                 }
             });
         }
     });
-    assert!(joined.is_ok());
     assert_eq!(total.load(Ordering::SeqCst), 1_000);
 }
 
@@ -334,102 +341,429 @@ fn a_scope_context_deadline_cancels_tasks_in_virtual_time() {
     let _ = Context::background();
 }
 
-#[test]
-fn group_try_go_respects_the_limit() {
-    use gonext::sync::Group;
-    let group: Group<String> = Group::new();
-    group.set_limit(1);
-    let (release_tx, release_rx) = gonext::sync::chan::<()>(0);
-    assert!(group.try_go(move |_ctx| {
-        release_rx.recv();
-        Ok(())
-    }));
-    assert!(!group.try_go(|_ctx| Ok(())), "the only slot is taken");
-    release_tx.send(()).unwrap();
-    assert_eq!(group.wait(), Ok(()));
+fn square(x: u64) -> u64 {
+    x * x
 }
 
 #[test]
-fn group_wait_reraises_a_task_panic() {
-    let group: gonext::sync::Group<()> = gonext::sync::Group::new();
-    group.go(|_ctx| -> Result<(), ()> { std::panic::panic_any(TaskFailure("in a group")) });
-    let payload = catch_unwind(AssertUnwindSafe(|| group.wait())).unwrap_err();
-    assert_eq!(payload.downcast_ref::<TaskFailure>(), Some(&TaskFailure("in a group")));
+fn go_expressions_return_handles_whose_join_gives_the_value() {
+    let mut x = 3;
+    let (squared, doubled, words) = scope! {
+        let squared = go square(x); // `x` is read here, at the go
+        x = 100;
+        let doubled = go move { x * 2 };
+        let words = go |_ctx| "a b c".split(' ').count();
+        (squared.join(), doubled.join(), words.join())
+    };
+    assert_eq!((squared, doubled, words), (9, 200, 3));
+}
+
+#[test]
+fn handles_in_collections_and_arguments_are_joined_in_any_order() {
+    let data: Vec<u64> = (1..=8).collect();
+    let total = scope! {
+        let mut handles = Vec::new();
+        for chunk in data.chunks(3) {
+            handles.push(go chunk.iter().sum::<u64>());
+        }
+        let pair = [go square(2), go square(3)];
+        let rest: u64 = handles.into_iter().rev().map(|h| h.join()).sum();
+        rest + pair.into_iter().map(|h| h.join()).sum::<u64>()
+    };
+    assert_eq!(total, 36 + 4 + 9);
+}
+
+#[test]
+fn handles_returned_from_the_block_hold_the_values() {
+    let handles = scope! {
+        let first = go square(4);
+        let second = go square(5);
+        [first, second]
+    };
+    assert!(handles.iter().all(gonext::sync::TaskHandle::is_finished), "the scope joined them");
+    let [first, second] = handles;
+    assert_eq!((first.join(), second.join()), (16, 25));
+}
+
+#[test]
+fn a_joined_error_goes_to_the_joiner_and_an_unjoined_one_to_the_scope() {
+    fn parse(text: &str) -> Result<u32, String> {
+        text.parse().map_err(|_| format!("{text:?} is not a number"))
+    }
+    let recovered: Result<u32, String> = try_scope! {
+        let bad = go parse("x");
+        bad.join().or(Ok::<_, String>(0))?
+    };
+    assert_eq!(recovered, Ok(0), "the body handled the error it joined");
+    let dropped: Result<u32, String> = try_scope! {
+        let _forgotten = go parse("y");
+        1
+    };
+    assert_eq!(dropped, Err("\"y\" is not a number".to_owned()), "nobody joined it: the scope reports it");
+}
+
+#[test]
+fn a_task_panic_resumes_at_its_join() {
+    let caught = scope! {
+        let handle = go std::panic::panic_any(TaskFailure("joined panic"));
+        catch_unwind(AssertUnwindSafe(move || handle.join())).unwrap_err()
+    };
+    assert_eq!(caught.downcast_ref::<TaskFailure>(), Some(&TaskFailure("joined panic")));
 }
 
 #[virtual_time_test]
-fn manager_stop_cancels_long_lived_tasks_and_returns_the_first_error() {
-    let manager = gonext::sync::Manager::<String>::new();
-    manager.go(|ctx| {
-        // `select!` waits durably; a foreign `block_on` would count as running and stall.
-        select! { _ = ctx.done() => Ok(()) }
-    });
-    manager.go(|ctx| {
-        while !ctx.is_done() {
-            thread::sleep(Duration::from_secs(1));
+fn as_completed_yields_results_in_completion_order() {
+    let start = time::Instant::now();
+    let order: Vec<u64> = scope! {
+        let mut handles = Vec::new();
+        for secs in [4u64, 1, 3, 2] {
+            handles.push(go move { thread::sleep(Duration::from_secs(secs)); secs });
         }
-        Err("worker saw the stop".to_owned())
-    });
-    thread::sleep(Duration::from_secs(10));
-    assert_eq!(manager.stop(), Err("worker saw the stop".to_owned()));
-}
-
-async fn bump(counter: &AtomicUsize, by: usize) {
-    time::sleep(Duration::from_millis(1)).await;
-    counter.fetch_add(by, Ordering::SeqCst);
+        gonext::sync::as_completed(handles).collect()
+    };
+    assert_eq!(order, [1, 2, 3, 4]);
+    assert_eq!(start.elapsed(), Duration::from_secs(4));
 }
 
 #[test]
-fn async_scope_runs_borrowing_children_under_futures_and_tokio() {
-    let counter = AtomicUsize::new(0);
-    let value = futures::executor::block_on(gonext::async_scope! {
-        for n in 1..=3 {
-            go bump(&counter, n);
-        }
-        go { bump(&counter, 10).await }
-        "body"
+fn the_library_forms_take_a_scope_argument() {
+    let numbers = [1u64, 2, 3];
+    let squares = gonext::scope(|s| {
+        let handles: Vec<_> = numbers.iter().map(|&n| s.go(move |_ctx| square(n))).collect();
+        handles.into_iter().map(gonext::sync::TaskHandle::join).collect::<Vec<_>>()
     });
-    assert_eq!((value, counter.load(Ordering::SeqCst)), ("body", 16));
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
-    let counter = AtomicUsize::new(0);
-    let counter_ref = &counter;
-    runtime.block_on(gonext::async_scope! {
-        for n in 0..100 {
-            go move { counter_ref.fetch_add(n, Ordering::SeqCst); }
+    assert_eq!(squares, [1, 4, 9]);
+    let failed: Result<(), String> = gonext::try_scope(|s| {
+        for n in numbers {
+            s.go(move |_ctx| if n == 2 { Err(format!("{n} failed")) } else { Ok(n) });
         }
+        Ok(())
     });
-    assert_eq!(counter.load(Ordering::SeqCst), 4950);
+    assert_eq!(failed, Err("2 failed".to_owned()));
 }
 
-#[test]
-fn async_scope_child_panic_resumes_after_the_others_and_cancels_them() {
-    let finished = AtomicUsize::new(0);
-    let finished_ref = &finished;
-    let payload = catch_unwind(AssertUnwindSafe(|| {
-        futures::executor::block_on(gonext::async_scope! {
-            go |ctx| async move {
-                ctx.done().await;
-                finished_ref.fetch_add(1, Ordering::SeqCst);
-            };
-            go { std::panic::panic_any(TaskFailure("async child")) }
-        });
-    }))
-    .unwrap_err();
-    assert_eq!(payload.downcast_ref::<TaskFailure>(), Some(&TaskFailure("async child")));
-    assert_eq!(finished.load(Ordering::SeqCst), 1, "the sibling was cancelled and finished first");
+/// Waits until `ctx` is done or a virtual minute passes; whether it was cancelled.
+fn wait_for_cancellation(ctx: &Context) -> bool {
+    select! {
+        _ = ctx.done() => true,
+        _ = time::sleep(Duration::from_secs(60)) => false,
+    }
 }
 
-#[test]
-fn async_scope_in_virtual_time() {
-    let elapsed = time::bubble_async(async {
-        let start = time::Instant::now();
-        gonext::async_scope! {
-            for secs in [3u64, 1, 2] {
-                go time::sleep(Duration::from_secs(secs));
+#[virtual_time_test]
+fn cancellation_reaches_scopes_nested_three_levels_deep() {
+    let start = time::Instant::now();
+    let saw = AtomicUsize::new(0);
+    let saw = &saw;
+    let outcome: Result<(), &str> = try_scope! {
+        go |_ctx| {
+            scope! {
+                go |_ctx| {
+                    scope! {
+                        go |ctx| {
+                            if wait_for_cancellation(ctx) {
+                                saw.fetch_add(1, Ordering::SeqCst);
+                            }
+                        };
+                    }
+                };
             }
-        }
-        .await;
-        start.elapsed()
+            Ok(())
+        };
+        go |_ctx| {
+            thread::sleep(Duration::from_secs(1));
+            Err::<(), _>("outer failure")
+        };
+    };
+    assert_eq!(outcome, Err("outer failure"));
+    assert_eq!(saw.load(Ordering::SeqCst), 1, "the innermost task saw the outer cancellation");
+    assert_eq!(start.elapsed(), Duration::from_secs(1), "it stopped at once, not after its minute");
+}
+
+#[virtual_time_test]
+fn a_scope_inside_a_group_task_is_cancelled_with_the_group() {
+    let (group, group_ctx) = gonext::sync::Group::<String>::with_context(&Context::background());
+    let (seen_tx, seen_rx) = gonext::sync::chan::<bool>(1);
+    let (started_tx, started_rx) = gonext::sync::chan::<()>(1);
+    group.go(move |_ctx| {
+        let seen = scope! {
+            let waiter = go move |ctx| {
+                started_tx.send(()).unwrap();
+                wait_for_cancellation(ctx)
+            };
+            waiter.join()
+        };
+        seen_tx.send(seen).unwrap();
+        Ok(())
     });
-    assert_eq!(elapsed, Duration::from_secs(3));
+    group.go(move |_ctx| {
+        started_rx.recv(); // fail only once the inner scope's task runs
+        Err("group failure".to_owned())
+    });
+    assert_eq!(group.wait(), Err("group failure".to_owned()));
+    assert!(group_ctx.is_done());
+    assert_eq!(seen_rx.recv(), Some(true));
+}
+
+#[virtual_time_test]
+fn ctx_timeout_and_deadline_options_bound_the_scope() {
+    let (parent, cancel_parent) = Context::background().with_cancel();
+    let start = time::Instant::now();
+    let cancelled_by_parent = scope!(ctx = parent; {
+        let waiter = go |ctx| wait_for_cancellation(ctx);
+        thread::sleep(Duration::from_secs(2));
+        cancel_parent.cancel();
+        waiter.join()
+    });
+    assert!(cancelled_by_parent);
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+
+    let timed_out = scope!(timeout = "5s"; {
+        let waiter = go |ctx| (wait_for_cancellation(ctx), ctx.err());
+        waiter.join()
+    });
+    assert_eq!(timed_out, (true, Some(ContextError::DeadlineExceeded)));
+    assert_eq!(start.elapsed(), Duration::from_secs(7));
+
+    let at = time::Instant::now() + Duration::from_secs(3);
+    let limit = Duration::from_secs(30);
+    let past_deadline: Result<bool, ContextError> = try_scope!(deadline = at, timeout = limit; {
+        let waiter = go |ctx| if wait_for_cancellation(ctx) { Err(ctx.err().unwrap()) } else { Ok(false) };
+        waiter.join()?
+    });
+    assert_eq!(past_deadline, Err(ContextError::DeadlineExceeded));
+    assert_eq!(start.elapsed(), Duration::from_secs(10), "the earlier of deadline and timeout");
+}
+
+#[test]
+fn no_task_starts_once_the_scope_is_cancelled() {
+    let ran = AtomicUsize::new(0);
+    let ran = &ran;
+    let late = scope!(|s| {
+        go move { ran.fetch_add(1, Ordering::SeqCst); }
+        s.cancel();
+        go move { ran.fetch_add(10, Ordering::SeqCst); }
+        let late = go move { ran.fetch_add(100, Ordering::SeqCst) };
+        late.try_join()
+    });
+    assert_eq!(ran.load(Ordering::SeqCst), 1, "only the task started before the cancellation ran");
+    let canceled = late.unwrap_err();
+    assert!(canceled.to_string().contains("never ran"), "{canceled}");
+    assert_eq!(canceled.go_site().file(), file!());
+}
+
+#[test]
+fn joining_a_task_that_never_ran_outside_any_scope_panics_with_its_site() {
+    let handle = scope!(|s| {
+        s.cancel();
+        go square(2)
+    });
+    let payload = catch_unwind(AssertUnwindSafe(|| handle.join())).unwrap_err();
+    let message = payload.downcast_ref::<String>().expect("a message");
+    assert!(message.contains("never ran") && message.contains(file!()), "{message}");
+}
+
+#[virtual_time_test]
+fn a_task_joining_a_task_that_never_ran_ends_cancelled_not_failed() {
+    // The inner scope is cancelled by its timeout before its body's second `go`; the join
+    // unwinds, the inner scope passes that on, and the outer scope treats the task as cancelled.
+    let outcome: Result<&str, String> = try_scope! {
+        let inner = go |_ctx| {
+            Ok(scope!(timeout = "1s"; {
+                thread::sleep(Duration::from_secs(2));
+                let late = go square(3);
+                late.join()
+            }))
+        };
+        match inner.try_join() {
+            Ok(_) => "finished",
+            Err(_) => "cancelled",
+        }
+    };
+    assert_eq!(outcome, Ok("cancelled"));
+}
+
+#[virtual_time_test]
+fn question_mark_in_the_body_cancels_and_joins_a_sleeping_task() {
+    let start = time::Instant::now();
+    let stopped_early = AtomicUsize::new(0);
+    let stopped_early = &stopped_early;
+    let outcome: Result<u32, String> = try_scope! {
+        go move |ctx| {
+            if wait_for_cancellation(ctx) {
+                stopped_early.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(())
+        };
+        thread::sleep(Duration::from_secs(1));
+        let parsed: u32 = "not a number".parse().map_err(|_| "bad input".to_owned())?;
+        parsed + 1
+    };
+    assert_eq!(outcome, Err("bad input".to_owned()));
+    assert_eq!(stopped_early.load(Ordering::SeqCst), 1, "the body's error cancelled the task");
+    assert_eq!(start.elapsed(), Duration::from_secs(1), "and the scope joined it before returning");
+}
+
+#[test]
+fn return_err_in_the_body_is_the_scope_error() {
+    fn check(limit: u32) -> Result<u32, String> {
+        try_scope! {
+            let doubled = go move { Ok(limit * 2) };
+            if limit > 10 {
+                return Err(format!("{limit} is over the limit"));
+            }
+            doubled.join()?
+        }
+    }
+    assert_eq!(check(4), Ok(8));
+    assert_eq!(check(11), Err("11 is over the limit".to_owned()));
+}
+
+#[virtual_time_test]
+fn the_body_can_name_the_scope_and_cancel_it() {
+    let start = time::Instant::now();
+    let value = try_scope!(|s| {
+        let waiter = go | ctx | Ok::<_, String>(wait_for_cancellation(ctx));
+        thread::sleep(Duration::from_secs(3));
+        s.cancel();
+        assert!(s.context().is_done());
+        waiter.join()?
+    });
+    assert_eq!(value, Ok(true));
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+}
+
+struct Tree {
+    value: u64,
+    children: Vec<Tree>,
+}
+
+fn tree(depth: u32) -> Tree {
+    Tree { value: u64::from(depth), children: (0..depth).map(|_| tree(depth - 1)).collect() }
+}
+
+fn walk<'t>(tree: &'t Tree, total: &'t AtomicUsize) {
+    total.fetch_add(tree.value as usize, Ordering::Relaxed);
+}
+
+#[test]
+fn go_inside_a_task_starts_a_sibling_in_the_same_scope() {
+    // A parallel tree walk: each task visits one node and starts a sibling per child; the
+    // scope joins them all, however deep the recursion goes.
+    let root = tree(6);
+    let total = AtomicUsize::new(0);
+    let (root_ref, total_ref) = (&root, &total);
+    let visited = AtomicUsize::new(0);
+    let visited_ref = &visited;
+    scope! {
+        go move {
+            let mut pending = vec![root_ref];
+            while let Some(node) = pending.pop() {
+                walk(node, total_ref);
+                visited_ref.fetch_add(1, Ordering::Relaxed);
+                for child in &node.children {
+                    go move |_ctx| {
+                        walk(child, total_ref);
+                        visited_ref.fetch_add(1, Ordering::Relaxed);
+                        for grandchild in &child.children {
+                            go visit_all(grandchild, total_ref, visited_ref);
+                        }
+                    };
+                }
+            }
+        };
+    };
+    fn visit_all(tree: &Tree, total: &AtomicUsize, visited: &AtomicUsize) {
+        walk(tree, total);
+        visited.fetch_add(1, Ordering::Relaxed);
+        for child in &tree.children {
+            visit_all(child, total, visited);
+        }
+    }
+    fn count(tree: &Tree) -> (usize, usize) {
+        tree.children.iter().map(count).fold((1, tree.value as usize), |(n, v), (cn, cv)| (n + cn, v + cv))
+    }
+    let (nodes, sum) = count(&root);
+    assert_eq!(visited.load(Ordering::Relaxed), nodes);
+    assert_eq!(total.load(Ordering::Relaxed), sum);
+}
+
+#[test]
+fn siblings_started_by_tasks_return_handles_too() {
+    let sums = scope! {
+        let outer = go {
+            let a = go square(3);
+            let b = go square(4);
+            a.join() + b.join()
+        };
+        outer.join()
+    };
+    assert_eq!(sums, 25);
+}
+
+#[virtual_time_test]
+fn supervisor_policy_keeps_the_siblings_running_after_a_failure() {
+    let finished = AtomicUsize::new(0);
+    let finished = &finished;
+    let start = time::Instant::now();
+    let outcome: Result<(), Vec<String>> = try_scope!(policy = supervisor, errors = all; {
+        go |_ctx| Err::<(), _>("first".to_owned());
+        for secs in 1..=3u64 {
+            go move |ctx| {
+                thread::sleep(Duration::from_secs(secs));
+                assert!(!ctx.is_done(), "a failure does not cancel a supervised scope");
+                finished.fetch_add(1, Ordering::SeqCst);
+                if secs == 2 { Err("second".to_owned()) } else { Ok(()) }
+            };
+        }
+    });
+    assert_eq!(outcome, Err(vec!["first".to_owned(), "second".to_owned()]));
+    assert_eq!(finished.load(Ordering::SeqCst), 3);
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+}
+
+#[virtual_time_test]
+fn first_success_policy_returns_the_winner_and_cancels_the_rest() {
+    fn mirror(ctx: &Context, name: &'static str, secs: u64, works: bool) -> Result<&'static str, String> {
+        select! {
+            _ = time::sleep(Duration::from_secs(secs)) => if works { Ok(name) } else { Err(format!("{name} is down")) },
+            _ = ctx.done() => Err(format!("{name} cancelled")),
+        }
+    }
+    let start = time::Instant::now();
+    let fastest = try_scope!(policy = first_success; {
+        go |ctx| mirror(ctx, "down", 1, false);
+        go |ctx| mirror(ctx, "slow", 9, true);
+        go |ctx| mirror(ctx, "fast", 2, true);
+    });
+    assert_eq!(fastest, Ok("fast"));
+    assert_eq!(start.elapsed(), Duration::from_secs(2), "the winner cancelled the slow mirror");
+
+    let none: Result<&str, Vec<String>> = try_scope!(policy = first_success; {
+        go |ctx| mirror(ctx, "a", 1, false);
+        go |ctx| mirror(ctx, "b", 2, false);
+    });
+    assert_eq!(none, Err(vec!["a is down".to_owned(), "b is down".to_owned()]));
+}
+
+#[test]
+fn a_scope_inside_a_failing_try_scope_task_stops_early() {
+    // The first case of issue #16, in real time: the inner task ran its full second.
+    let started = std::time::Instant::now();
+    let outcome: Result<(), &str> = try_scope! {
+        go |_ctx| {
+            scope! {
+                go |ctx| {
+                    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+                    while !ctx.is_done() && std::time::Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                };
+            }
+            Ok(())
+        };
+        go |_ctx| Err::<(), _>("fails at once");
+    };
+    assert_eq!(outcome, Err("fails at once"));
+    assert!(started.elapsed() < Duration::from_secs(60), "the inner task saw the cancellation");
 }

@@ -112,6 +112,13 @@ pub fn async_scope(input: TokenStream) -> TokenStream {
     scope::scope(input.into(), scope::Flavor::Async).unwrap_or_else(syn::Error::into_compile_error).into()
 }
 
+// `async_scope!` whose children and body return `Result`s: the first `Err` drops the rest;
+// see `gonext::try_async_scope!`.
+#[proc_macro]
+pub fn try_async_scope(input: TokenStream) -> TokenStream {
+    scope::scope(input.into(), scope::Flavor::TryAsync).unwrap_or_else(syn::Error::into_compile_error).into()
+}
+
 // Waits for the first ready of several futures from blocking code; see `gonext::select!`.
 #[proc_macro]
 pub fn select(input: TokenStream) -> TokenStream {

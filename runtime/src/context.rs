@@ -38,6 +38,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::time::Duration;
@@ -80,6 +81,10 @@ struct Node {
     value: Option<(TypeId, Box<dyn Any + Send + Sync>)>,
     bubble: Option<Arc<BubbleState>>,
     site: Site,
+    /// Set once a cancellable node is done, so that `is_done` reads one atomic, not the lock.
+    done: AtomicBool,
+    /// Made by `without_cancel`: no cancellation or deadline reaches it from its ancestors.
+    detached: bool,
 }
 
 #[derive(Default)]
@@ -89,6 +94,8 @@ struct CancelState {
     children: Vec<Weak<Node>>,
     timer: Option<DeadlineTimer>,
     after_funcs: Vec<Arc<AfterFuncEntry>>,
+    /// Why it was cancelled, when `CancelCause::cancel` said (or an ancestor's did).
+    cause: Option<Cause>,
 }
 
 /// A function registered by [`Context::after_func`]; taken by whoever runs or stops it first.
@@ -124,6 +131,9 @@ impl Node {
             if node.cancel.is_some() {
                 return Some(node);
             }
+            if node.detached {
+                return None;
+            }
             node = node.parent.as_ref()?;
         }
     }
@@ -137,11 +147,18 @@ impl Node {
     }
 
     fn cancel(&self, err: ContextError) {
+        self.cancel_because(err, None);
+    }
+
+    /// Cancels this node and its subtree with `err`, recording `cause` for `Context::cause`.
+    fn cancel_because(&self, err: ContextError, cause: Option<Cause>) {
         let mut state = self.state();
         if state.err.is_some() {
             return;
         }
         state.err = Some(err);
+        state.cause.clone_from(&cause);
+        self.done.store(true, Ordering::Release);
         let waiters = state.waiters.take_all();
         let children = std::mem::take(&mut state.children);
         let timer = state.timer.take();
@@ -157,7 +174,7 @@ impl Node {
             entry.start(self.bubble.as_ref());
         }
         for child in children.iter().filter_map(Weak::upgrade) {
-            child.cancel(err);
+            child.cancel_because(err, cause.clone());
         }
     }
 }
@@ -185,6 +202,8 @@ impl Context {
                 value: None,
                 bubble: None,
                 site: Location::caller(),
+                done: AtomicBool::new(false),
+                detached: false,
             }),
         }
     }
@@ -198,6 +217,8 @@ impl Context {
                 value: None,
                 bubble: bubble::current(),
                 site,
+                done: AtomicBool::new(false),
+                detached: false,
             }),
         }
     }
@@ -276,6 +297,8 @@ impl Context {
                 value: Some((TypeId::of::<T>(), Box::new(value))),
                 bubble: None,
                 site: Location::caller(),
+                done: AtomicBool::new(false),
+                detached: false,
             }),
         }
     }
@@ -300,7 +323,10 @@ impl Context {
 
     /// Why the context is done, or `None` while it is not.
     pub fn err(&self) -> Option<ContextError> {
-        self.node.canceller().and_then(|node| node.state().err)
+        self.node
+            .canceller()
+            .filter(|node| node.done.load(Ordering::Acquire))
+            .and_then(|node| node.state().err)
     }
 
     /// Whether the context is cancelled or past its deadline.
@@ -367,8 +393,9 @@ impl Context {
         let mut state = ancestor.state();
         match state.err {
             Some(err) => {
+                let cause = state.cause.clone();
                 drop(state);
-                child.node.cancel(err);
+                child.node.cancel_because(err, cause);
             }
             None => {
                 state.children.retain(|c| c.strong_count() > 0);
@@ -478,6 +505,130 @@ impl AfterFunc {
 impl fmt::Debug for AfterFunc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AfterFunc").field("registered_at", &self.entry.site).finish_non_exhaustive()
+    }
+}
+
+/// Why a context was cancelled, as [`CancelCause::cancel`] gave it; see [`Context::cause`].
+pub type Cause = Arc<dyn std::error::Error + Send + Sync>;
+
+/// Go 1.20–1.21: cancellation with a cause, and a context that is never cancelled.
+impl Context {
+    /// A child like [`with_cancel`](Self::with_cancel)'s, whose [`CancelCause`] records why
+    /// it is cancelled: Go's `WithCancelCause`.
+    ///
+    /// ```
+    /// use gonext::context::{Context, ContextError};
+    /// use std::io;
+    ///
+    /// let (ctx, cancel) = Context::background().with_cancel_cause();
+    /// let (child, _cancel_child) = ctx.with_cancel();
+    /// assert!(child.cause().is_none(), "no cause before the cancellation");
+    /// cancel.cancel(io::Error::other("the peer hung up"));
+    /// assert_eq!(child.err(), Some(ContextError::Canceled));
+    /// assert_eq!(child.cause().unwrap().to_string(), "the peer hung up", "children share the cause");
+    /// ```
+    #[track_caller]
+    pub fn with_cancel_cause(&self) -> (Context, CancelCause) {
+        let (ctx, cancel) = self.with_cancel();
+        (ctx, CancelCause { cancel: Some(cancel) })
+    }
+
+    /// Why the context is done: the cause given to the [`CancelCause`] that cancelled it (or
+    /// an ancestor), else its [`err`](Self::err) as an error; `None` while it is not done, and
+    /// always for a context made by [`without_cancel`](Self::without_cancel). Go's
+    /// `context.Cause`.
+    ///
+    /// ```
+    /// use gonext::context::{Context, ContextError};
+    /// use gonext::time;
+    /// use std::time::Duration;
+    ///
+    /// time::bubble(|| {
+    ///     let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(1));
+    ///     gonext::thread::sleep(Duration::from_secs(1));
+    ///     let cause = ctx.cause().unwrap();
+    ///     assert_eq!(cause.downcast_ref::<ContextError>(), Some(&ContextError::DeadlineExceeded));
+    /// });
+    /// ```
+    pub fn cause(&self) -> Option<Cause> {
+        let node = self.node.canceller()?;
+        if !node.done.load(Ordering::Acquire) {
+            return None;
+        }
+        let state = node.state();
+        let err = state.err?;
+        Some(state.cause.clone().unwrap_or_else(|| Arc::new(err)))
+    }
+
+    /// A context with this one's values that is never cancelled and has no deadline, whatever
+    /// happens to this one: Go's `WithoutCancel`, for work that must finish (a rollback, a
+    /// log flush) even after its request was cancelled.
+    ///
+    /// ```
+    /// use gonext::context::Context;
+    ///
+    /// let (request, cancel) = Context::background().with_value("request-7").with_cancel();
+    /// let cleanup = request.without_cancel();
+    /// cancel.cancel();
+    /// assert!(request.is_done());
+    /// assert!(!cleanup.is_done());
+    /// assert_eq!(cleanup.value::<&str>(), Some(&"request-7"));
+    /// ```
+    ///
+    /// # Differences from Go
+    ///
+    /// Go's shield is a context like any other; gonext's also stops a [`scope!`](crate::scope!)
+    /// opened under it from inheriting the cancellation (pass it with `ctx = …`).
+    #[track_caller]
+    pub fn without_cancel(&self) -> Context {
+        Context {
+            node: Arc::new(Node {
+                parent: Some(Arc::clone(&self.node)),
+                cancel: None,
+                deadline: None,
+                value: None,
+                bubble: None,
+                site: Location::caller(),
+                done: AtomicBool::new(false),
+                detached: true,
+            }),
+        }
+    }
+}
+
+/// Cancels its context with a cause ([`Context::with_cancel_cause`]); dropped unused, it
+/// cancels with [`ContextError::Canceled`] as the cause, as Go's `cancel(nil)` does.
+///
+/// ```
+/// use gonext::context::{Context, ContextError};
+///
+/// let (ctx, cancel) = Context::background().with_cancel_cause();
+/// drop(cancel);
+/// assert_eq!(ctx.cause().unwrap().downcast_ref::<ContextError>(), Some(&ContextError::Canceled));
+/// ```
+///
+/// # Differences from Go
+///
+/// Go's `CancelCauseFunc` takes any `error`, `nil` included; `cancel` takes an error value,
+/// and dropping the handle is the `nil` case.
+#[must_use = "dropping the CancelCause handle cancels the context at once"]
+pub struct CancelCause {
+    cancel: Option<Cancel>,
+}
+
+impl CancelCause {
+    /// Cancels the context now, recording `cause` (also for its descendants). A context that is
+    /// already done keeps its first cause.
+    pub fn cancel(mut self, cause: impl std::error::Error + Send + Sync + 'static) {
+        if let Some(cancel) = self.cancel.take() {
+            cancel.node.cancel_because(ContextError::Canceled, Some(Arc::new(cause)));
+        }
+    }
+}
+
+impl fmt::Debug for CancelCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelCause").field("cancel", &self.cancel).finish()
     }
 }
 

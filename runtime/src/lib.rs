@@ -11,7 +11,7 @@
 //!     let (start, (tx, rx)) = (time::Instant::now(), sync::chan(0)); // Go's channel
 //!     scope! {                                       // `go` statements, all joined at the end
 //!         go move { for n in countdown(3) { thread::sleep(Duration::from_secs(n)); tx.send(n).unwrap(); } }
-//!         go { assert_eq!(rx.iter().collect::<Vec<_>>(), [3, 2, 1]); }
+//!         go { assert_eq!(rx.iter().collect::<Vec<_>>(), [3, 2, 1]); };
 //!     }
 //!     assert_eq!(start.elapsed(), Duration::from_secs(6)); // six virtual seconds, no real wait
 //! });
@@ -30,7 +30,7 @@
 //! | `iter.Pull` coroutines                        | [`iter::pull`]                                        |
 //! | async generators (none in Go)                 | [`stream!`] → `futures::Stream`                       |
 //! | `testing/synctest` (#67434)                   | [`virtual_time_test`], [`time::bubble`], [`time::wait`] |
-//! | `go` statement, errgroup, nursery (#40221)    | [`scope!`]`{ go f(x); }`, [`try_scope!`], [`async_scope!`], [`sync::Group`] |
+//! | `go` statement, errgroup, nursery (#40221)    | [`scope!`]`{ go f(x); }`, [`try_scope!`], [`async_scope!`], [`scope()`], [`sync::Group`] |
 //! | `context.Context`                             | [`context::Context`]                                  |
 //! | `weak.Pointer` (#67552), `unique` (1.23)      | [`weak::Pointer`], [`weak_cache`], [`unique::Handle`] |
 //! | `runtime.AddCleanup` (#67535)                 | [`runtime::add_cleanup`], [`runtime::Cleanup::stop`]  |
@@ -89,6 +89,7 @@ pub mod unique;
 pub mod weak;
 
 pub use ptr::Ptr;
+pub use scope::{scope, try_scope};
 
 /// Turns a function whose body yields with [`yield_!`] into a generator: Go's
 /// range-over-func iterators as Rust syntax.
@@ -358,17 +359,13 @@ pub use gonext_macros::yield_from;
 /// value only after every task has finished: Go's `go` statement inside a nursery.
 ///
 /// `go f(a, b);` and `go recv.method(a);` evaluate the callee and the arguments in the parent,
-/// at the `go` statement, as Go does (the receiver is borrowed), then run the call as a task;
-/// `go { … }` runs a block that borrows from the surroundings, `go move { … }` one that moves
-/// them, and `go |ctx| …` (or `go move |ctx| …`) a closure that receives the scope's
-/// [`Context`](context::Context), cancelled by the first failure. `go` may appear in loops,
-/// `if`s and `match` arms, never in a nested closure or fn. Tasks may borrow anything that
-/// outlives the `scope!`, as with `std::thread::scope`.
-///
-/// Options come first: `scope!(limit = 4; …)` bounds the running tasks (`go` waits for a
-/// slot). A panicking task cancels the others' context, waits for them, and resumes in the
-/// parent with its original payload. Inside a virtual-time bubble, tasks are bubble members
-/// and the join is a durable block.
+/// at the `go` statement, as Go does (a receiver that is a place is borrowed), then run the
+/// call as a task; `go { … }` runs a block that borrows from the surroundings, `go move { … }`
+/// one that moves them, and `go |ctx| …` (or `go move |ctx| …`) a closure that receives the
+/// scope's [`Context`](context::Context). `go` may appear in loops, `if`s and `match` arms,
+/// and inside a task's own body, where it starts a sibling in the same scope (recursive
+/// worklists, parallel tree walks); never in another closure or a nested fn. Tasks may borrow
+/// anything that outlives the `scope!`, as with `std::thread::scope`.
 ///
 /// ```
 /// use gonext::scope;
@@ -395,19 +392,87 @@ pub use gonext_macros::yield_from;
 /// assert_eq!(sum.load(Ordering::Relaxed), 55 + 16 + 100);
 /// ```
 ///
+/// # Results
+///
+/// `go` used as an expression — `let h = go f(x);`, an argument, an array element, or the
+/// block's last expression — gives the task's [`TaskHandle`](sync::TaskHandle): its
+/// `join()` returns what the task returned (and resumes its panic). Handles can be joined by
+/// the body or by other tasks, or returned from the block; one that is dropped unjoined is
+/// still joined by the scope. [`sync::as_completed`] joins many in the order they finish.
+///
+/// ```
+/// use gonext::scope;
+///
+/// fn fib(n: u64) -> u64 {
+///     if n < 2 { n } else { fib(n - 1) + fib(n - 2) }
+/// }
+///
+/// let (a, b) = scope! {
+///     let a = go fib(20);
+///     let b = go fib(21);
+///     (a.join(), b.join())
+/// };
+/// assert_eq!(a + b, fib(22));
+/// ```
+///
+/// # Options and cancellation
+///
+/// Options come first, `name = value` separated by commas and ended by `;`:
+///
+/// - `limit = N` bounds the running tasks (`go` waits for a slot; errgroup's `SetLimit`);
+/// - `ctx = parent` makes the scope's context a child of `parent` (a `Context` or a
+///   reference); without it the scope's context derives from the scope or task the `scope!`
+///   runs in, so cancelling an outer scope reaches the tasks of every scope nested in its tasks;
+/// - `timeout = "5s"` (a Go duration, checked at compile time, or a `Duration` expression) and
+///   `deadline = at` (a [`time::Instant`]) cancel the scope's context then — on the virtual
+///   clock inside a bubble;
+/// - `policy = supervisor`: a failure does not cancel the siblings (Kotlin's
+///   `supervisorScope`); the default, `fail_fast`, cancels them.
+///
+/// A leading `|s|` names the scope for the body: `s.context()`, and `s.cancel()` to cancel it
+/// (Trio's `cancel_scope.cancel()`). Once the scope is cancelled, `go` starts no new task: a
+/// statement's task is skipped, and a handle's `join` unwinds with [`sync::Canceled`], which
+/// the scope around treats as cancellation, not failure (use `try_join` to handle it).
+///
+/// ```
+/// use gonext::{scope, select, thread, time};
+/// use std::time::Duration;
+///
+/// time::bubble(|| {
+///     let start = time::Instant::now();
+///     let stopped = scope!(timeout = "2s"; |s| {
+///         let worker = go |ctx| select! {
+///             _ = ctx.done() => "stopped by the timeout",
+///             _ = time::sleep(Duration::from_secs(60)) => "ran its minute",
+///         };
+///         assert!(!s.context().is_done());
+///         worker.join()
+///     });
+///     assert_eq!(stopped, "stopped by the timeout");
+///     assert_eq!(start.elapsed(), Duration::from_secs(2)); // virtual seconds, at once
+/// });
+/// ```
+///
+/// A panicking task cancels the others' context (unless supervised), waits for them, and
+/// resumes in the parent with its original payload. Inside a virtual-time bubble, tasks are
+/// bubble members and the join is a durable block. [`scope()`] is the same without a macro.
+///
 /// # Differences from Go
 ///
 /// A Go `go` statement can outlive its caller; a gonext `go` cannot outlive its `scope!`
-/// (structured concurrency, as in Go's proposal #40221 and the nursery pattern). Tasks run
-/// on about `runtime::max_procs()` reusable OS threads, not goroutines: a task that blocks in
-/// a gonext primitive (channel, `WaitGroup`, nested scope) is replaced by another thread at
-/// once, one blocked elsewhere (std locks, I/O) after a tick of a few milliseconds. A million
-/// queued tasks are cheap; a million blocked at the same time are a million threads.
+/// (structured concurrency, as in Go's proposal #40221 and the nursery pattern), and it can
+/// return a value. A Go goroutine started after its context was cancelled still runs; a
+/// cancelled scope starts nothing. Tasks run on about `runtime::max_procs()` reusable OS
+/// threads, not goroutines: a task that blocks in a gonext primitive (channel, `WaitGroup`,
+/// nested scope) is replaced by another thread at once, one blocked elsewhere (std locks,
+/// I/O) after a tick of a few milliseconds. A million queued tasks are cheap; a million
+/// blocked at the same time are a million threads.
 pub use gonext_macros::scope;
 
-/// [`scope!`] for tasks that return `Result<(), E>`: the block evaluates to `Ok(value)`, or to
-/// the first task error (`errors = all`: `Err(Vec<E>)` with every error in completion order);
-/// the first error cancels the scope's context.
+/// [`scope!`] for tasks that may fail: tasks return `()` or `Result<T, E>`, the block's value
+/// is wrapped in `Ok`, and the first `Err` — of a task, or of the body through `?` or
+/// `return Err(…)` — cancels the scope's context and, once every task has finished, is the
+/// block's value. Go's `errgroup.WithContext` with `go` syntax.
 ///
 /// ```
 /// use gonext::context::Context;
@@ -428,12 +493,64 @@ pub use gonext_macros::scope;
 /// };
 /// assert_eq!(result, Err("3 is unlucky".to_owned()));
 ///
-/// let all: Result<(), Vec<String>> = try_scope!(errors = all; {
+/// let all: Result<(), Vec<String>> = try_scope!(errors = all, policy = supervisor; {
 ///     go |_ctx| Err::<(), _>("a".to_owned());
 ///     go |_ctx| Err::<(), _>("b".to_owned());
 /// });
 /// assert_eq!(all.map_err(|e| e.len()), Err(2));
 /// ```
+///
+/// A handle's `join` returns the task's `Result`, so `h.join()?` hands its error to the body;
+/// the error of a task nobody joined goes to the scope. `?` in the body cancels the tasks,
+/// joins them, and returns that error:
+///
+/// ```
+/// use gonext::try_scope;
+///
+/// fn parse(text: &str) -> Result<u32, std::num::ParseIntError> {
+///     text.trim().parse()
+/// }
+///
+/// let sum: Result<u32, std::num::ParseIntError> = try_scope! {
+///     let a = go parse("20");
+///     let b = go parse(" 22");
+///     a.join()? + b.join()?
+/// };
+/// assert_eq!(sum, Ok(42));
+/// let bad: Result<u32, std::num::ParseIntError> = try_scope! { parse("x")? + 1 };
+/// assert!(bad.is_err());
+/// ```
+///
+/// It takes [`scope!`]'s options, and:
+///
+/// - `errors = all`: `Err(Vec<E>)` with every error, in the order they happened;
+/// - `policy = first_success`: a race (Java's `anySuccessfulResultOrThrow`): the first task
+///   to return `Ok(v)` cancels the others and the block is `Ok(v)`; if none succeeds it is
+///   `Err(Vec<E>)` with every error. The body's value must be `()`, and its `go`s have no
+///   handles.
+///
+/// ```
+/// use gonext::context::Context;
+/// use gonext::{select, time, try_scope};
+/// use std::time::Duration;
+///
+/// fn mirror(ctx: &Context, name: &'static str, secs: u64) -> Result<&'static str, String> {
+///     select! {
+///         _ = time::sleep(Duration::from_secs(secs)) => Ok(name),
+///         _ = ctx.done() => Err(format!("{name} was cancelled")),
+///     }
+/// }
+///
+/// time::bubble(|| {
+///     let fastest = try_scope!(policy = first_success; {
+///         go |ctx| mirror(ctx, "eu", 3);
+///         go |ctx| mirror(ctx, "us", 1);
+///     });
+///     assert_eq!(fastest, Ok("us"));
+/// });
+/// ```
+///
+/// [`try_scope()`] is the same without a macro.
 pub use gonext_macros::try_scope;
 
 /// [`scope!`] for async code: an `async` block whose `go` statements add futures that the
@@ -441,33 +558,67 @@ pub use gonext_macros::try_scope;
 ///
 /// `go fut;` evaluates `fut` at the `go` (calling an async fn evaluates its arguments there);
 /// `go { … }` / `go move { … }` run a block as a future; `go |ctx| …` builds the future from
-/// the scope's [`Context`](context::Context), cancelled when a child panics. The block's value
-/// comes back once every child finished; a child's panic resumes after the others.
+/// the scope's [`Context`](context::Context). As an expression, `go` gives the child's
+/// [`AsyncTaskHandle`](sync::AsyncTaskHandle), a future of its output; a handle returned
+/// from the block holds the output. The block's value comes back once every child finished.
+/// A child's panic drops the body and every other child, then resumes;
+/// [`try_async_scope!`] does the same with a child's `Err`.
+///
+/// Each child is woken on its own: a wake-up polls the woken child only, not all of them.
+/// Options: `limit = N` (children beyond `N` live ones wait, unpolled, for a slot), `ctx`,
+/// `timeout` and `deadline` as in [`scope!`]; `|s|` names the scope.
 ///
 /// ```
 /// use gonext::async_scope;
 /// use std::sync::atomic::{AtomicU32, Ordering};
 ///
-/// async fn add(total: &AtomicU32, n: u32) {
+/// async fn add(total: &AtomicU32, n: u32) -> u32 {
 ///     gonext::time::sleep(std::time::Duration::from_millis(1)).await;
 ///     total.fetch_add(n, Ordering::SeqCst);
+///     n
 /// }
 ///
 /// let total = AtomicU32::new(0);
-/// let children = futures::executor::block_on(async_scope! {
-///     for n in 1..=4 {
+/// let (children, last) = futures::executor::block_on(async_scope!(limit = 2; {
+///     for n in 1..=3 {
 ///         go add(&total, n);
 ///     }
-///     4
-/// });
-/// assert_eq!((children, total.load(Ordering::SeqCst)), (4, 10));
+///     let last = go add(&total, 4);
+///     (4, last.await)
+/// }));
+/// assert_eq!((children, last, total.load(Ordering::SeqCst)), (4, 4, 10));
 /// ```
 ///
 /// # Differences from Go
 ///
 /// Go has no async/await; this is the async twin of [`scope!`], like moro's `async_scope!`.
-/// Children are polled on the task that awaits the scope, not in parallel.
+/// Children are polled on the task that awaits the scope, not in parallel, and a failure
+/// cancels them by dropping them rather than through their `Context`.
 pub use gonext_macros::async_scope;
+
+/// [`async_scope!`] whose children and body may fail: children return `()` or `Result<T, E>`,
+/// the body's value is wrapped in `Ok`, and `?` in the body returns its error. The first
+/// `Err` — of a child or of the body — drops the body and every other child at once and is the
+/// block's value.
+///
+/// ```
+/// use gonext::try_async_scope;
+/// use std::time::Duration;
+///
+/// async fn fetch(n: u32) -> Result<u32, String> {
+///     gonext::time::sleep(Duration::from_millis(u64::from(n))).await;
+///     if n == 2 { Err(format!("{n} failed")) } else { Ok(n * 10) }
+/// }
+///
+/// let result: Result<u32, String> = futures::executor::block_on(try_async_scope! {
+///     let one = go fetch(1);
+///     go fetch(2);
+///     go fetch(1000); // dropped when fetch(2) fails, long before its sleep ends
+///     one.await? + 1
+/// });
+/// assert_eq!(result, Err("2 failed".to_owned()));
+/// ```
+pub use gonext_macros::try_async_scope;
 
 /// Memoizes a function returning [`Ptr<V>`](Ptr) (or `Result<Ptr<V>, E>`) by its arguments,
 /// for as long as anyone holds the value: the cache of Go's weak-pointer proposal.
@@ -513,14 +664,16 @@ pub use gonext_macros::weak_cache;
 
 /// Waits for the first of several futures to complete, from blocking code: Go's `select`.
 ///
-/// Each branch is `pattern = future => body`; the futures are polled in the order written
-/// and the first ready one whose output matches `pattern` runs its body. A branch whose
-/// output does not match is disabled and the others are still awaited (with none left,
-/// `default` runs, or `select!` panics without one). Inside a bubble the wait is a durable
-/// block. With a `default => body`
-/// branch, `select!` does not wait: if nothing is ready on the first poll, `default` runs.
-/// The futures that lose are dropped, which cancels them: a channel receive that lost takes
-/// no value, a send that lost sends nothing.
+/// Each branch is `pattern = future => body`. When several are ready, one is chosen uniformly
+/// at random, as Go does, so a busy branch cannot starve the others; `biased;` as the first
+/// line polls them in written order instead (tokio's opt-in). The winner's output is matched
+/// against its `pattern` and its body runs. A branch whose output does not match is disabled
+/// and the others are still awaited (with none left, `default` runs, or `select!` panics
+/// without one). Inside a bubble the wait is a durable block, and the random choices come from
+/// the bubble's seeded sequence, so a run in virtual time repeats exactly. With a
+/// `default => body` branch, `select!` does not wait: if nothing is ready on the first poll,
+/// `default` runs. The futures that lose are dropped, which cancels them: a channel receive
+/// that lost takes no value, a send that lost sends nothing.
 ///
 /// ```
 /// use gonext::context::Context;
@@ -546,28 +699,40 @@ pub use gonext_macros::weak_cache;
 ///         default => Some("nothing ready"),
 ///     };
 ///     assert_eq!(polled, Some("nothing ready")); // `tx` is alive: the channel is open, empty
+///     let urgent_first = select! {
+///         biased;
+///         _ = ctx.done() => "cancelled",
+///         _ = std::future::ready(()) => "work",
+///     };
+///     assert_eq!(urgent_first, "work"); // `ctx` is not done: the first branch is pending
 ///     drop(cancel);
 /// });
 /// ```
 ///
 /// # Differences from Go
 ///
-/// Go picks uniformly at random among ready cases; gonext takes the first ready branch in
-/// written order, so that a program in a virtual-time bubble runs the same way every time.
-/// Put the branch that must not starve first. `select!` blocks the thread; in async code,
-/// use your runtime's `select!` over the same futures.
+/// Go's choice is random on every run; gonext's is random too, except inside a virtual-time
+/// bubble, where each bubble draws from the same seeded sequence so that a test repeats.
+/// `select!` blocks the thread; in async code, use your runtime's `select!` over the same
+/// futures.
 pub use gonext_macros::select;
 
 /// Turns a test function (sync or `async`) into a `#[test]` that runs in a virtual-time
 /// bubble: Go's `synctest.Test`.
 ///
-/// Options, all string literals checked at compile time:
+/// Options, all checked at compile time:
 ///
 /// - `start = "2024-02-29T12:00:00Z"`: where the virtual clock starts (RFC 3339; the
 ///   default is 2000-01-01T00:00:00Z);
 /// - `timeout = "10m"`: fail once the virtual clock would pass this (Go-style durations:
 ///   `1h30m`, `1.5s`, `250ms`);
-/// - `stall = "30s"`: fail when nothing moves for this much real time (default 30 s).
+/// - `stall = "30s"`: fail when nothing moves for this much real time (default 30 s);
+/// - `tokio` (or `tokio = "current_thread"`), `tokio = "multi_thread"` with an optional
+///   `worker_threads = 4`: run the `async fn` on a tokio runtime built inside the bubble, I/O
+///   and time enabled, on the bubble's clock — what `#[tokio::test(start_paused = true)]` does
+///   with tokio's paused clock, for multi-thread runtimes too, and for std and gonext time
+///   alongside. It needs the `std-time` feature (a compile error says so without it) and
+///   `tokio` among the crate's dependencies; see [tokio in a bubble](time#tokio-in-a-bubble).
 ///
 /// std's own clocks, sleeps and timed waits (and the crates built on them) are virtual in the
 /// test only with gonext's `std-time` feature, on Linux with glibc; otherwise they keep real
@@ -590,6 +755,17 @@ pub use gonext_macros::select;
 ///     assert_eq!(secs, 1_709_208_000);
 /// }
 /// ```
+///
+/// With tokio (and `features = ["std-time"]`):
+///
+/// ```ignore
+/// #[gonext::virtual_time_test(tokio = "multi_thread", worker_threads = 2)]
+/// async fn backoff_on_tokio() {
+///     let start = tokio::time::Instant::now();
+///     tokio::time::sleep(std::time::Duration::from_secs(3600)).await; // returns at once
+///     assert_eq!(start.elapsed(), std::time::Duration::from_secs(3600));
+/// }
+/// ```
 pub use gonext_macros::virtual_time_test;
 
 #[cfg(doctest)]
@@ -610,7 +786,8 @@ pub mod __private {
     pub use crate::iter::{
         AsyncGenerator, BoxAsyncGenerator, BoxGenerator, Generator, LocalBoxAsyncGenerator, LocalBoxGenerator,
     };
-    pub use crate::scope::{AsyncScope, Options as ScopeOptions, Scope, TaskOutput, run_scope};
+    pub use crate::scope::{AsyncScope, Fallible, Options as ScopeOptions, Scope, run_scope};
+    pub use ::core::convert::Infallible;
 
     /// The value of a `scope!`, whose tasks cannot fail.
     pub fn scope_value<T>(result: Result<T, Vec<std::convert::Infallible>>) -> T {
@@ -627,8 +804,61 @@ pub mod __private {
     pub fn first_error<T, E>(result: Result<T, Vec<E>>) -> Result<T, E> {
         result.map_err(|errors| errors.into_iter().next().expect("a failed scope has an error"))
     }
+
+    /// The parent context of a scope's `ctx = …` option, given a `Context` or a reference.
+    pub fn context_of(ctx: &Context) -> Context {
+        ctx.clone()
+    }
+
+    /// The winner of a `policy = first_success` scope: the first task's success.
+    #[derive(Debug)]
+    pub struct Race<V>(std::sync::Mutex<Option<V>>);
+
+    impl<V> Race<V> {
+        #[allow(clippy::new_without_default)]
+        pub fn new() -> Self {
+            Race(std::sync::Mutex::new(None))
+        }
+    }
+
+    /// A race task's output: a success is kept if it is the first, and cancels the others.
+    pub fn race_offer<V: Send, E: Send>(
+        race: &Race<V>,
+        scope: &Scope<'_, '_, Fallible<E>>,
+        output: Result<V, E>,
+    ) -> Result<(), E> {
+        let value = output?;
+        let mut winner = race.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if winner.is_none() {
+            *winner = Some(value);
+            drop(winner);
+            scope.cancel();
+        }
+        Ok(())
+    }
+
+    /// The value of a `policy = first_success` scope: the winner, or every error.
+    pub fn race_result<V, E>(race: &Race<V>, result: Result<(), Vec<E>>) -> Result<V, Vec<E>> {
+        let winner = race.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        match (winner, result) {
+            (Some(value), _) => Ok(value),
+            (None, Err(errors)) => Err(errors),
+            (None, Ok(())) => Err(Vec::new()),
+        }
+    }
     pub use crate::time;
     pub use crate::weak::cache::{CacheKey, CacheStats, WeakCache};
+
+    /// Fails to compile, naming the feature, when `#[virtual_time_test(tokio)]` is used where
+    /// std's time is not virtual: tokio parks in std calls, which only the `std-time` layer
+    /// makes virtual.
+    pub const fn assert_std_time_for_tokio() {
+        #[cfg(not(gonext_std_time))]
+        panic!(
+            "#[virtual_time_test(tokio)] needs gonext's `std-time` feature (Linux with glibc, x86_64 or \
+             aarch64): add `features = [\"std-time\"]` to gonext in [dev-dependencies]"
+        );
+    }
 
     /// The entry points of `#[weak_cache]` expansions.
     pub mod weak_cache {
@@ -658,6 +888,42 @@ pub mod __private {
         pub fn foreign_if_silent(self, site: &'static Location<'static>) {
             self.0.foreign_if_silent(site, "select! (a branch that is not a gonext primitive)");
         }
+    }
+
+    /// The order in which an unbiased `select!` polls its `N` branches this time: a uniformly
+    /// random permutation, so that the first ready branch in it is uniformly random among the
+    /// ready ones (Go's rule). Inside a bubble the numbers come from the bubble's seeded
+    /// sequence, so a run repeats exactly; outside, from a per-thread generator.
+    pub fn select_order<const N: usize>() -> [usize; N] {
+        let mut order: [usize; N] = std::array::from_fn(|i| i);
+        let mut random = crate::time::bubble::with_current(|current| match current {
+            Some(current) => current.bubble.next_random(),
+            None => thread_random(),
+        });
+        for i in (1..N).rev() {
+            // Multiply-shift: an unbiased enough index in 0..=i from 32 fresh bits.
+            let j = ((random & 0xffff_ffff) * (i as u64 + 1)) >> 32;
+            order.swap(i, j as usize);
+            random = random.rotate_right(32) ^ random.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+        order
+    }
+
+    /// A per-thread xorshift generator, seeded once from std's random hasher keys.
+    fn thread_random() -> u64 {
+        use std::cell::Cell;
+        use std::hash::BuildHasher;
+        thread_local! {
+            static STATE: Cell<u64> = Cell::new(std::hash::RandomState::new().hash_one(0u8) | 1);
+        }
+        STATE.with(|state| {
+            let mut x = state.get();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            state.set(x);
+            x
+        })
     }
 
     /// The wait of `select!`: polls once with `default`, else blocks (durably in a bubble)

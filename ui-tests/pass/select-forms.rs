@@ -23,5 +23,11 @@ fn main() {
             default => None,
         };
         assert_eq!(nothing, None);
+        let first = select! {
+            biased;
+            a = std::future::ready("first") => a,
+            b = std::future::ready("second") => b,
+        };
+        assert_eq!(first, "first");
     });
 }

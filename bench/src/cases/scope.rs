@@ -1,5 +1,7 @@
 //! Structured concurrency: spawning and joining 10 000 trivial `go` tasks, against
-//! `std::thread::scope`, `rayon::scope` and a tokio `JoinSet`.
+//! `std::thread::scope`, `rayon::scope` and a tokio `JoinSet`; the same with every task's
+//! result joined through its handle; and `async_scope!` children woken one at a time, against
+//! `FuturesUnordered`.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -88,6 +90,109 @@ fn futures_unordered_round(sum: &AtomicU64) {
     futures::executor::block_on(async { while set.next().await.is_some() {} });
 }
 
+/// `let h = go …` for 10 000 tasks, then every handle joined and the results summed.
+fn gonext_results_round(sum: &AtomicU64) {
+    let total = scope! {
+        let mut handles = Vec::with_capacity(TASKS as usize);
+        for i in 0..TASKS {
+            handles.push(go move { i * 2 });
+        }
+        handles.into_iter().map(|h| h.join()).sum::<u64>()
+    };
+    sum.fetch_add(total, Ordering::Relaxed);
+}
+
+fn std_results_round(sum: &AtomicU64) {
+    let total = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..TASKS).map(|i| s.spawn(move || i * 2)).collect();
+        handles.into_iter().map(|h| h.join().expect("task")).sum::<u64>()
+    });
+    sum.fetch_add(total, Ordering::Relaxed);
+}
+
+fn rayon_collect_round(sum: &AtomicU64) {
+    use rayon::prelude::*;
+    let results: Vec<u64> = (0..TASKS).into_par_iter().map(|i| i * 2).collect();
+    sum.fetch_add(results.into_iter().sum::<u64>(), Ordering::Relaxed);
+}
+
+/// A future pending until its flag is set: one of the 10 000 children of the wake case.
+struct Gate {
+    open: std::sync::atomic::AtomicBool,
+    waker: std::sync::Mutex<Option<std::task::Waker>>,
+}
+
+impl Gate {
+    fn new() -> Gate {
+        Gate { open: std::sync::atomic::AtomicBool::new(false), waker: std::sync::Mutex::new(None) }
+    }
+
+    fn open(&self) {
+        self.open.store(true, Ordering::Release);
+        if let Some(waker) = self.waker.lock().expect("gate").take() {
+            waker.wake();
+        }
+    }
+
+    async fn wait(&self) {
+        std::future::poll_fn(|cx| {
+            if self.open.load(Ordering::Acquire) {
+                return std::task::Poll::Ready(());
+            }
+            *self.waker.lock().expect("gate") = Some(cx.waker().clone());
+            std::task::Poll::Pending
+        })
+        .await;
+    }
+}
+
+/// 10 000 pending children; the body opens their gates one at a time and awaits each child's
+/// handle, so every step is one wake-up of one child among thousands still pending.
+fn async_wake_round(sum: &AtomicU64) {
+    let gates: Vec<Gate> = (0..TASKS).map(|_| Gate::new()).collect();
+    let gates = &gates;
+    let total = futures::executor::block_on(gonext::async_scope! {
+        let mut handles = Vec::with_capacity(TASKS as usize);
+        for (i, gate) in gates.iter().enumerate() {
+            handles.push(go async move { gate.wait().await; i as u64 });
+        }
+        let mut total = 0;
+        for (gate, handle) in gates.iter().zip(handles) {
+            gate.open();
+            total += handle.await;
+        }
+        total
+    });
+    sum.fetch_add(total, Ordering::Relaxed);
+}
+
+fn futures_unordered_wake_round(sum: &AtomicU64) {
+    use futures::StreamExt;
+    let gates: Vec<Gate> = (0..TASKS).map(|_| Gate::new()).collect();
+    let mut set = futures::stream::FuturesUnordered::new();
+    for (i, gate) in gates.iter().enumerate() {
+        set.push(async move {
+            gate.wait().await;
+            i as u64
+        });
+    }
+    let total = futures::executor::block_on(async {
+        // Every child is polled once, as the scope's are when they start.
+        futures::future::poll_fn(|cx| {
+            let _ = set.poll_next_unpin(cx);
+            std::task::Poll::Ready(())
+        })
+        .await;
+        let mut total = 0;
+        for gate in &gates {
+            gate.open();
+            total += set.next().await.expect("a child");
+        }
+        total
+    });
+    sum.fetch_add(total, Ordering::Relaxed);
+}
+
 const ELEMENTS: usize = 16 * 1024 * 1024;
 const CHUNKS: usize = 64;
 
@@ -138,5 +243,10 @@ pub(super) fn cases() -> Vec<Case> {
             .peer("sequential", fanout(sequential)),
         Case::time("scope/async_10k", per_task(async_round))
             .peer("futures_unordered", per_task(futures_unordered_round)),
+        Case::time("scope/10k_with_results", per_task(gonext_results_round))
+            .peer("std_thread_scope_handles", per_task(std_results_round))
+            .peer("rayon_par_iter_collect", per_task(rayon_collect_round)),
+        Case::time("scope/async_wake_one_of_10k", per_task(async_wake_round))
+            .peer("futures_unordered", per_task(futures_unordered_wake_round)),
     ]
 }

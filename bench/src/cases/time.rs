@@ -1,7 +1,7 @@
 //! Virtual time: the cost of a virtual sleep alone and with 1000 sleepers, against tokio's
 //! paused clock; a channel ping-pong between bubble threads; `Instant::now` outside bubbles;
-//! and, when built with the `std-time` feature, std's own sleep in a bubble and std's clock
-//! outside one.
+//! and, when built with the `std-time` feature, std's own sleep in a bubble, std's clock
+//! outside one, and tokio runtimes inside bubbles against tokio's paused clock.
 //!
 //! Every case times its bubble from outside: with `std-time`, std's `Instant` inside a bubble
 //! reads the virtual clock.
@@ -129,6 +129,91 @@ fn sleepers_async() -> Case {
     })
 }
 
+/// A paused tokio runtime as `#[tokio::test(start_paused = true)]` builds it: I/O and time
+/// enabled, like the runtime `#[virtual_time_test(tokio)]` builds.
+fn paused_tokio_all() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("tokio runtime")
+}
+
+/// A tokio runtime as `#[virtual_time_test(tokio)]` builds it inside a bubble.
+fn tokio_in_bubble() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .on_thread_park(time::runtime_parked)
+        .on_thread_unpark(time::runtime_unparked)
+        .build()
+        .expect("tokio runtime")
+}
+
+/// One tokio task sleeping 1 ms at a time: on a runtime inside a bubble, and on tokio's paused
+/// clock, both built as the test attributes build them.
+fn tokio_in_bubble_sleep_lone() -> Case {
+    let sleeps = |iters| async move {
+        for _ in 0..iters {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    Case::time("time/tokio_in_bubble_sleep_lone", move |iters| {
+        let start = Instant::now();
+        time::bubble(|| tokio_in_bubble().block_on(time::root_future(sleeps(iters))));
+        start.elapsed()
+    })
+    .peer("tokio_paused", move |iters| {
+        let runtime = paused_tokio_all();
+        let start = Instant::now();
+        runtime.block_on(sleeps(iters));
+        start.elapsed()
+    })
+}
+
+/// `SLEEPERS` tokio tasks sleeping for many distinct deadlines, as `time/1000_sleepers_async`.
+fn tokio_sleepers(iters: u64) -> (u64, impl std::future::Future<Output = ()>) {
+    let rounds = iters.div_ceil(SLEEPERS);
+    let run = async move {
+        let tasks: Vec<_> = (0..SLEEPERS)
+            .map(|i| {
+                tokio::spawn(async move {
+                    for _ in 0..rounds {
+                        tokio::time::sleep(delay(i)).await;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("sleeper task");
+        }
+    };
+    (rounds, run)
+}
+
+fn tokio_in_bubble_sleepers() -> Case {
+    Case::time("time/tokio_in_bubble_1000_sleepers", |iters| {
+        let start = Instant::now();
+        let rounds = time::bubble(|| {
+            let runtime = tokio_in_bubble();
+            runtime.block_on(time::root_future(async {
+                let (rounds, run) = tokio_sleepers(iters);
+                run.await;
+                rounds
+            }))
+        });
+        start.elapsed().mul_f64(iters as f64 / (rounds * SLEEPERS) as f64)
+    })
+    .peer("tokio_paused", |iters| {
+        let start = Instant::now();
+        let rounds = paused_tokio_all().block_on(async {
+            let (rounds, run) = tokio_sleepers(iters);
+            run.await;
+            rounds
+        });
+        start.elapsed().mul_f64(iters as f64 / (rounds * SLEEPERS) as f64)
+    })
+}
+
 fn threads_pingpong() -> Case {
     Case::time("time/threads_pingpong", |iters| {
         let start = Instant::now();
@@ -176,9 +261,16 @@ fn now_outside() -> Case {
 pub(super) fn cases() -> Vec<Case> {
     let mut cases = vec![sleep_lone(), sleepers_async(), threads_pingpong(), now_outside()];
     if time::bubble(time::std_time_is_virtual) {
-        cases.extend([std_sleep_lone(), std_now_outside()]);
+        cases.extend([
+            std_sleep_lone(),
+            std_now_outside(),
+            tokio_in_bubble_sleep_lone(),
+            tokio_in_bubble_sleepers(),
+        ]);
     } else {
-        eprintln!("compare: time/std_* need the std-time feature (`--features std-time`); skipped");
+        eprintln!(
+            "compare: time/std_* and time/tokio_in_bubble_* need the std-time feature (`--features std-time`); skipped"
+        );
     }
     cases
 }

@@ -1,5 +1,5 @@
-//! `scope!` and `try_scope!`: blocks whose `go` statements start tasks that are all joined
-//! before the block's value is returned.
+//! `scope!`, `try_scope!`, `async_scope!` and `try_async_scope!`: blocks whose `go`
+//! statements start tasks that are all joined before the block's value is returned.
 
 mod expand;
 mod parse;
@@ -7,21 +7,18 @@ mod validate;
 
 use proc_macro2::TokenStream;
 
-/// Which macro: thread tasks returning `()` or `Result<(), E>`, or futures polled in place.
+/// Which macro: tasks on the pool that cannot fail or may (`Result`), or futures polled in
+/// place that cannot fail or may.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Flavor {
     Infallible,
     Fallible,
     Async,
+    TryAsync,
 }
 
 pub(crate) fn scope(input: TokenStream, flavor: Flavor) -> syn::Result<TokenStream> {
     let raw = parse::parse(input)?;
-    if flavor == Flavor::Async
-        && let Some(option) = raw.options.first()
-    {
-        return Err(syn::Error::new(option.key.span(), "async_scope! takes no options"));
-    }
-    let scope = validate::validate(raw)?;
+    let scope = validate::validate(raw, flavor)?;
     expand::expand(scope, flavor)
 }

@@ -1,5 +1,6 @@
-//! The expansion of `select!`: pin every future, poll them in order on the bubble-aware
-//! `block_on` (or once, with `default`), then run the winning branch's body.
+//! The expansion of `select!`: pin every future, poll them on the bubble-aware `block_on` (or
+//! once, with `default`) in a fresh random order each time (in written order with `biased;`),
+//! then run the winning branch's body.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -20,7 +21,7 @@ pub(super) fn expand(select: &Select) -> TokenStream {
     let polls = select.branches.iter().zip(&futures).zip(&variants).enumerate().map(|(i, ((branch, name), variant))| {
         let pat = &branch.pat;
         quote! {
-            if !__gonext_disabled[#i] {
+            #i => if !__gonext_disabled[#i] {
                 let marker = #private::PendingMarker::new();
                 if let ::core::task::Poll::Ready(output) = ::core::future::Future::poll(#name.as_mut(), cx) {
                     #[allow(unused_variables, irrefutable_let_patterns, clippy::redundant_pattern_matching)]
@@ -32,7 +33,7 @@ pub(super) fn expand(select: &Select) -> TokenStream {
                 } else {
                     marker.foreign_if_silent(::core::panic::Location::caller());
                 }
-            }
+            },
         }
     });
     let arms = select.branches.iter().zip(&variants).map(|(branch, variant)| {
@@ -40,6 +41,10 @@ pub(super) fn expand(select: &Select) -> TokenStream {
         quote!(::core::option::Option::Some(__GonextSelected::#variant(#pat)) => #body,)
     });
     let has_default = !select.defaults.is_empty();
+    let order = match select.biased {
+        Some(_) => quote!(0..#count),
+        None => quote!(#private::select_order::<#count>()),
+    };
     let fallback = match select.defaults.first() {
         Some(default) => {
             let body = &default.body;
@@ -59,7 +64,12 @@ pub(super) fn expand(select: &Select) -> TokenStream {
             #has_default,
             ::core::panic::Location::caller(),
             |cx: &mut ::core::task::Context<'_>| {
-                #(#polls)*
+                for __gonext_branch in #order {
+                    match __gonext_branch {
+                        #(#polls)*
+                        _ => ::core::unreachable!(),
+                    }
+                }
                 if __gonext_disabled.iter().all(|disabled| *disabled) {
                     return ::core::task::Poll::Ready(__GonextSelected::Disabled);
                 }

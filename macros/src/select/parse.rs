@@ -4,6 +4,8 @@ use syn::parse::{Parse, ParseStream};
 use syn::{Expr, Pat, Token};
 
 pub(super) struct Select {
+    /// `biased;` came first: poll the branches in written order.
+    pub(super) biased: Option<syn::Ident>,
     pub(super) branches: Vec<Branch>,
     pub(super) defaults: Vec<Default>,
 }
@@ -21,7 +23,18 @@ pub(super) struct Default {
 
 impl Parse for Select {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
-        let mut select = Select { branches: Vec::new(), defaults: Vec::new() };
+        let mut select = Select { biased: None, branches: Vec::new(), defaults: Vec::new() };
+        if input.peek(syn::Ident) && input.peek2(Token![;]) {
+            let keyword: syn::Ident = input.parse()?;
+            if keyword != "biased" {
+                return Err(syn::Error::new(
+                    keyword.span(),
+                    "expected `biased;` (poll the branches in written order) or a branch `pattern = future => …`",
+                ));
+            }
+            input.parse::<Token![;]>()?;
+            select.biased = Some(keyword);
+        }
         while !input.is_empty() {
             if input.peek(syn::Ident) && input.peek2(Token![=>]) {
                 let keyword: syn::Ident = input.parse()?;

@@ -2,9 +2,9 @@
 //! root of a bubble built with the options.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
 
-use super::validate::Test;
+use super::validate::{Test, TokioFlavor};
 use crate::common::private;
 
 pub(super) fn expand(test: &Test) -> TokenStream {
@@ -29,17 +29,54 @@ pub(super) fn expand(test: &Test) -> TokenStream {
         let (secs, nanos) = (stall.as_secs(), stall.subsec_nanos());
         builder = quote!(#builder.stall(::core::time::Duration::new(#secs, #nanos)));
     }
-    let run = if sig.asyncness.is_some() {
-        quote!(#builder.run_async(#inner_name()))
-    } else {
-        quote!(#builder.run(#inner_name))
+    let run = match (test.options.tokio, sig.asyncness.is_some()) {
+        (Some((flavor, _)), _) => {
+            let runtime = tokio_runtime(test, flavor);
+            quote! {
+                #builder.run(|| {
+                    let runtime = #runtime;
+                    let output = runtime.block_on(#private::time::root_future(#inner_name()));
+                    ::core::mem::drop(runtime);
+                    output
+                })
+            }
+        }
+        (None, true) => quote!(#builder.run_async(#inner_name())),
+        (None, false) => quote!(#builder.run(#inner_name)),
     };
+    // Outside the test fn, which exists only in test builds: the check runs in every build.
+    let std_time_check = test
+        .options
+        .tokio
+        .map(|(_, span)| quote_spanned!(span=> const _: () = #private::assert_std_time_for_tokio();));
     quote! {
+        #std_time_check
         #[::core::prelude::v1::test]
         #(#attrs)*
         #vis fn #name() #output {
             #inner_sig #body
             #run
         }
+    }
+}
+
+/// A tokio runtime of `flavor`, I/O and time on, whose idle threads count as durably blocked:
+/// tokio's own builder, named through the user's `::tokio` as `#[tokio::test]` does.
+fn tokio_runtime(test: &Test, flavor: TokioFlavor) -> TokenStream {
+    let private = private();
+    let builder = match (flavor, test.options.worker_threads) {
+        (TokioFlavor::CurrentThread, _) => quote!(::tokio::runtime::Builder::new_current_thread()),
+        (TokioFlavor::MultiThread, None) => quote!(::tokio::runtime::Builder::new_multi_thread()),
+        (TokioFlavor::MultiThread, Some((workers, _))) => {
+            quote!(::tokio::runtime::Builder::new_multi_thread().worker_threads(#workers))
+        }
+    };
+    quote! {
+        #builder
+            .enable_all()
+            .on_thread_park(#private::time::runtime_parked)
+            .on_thread_unpark(#private::time::runtime_unparked)
+            .build()
+            .expect("#[virtual_time_test(tokio)]: building the tokio runtime")
     }
 }

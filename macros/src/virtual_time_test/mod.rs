@@ -2,7 +2,7 @@
 
 mod expand;
 mod parse;
-mod validate;
+pub(crate) mod validate;
 
 use proc_macro2::TokenStream;
 

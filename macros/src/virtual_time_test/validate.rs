@@ -1,12 +1,14 @@
 //! Every rule a `#[virtual_time_test]` can break: unknown or repeated options, values that
-//! are not durations or RFC 3339 times, and test functions that cannot be tests.
+//! are not durations, RFC 3339 times, tokio flavours or worker counts, and test functions that
+//! cannot be tests.
 
 use std::time::Duration;
 
+use proc_macro2::Span;
 use syn::spanned::Spanned;
-use syn::{FnArg, ItemFn};
+use syn::{FnArg, ItemFn, LitStr};
 
-use super::parse::{Input, RawOption, example};
+use super::parse::{Input, RawOption, RawValue, example};
 
 /// The options, typed.
 #[derive(Default)]
@@ -15,6 +17,16 @@ pub(super) struct Options {
     pub(super) start: Option<(u64, u32)>,
     pub(super) timeout: Option<Duration>,
     pub(super) stall: Option<Duration>,
+    /// A tokio runtime to run the async body on, and the span of the option that asked for it.
+    pub(super) tokio: Option<(TokioFlavor, Span)>,
+    /// `worker_threads = N`, and its span.
+    pub(super) worker_threads: Option<(usize, Span)>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum TokioFlavor {
+    CurrentThread,
+    MultiThread,
 }
 
 pub(super) struct Test {
@@ -37,6 +49,7 @@ pub(super) fn validate(input: Input) -> syn::Result<Test> {
             errors.push(error);
         }
     }
+    errors.extend(check_tokio(&options, &input.function));
     errors.extend(check_function(&input.function));
     let mut errors = errors.into_iter();
     match errors.next() {
@@ -49,33 +62,123 @@ pub(super) fn validate(input: Input) -> syn::Result<Test> {
 }
 
 fn apply(options: &mut Options, option: &RawOption) -> syn::Result<()> {
-    let text = option.value.value();
-    let invalid = |what: String| {
-        syn::Error::new(
-            option.value.span(),
-            format!("{what}; write e.g. {} = \"{}\"", option.key, example(&option.key)),
-        )
-    };
-    match option.key.to_string().as_str() {
-        "start" => options.start = Some(parse_rfc3339(&text).map_err(invalid)?),
-        "timeout" => options.timeout = Some(parse_duration(&text).map_err(invalid)?),
+    let key = option.key.to_string();
+    match key.as_str() {
+        "start" => {
+            options.start = Some(parse_rfc3339(&string(option)?.value()).map_err(invalid(option))?);
+        }
+        "timeout" => {
+            options.timeout = Some(parse_duration(&string(option)?.value()).map_err(invalid(option))?);
+        }
         "stall" => {
-            let stall = parse_duration(&text).map_err(invalid)?;
+            let stall = parse_duration(&string(option)?.value()).map_err(invalid(option))?;
             if stall.is_zero() {
-                return Err(invalid("the stall limit must be positive".to_owned()));
+                return Err(invalid(option)("the stall limit must be positive".to_owned()));
             }
             options.stall = Some(stall);
         }
+        "tokio" => options.tokio = Some((tokio_flavor(option)?, option.key.span())),
+        "worker_threads" => options.worker_threads = Some((worker_threads(option)?, option.key.span())),
         other => {
             return Err(syn::Error::new(
                 option.key.span(),
                 format!(
-                    "unknown option `{other}`; #[virtual_time_test] accepts `start`, `timeout` and `stall`"
+                    "unknown option `{other}`; #[virtual_time_test] accepts `start`, `timeout`, `stall`, \
+                     `tokio` and `worker_threads`"
                 ),
             ));
         }
     }
     Ok(())
+}
+
+/// The string value of an option that takes one.
+fn string(option: &RawOption) -> syn::Result<&LitStr> {
+    let key = &option.key;
+    match &option.value {
+        Some(RawValue::Str(value)) => Ok(value),
+        Some(RawValue::Int(value)) => Err(syn::Error::new(
+            value.span(),
+            format!("`{key}` takes a string literal, e.g. {key} = \"{}\"", example(key)),
+        )),
+        None => Err(syn::Error::new(
+            key.span(),
+            format!("`{key}` needs a value, e.g. {key} = \"{}\"", example(key)),
+        )),
+    }
+}
+
+/// The error for an option's invalid string value, with an example.
+fn invalid(option: &RawOption) -> impl Fn(String) -> syn::Error + '_ {
+    move |what| {
+        let span = option.value.as_ref().map_or(option.key.span(), |value| match value {
+            RawValue::Str(value) => value.span(),
+            RawValue::Int(value) => value.span(),
+        });
+        syn::Error::new(span, format!("{what}; write e.g. {} = \"{}\"", option.key, example(&option.key)))
+    }
+}
+
+/// `tokio` alone (a current-thread runtime) or `tokio = "current_thread" | "multi_thread"`.
+fn tokio_flavor(option: &RawOption) -> syn::Result<TokioFlavor> {
+    if option.value.is_none() {
+        return Ok(TokioFlavor::CurrentThread);
+    }
+    let flavor = string(option)?;
+    match flavor.value().as_str() {
+        "current_thread" => Ok(TokioFlavor::CurrentThread),
+        "multi_thread" => Ok(TokioFlavor::MultiThread),
+        other => Err(syn::Error::new(
+            flavor.span(),
+            format!(
+                "unknown tokio flavor `{other}`; write tokio = \"current_thread\" or tokio = \"multi_thread\""
+            ),
+        )),
+    }
+}
+
+/// `worker_threads = N`, a positive integer.
+fn worker_threads(option: &RawOption) -> syn::Result<usize> {
+    let Some(RawValue::Int(count)) = &option.value else {
+        let span = match &option.value {
+            Some(RawValue::Str(value)) => value.span(),
+            _ => option.key.span(),
+        };
+        return Err(syn::Error::new(
+            span,
+            "`worker_threads` takes a positive integer, e.g. worker_threads = 4",
+        ));
+    };
+    match count.base10_parse::<usize>() {
+        Ok(0) => Err(syn::Error::new(count.span(), "a tokio runtime needs at least one worker thread")),
+        Ok(count) => Ok(count),
+        Err(_) => Err(syn::Error::new(
+            count.span(),
+            "`worker_threads` takes a positive integer, e.g. worker_threads = 4",
+        )),
+    }
+}
+
+/// A tokio runtime runs an `async fn`; `worker_threads` is an option of the multi-thread one.
+fn check_tokio(options: &Options, function: &ItemFn) -> Vec<syn::Error> {
+    let mut errors = Vec::new();
+    if let Some((_, span)) = options.tokio
+        && function.sig.asyncness.is_none()
+    {
+        errors.push(syn::Error::new(
+            span,
+            "`tokio` runs the test on a tokio runtime, which needs an `async fn`; make the test `async`",
+        ));
+    }
+    if let Some((_, span)) = options.worker_threads
+        && !matches!(options.tokio, Some((TokioFlavor::MultiThread, _)))
+    {
+        errors.push(syn::Error::new(
+            span,
+            "`worker_threads` sets the size of a multi-thread runtime: add tokio = \"multi_thread\"",
+        ));
+    }
+    errors
 }
 
 fn check_function(function: &ItemFn) -> Vec<syn::Error> {

@@ -1,121 +1,573 @@
-//! The runtime of `async_scope!`: a future that polls its children itself, so they may borrow
-//! from the enclosing async fn and need no spawning, under any executor.
+//! The runtime of `async_scope!` and `try_async_scope!`: a future that polls its children
+//! itself, so they may borrow from the enclosing async fn and need no spawning, under any
+//! executor.
+//!
+//! Each child has a waker of its own that pushes the child's cell on a lock-free stack and
+//! wakes the task awaiting the scope; a poll of the scope then polls the body only if its
+//! waker fired, and the woken children only, so a wake costs the same with ten children or ten
+//! thousand (as in `FuturesUnordered`). The wakers are cells in chunks owned by the scope's
+//! shared state, one per child index, so a child costs one allocation (its boxed future) and
+//! its waker none. Under `limit = N`,
+//! children beyond the `N` live ones wait in a queue, unpolled, for one to finish. A child's
+//! failure (an `Err` in `try_async_scope!`, or a panic) drops the body and every other child
+//! at once: cancellation by drop, as in moro.
 
 use std::any::Any;
+use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::panic::{self, AssertUnwindSafe, Location, catch_unwind};
-use std::pin::Pin;
-use std::sync::Mutex;
-use std::task::{Context as TaskContext, Poll};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context as TaskContext, Poll, RawWaker, RawWakerVTable, Waker};
 
+use super::handle::Slot;
+use super::{AsyncTaskHandle, Canceled, Mode, Options, TaskResult, in_scope, with_enclosing};
 use crate::context::{Cancel, Context};
-use crate::time::bubble::Site;
+use crate::time::bubble::{PendingNote, Site};
 
-type Child<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+type ChildFuture<'a, E> = std::pin::Pin<Box<dyn Future<Output = Option<E>> + Send + 'a>>;
+
+/// How many wakers one allocation holds.
+const CHUNK: usize = 64;
+
+/// The index the body's waker queues.
+const BODY: usize = usize::MAX;
+
+/// What the scope and every waker share: the queue of woken cells, the waker of the task
+/// awaiting the scope, and the wakers' cells.
+struct Shared {
+    /// The woken cells, an intrusive lock-free stack through `Cell::next`: a cell is in it at
+    /// most once (its `queued` flag), and is pushed again only after the scope took it out.
+    woken: AtomicPtr<Cell>,
+    /// The scope is being polled: it drains the stack before it returns, so a wake-up need not
+    /// wake the task awaiting it.
+    polling: AtomicBool,
+    parent: Mutex<Option<Waker>>,
+    /// Chunks of cells, never moved or freed before the last waker is gone (they live as long
+    /// as this). Boxed so that the vector's growth does not move them.
+    #[allow(clippy::vec_box)]
+    cells: Mutex<Vec<Box<[Cell; CHUNK]>>>,
+    body: Cell,
+}
+
+/// One child's waker: queues `index` once until the child is polled.
+struct Cell {
+    shared: *const Shared,
+    index: usize,
+    queued: AtomicBool,
+    /// The next cell down the woken stack.
+    next: AtomicPtr<Cell>,
+}
+
+// SAFETY: `shared` is only read, and points to a `Shared`, which is `Sync`; the other fields
+// are `Sync` themselves.
+unsafe impl Sync for Cell {}
+// SAFETY: as above; the pointer is never used to mutate.
+unsafe impl Send for Cell {}
+
+impl Shared {
+    fn lock_parent(&self) -> MutexGuard<'_, Option<Waker>> {
+        self.parent.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Pushes `cell` (whose `queued` flag this caller set) and wakes the awaiting task if the
+    /// stack was empty and the scope is not polling it.
+    fn push(&self, cell: &Cell) {
+        let cell_ptr = std::ptr::from_ref(cell).cast_mut();
+        let mut head = self.woken.load(Ordering::Relaxed);
+        loop {
+            cell.next.store(head, Ordering::Relaxed);
+            match self.woken.compare_exchange_weak(head, cell_ptr, Ordering::SeqCst, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(now) => head = now,
+            }
+        }
+        // Pairs with the scope's `polling = false` then `woken` check (both `SeqCst`): either it
+        // sees this cell, or this sees that it stopped polling.
+        if head.is_null() && !self.polling.load(Ordering::SeqCst) {
+            let parent = self.lock_parent().clone();
+            if let Some(parent) = parent {
+                parent.wake();
+            }
+        }
+    }
+
+    /// Takes every woken cell's index, oldest first, into `batch`.
+    fn drain(&self, batch: &mut Vec<usize>) {
+        let mut cell = self.woken.swap(std::ptr::null_mut(), Ordering::Acquire);
+        let start = batch.len();
+        while !cell.is_null() {
+            // SAFETY: a cell in the stack belongs to this `Shared`'s chunks (or is its body
+            // cell), alive as long as it; its `next` was written before the push published it.
+            let taken = unsafe { &*cell };
+            batch.push(taken.index);
+            cell = taken.next.load(Ordering::Relaxed);
+        }
+        batch[start..].reverse();
+    }
+
+    /// Adds a chunk of cells for the next `CHUNK` indices; its first cell.
+    fn add_chunk(self: &Arc<Self>) -> *const Cell {
+        let mut chunks = self.cells.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let base = chunks.len() * CHUNK;
+        let shared = Arc::as_ptr(self);
+        chunks.push(Box::new(std::array::from_fn(|i| Cell {
+            shared,
+            index: base + i,
+            queued: AtomicBool::new(false),
+            next: AtomicPtr::new(std::ptr::null_mut()),
+        })));
+        chunks[chunks.len() - 1].as_ptr()
+    }
+}
+
+impl Cell {
+    fn wake(&self) {
+        if !self.queued.swap(true, Ordering::AcqRel) {
+            // SAFETY: a cell is reached only through a waker, which holds a strong count of its
+            // `Shared`, or through the scope, which holds one too.
+            unsafe { (*self.shared).push(self) };
+        }
+    }
+
+    /// A waker for this cell that must not be dropped (it holds no count of its own): valid
+    /// for as long as the caller holds one.
+    ///
+    /// # Safety
+    ///
+    /// The caller keeps a strong count of the cell's `Shared` while the waker is in use.
+    unsafe fn borrowed_waker(cell: *const Cell) -> ManuallyDrop<Waker> {
+        // SAFETY: `VTABLE` upholds `RawWaker`'s contract for a pointer to a live cell, which
+        // the caller's count guarantees; `ManuallyDrop` keeps the count it does not own.
+        ManuallyDrop::new(unsafe { Waker::from_raw(RawWaker::new(cell.cast(), &VTABLE)) })
+    }
+}
+
+static VTABLE: RawWakerVTable = RawWakerVTable::new(clone_waker, wake_waker, wake_by_ref_waker, drop_waker);
+
+/// # Safety (for all four)
+///
+/// `data` points to a `Cell` of a live `Shared`, and the waker owns one strong count of it
+/// (except the scope's borrowed wakers, which are never dropped or woken by value).
+unsafe fn clone_waker(data: *const ()) -> RawWaker {
+    // SAFETY: the contract above: the cell is alive.
+    let shared = unsafe { (*data.cast::<Cell>()).shared };
+    // SAFETY: its `Shared` is alive too (the waker holds a count); the clone owns a new count.
+    unsafe { Arc::increment_strong_count(shared) };
+    RawWaker::new(data, &VTABLE)
+}
+
+unsafe fn wake_waker(data: *const ()) {
+    // SAFETY: the contract of `clone_waker`.
+    unsafe { wake_by_ref_waker(data) };
+    // SAFETY: the contract of `clone_waker`: the count this waker owns is released after use.
+    unsafe { drop_waker(data) };
+}
+
+unsafe fn wake_by_ref_waker(data: *const ()) {
+    // SAFETY: the contract of `clone_waker`.
+    unsafe { (*data.cast::<Cell>()).wake() };
+}
+
+unsafe fn drop_waker(data: *const ()) {
+    // SAFETY: the contract of `clone_waker`: the cell is alive.
+    let shared = unsafe { (*data.cast::<Cell>()).shared };
+    // SAFETY: this waker owns one count of `shared`, released here.
+    unsafe { Arc::decrement_strong_count(shared) };
+}
+
+/// Marks a handle's slot as never filled when its child is dropped unfinished.
+struct Abandon<T>(Arc<Slot<T>>);
+
+impl<T> Drop for Abandon<T> {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// A pointer to a child's waker cell, kept with the child.
+struct CellRef(*const Cell);
+
+// SAFETY: the cell is `Sync`, and outlives the scope that holds this.
+unsafe impl Send for CellRef {}
+
+struct Child<'a, E> {
+    future: ChildFuture<'a, E>,
+    site: Site,
+    /// Whether its last `Pending` waited only on objects of the caller's bubble.
+    durable: bool,
+}
+
+/// A child not started yet: beyond the limit.
+struct Waiting<'a, E> {
+    future: ChildFuture<'a, E>,
+    site: Site,
+}
+
+struct Children<'a, E> {
+    slots: Vec<Option<Child<'a, E>>>,
+    free: Vec<usize>,
+    /// Children started since the last poll, polled first by the next one.
+    fresh: Vec<usize>,
+    waiting: VecDeque<Waiting<'a, E>>,
+    live: usize,
+    /// Live children whose last poll did not block durably (not polled yet, or waiting on
+    /// something foreign): while there is one, the scope's wait is not durable either.
+    not_durable: usize,
+    /// A durable child's note, repeated on polls that skip the children.
+    durable_note: Option<PendingNote>,
+    /// The chunks of `Shared::cells` made so far, read without their lock.
+    chunks: Vec<CellRef>,
+}
 
 /// The children of one `async_scope!`, polled by [`AsyncScope::run`].
-pub struct AsyncScope<'a> {
+pub struct AsyncScope<'a, M: Mode = Infallible> {
     ctx: Context,
     cancel: Mutex<Option<Cancel>>,
-    children: Mutex<Vec<(Child<'a>, Site)>>,
-    panic: Mutex<Option<(Box<dyn Any + Send>, Site)>>,
+    children: Mutex<Children<'a, M::Error>>,
+    shared: Arc<Shared>,
+    limit: Option<usize>,
+    site: Site,
 }
 
-impl fmt::Debug for AsyncScope<'_> {
+impl<M: Mode> fmt::Debug for AsyncScope<'_, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AsyncScope").finish_non_exhaustive()
+        f.debug_struct("AsyncScope").field("context", &self.ctx).finish_non_exhaustive()
     }
 }
 
-impl Default for AsyncScope<'_> {
+impl<'a, M: Mode + 'a> Default for AsyncScope<'a, M>
+where
+    M::Error: 'a,
+{
+    #[track_caller]
     fn default() -> Self {
-        Self::new()
+        Self::new(Options::default())
     }
 }
 
-impl<'a> AsyncScope<'a> {
-    /// A scope with no children and a fresh cancellable context.
-    pub fn new() -> Self {
-        let (ctx, cancel) = Context::background().with_cancel();
+impl<'a, M: Mode + 'a> AsyncScope<'a, M>
+where
+    M::Error: 'a,
+{
+    /// A scope with no children, whose context derives from `options.context`, else from the
+    /// scope or task this runs in, else `background()`.
+    #[track_caller]
+    pub fn new(mut options: Options) -> Self {
+        let (parent, deadline) = options.parent();
+        let (ctx, cancel) = match deadline {
+            Some(deadline) => parent.with_deadline(deadline),
+            None => parent.with_cancel(),
+        };
+        let shared = Arc::new_cyclic(|shared| Shared {
+            woken: AtomicPtr::new(std::ptr::null_mut()),
+            polling: AtomicBool::new(false),
+            parent: Mutex::new(None),
+            cells: Mutex::default(),
+            body: Cell {
+                shared: shared.as_ptr(),
+                index: BODY,
+                queued: AtomicBool::new(false),
+                next: AtomicPtr::new(std::ptr::null_mut()),
+            },
+        });
         AsyncScope {
             ctx,
             cancel: Mutex::new(Some(cancel)),
-            children: Mutex::default(),
-            panic: Mutex::default(),
+            children: Mutex::new(Children {
+                slots: Vec::new(),
+                free: Vec::new(),
+                fresh: Vec::new(),
+                waiting: VecDeque::new(),
+                live: 0,
+                not_durable: 0,
+                durable_note: None,
+                chunks: Vec::new(),
+            }),
+            shared,
+            limit: options.limit,
+            site: Location::caller(),
         }
     }
 
-    /// Adds `child`, polled from now on by the scope's `run`.
+    fn lock(&self) -> MutexGuard<'_, Children<'a, M::Error>> {
+        self.children.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The scope's context: cancelled by [`cancel`](Self::cancel), by its deadline, with the
+    /// context it derives from, or when a child fails.
+    pub fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    /// Cancels the scope's context; `go` starts no new child afterwards.
+    pub fn cancel(&self) {
+        drop(self.cancel.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take());
+    }
+
+    /// Adds `child`, polled from now on by the scope's `run`; its output goes to the handle.
     #[track_caller]
-    pub fn go(&self, child: impl Future<Output = ()> + Send + 'a) {
+    pub fn go<T: TaskResult<M> + 'a>(
+        &self,
+        child: impl Future<Output = T> + Send + 'a,
+    ) -> AsyncTaskHandle<T> {
         let site = Location::caller();
-        self.children.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push((Box::pin(child), site));
-    }
-
-    /// Adds the future `make(ctx)` builds from the scope's context.
-    #[track_caller]
-    pub fn go_with<F: Future<Output = ()> + Send + 'a>(&self, make: impl FnOnce(Context) -> F) {
-        self.go(make(self.ctx.clone()));
-    }
-
-    /// Runs `body` and every child until all are done; a child's panic cancels the scope's
-    /// context and resumes once the others have finished.
-    pub async fn run<T>(&self, body: impl Future<Output = T>) -> T {
-        let mut body = std::pin::pin!(body);
-        let mut value = None;
-        std::future::poll_fn(|cx| {
-            if value.is_none()
-                && let Poll::Ready(output) = body.as_mut().poll(cx)
-            {
-                value = Some(output);
-            }
-            self.poll_children(cx);
-            let idle = self.children.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).is_empty();
-            if value.is_some() && idle { Poll::Ready(()) } else { Poll::Pending }
-        })
-        .await;
-        if let Some((payload, site)) =
-            self.panic.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
-        {
-            eprintln!(
-                "gonext: the future started by `go` at {site} panicked; resuming the panic in its async_scope"
-            );
-            panic::resume_unwind(payload);
+        if self.ctx.is_done() {
+            return AsyncTaskHandle::new(Arc::new(Slot::canceled(site)), site);
         }
-        value.expect("the body completed")
+        let slot = Arc::new(Slot::new(site));
+        let abandon = Abandon(Arc::clone(&slot));
+        let future = async move {
+            let abandon = abandon;
+            let value = child.await;
+            if value.is_failure() {
+                return value.into_error();
+            }
+            abandon.0.fill(Ok(value));
+            None
+        };
+        self.add(Box::pin(future), site);
+        AsyncTaskHandle::new(slot, site)
     }
 
-    /// Polls every child once, keeping the pending ones; children added meanwhile are kept.
-    fn poll_children(&self, cx: &mut TaskContext<'_>) {
-        loop {
-            let mut batch =
-                std::mem::take(&mut *self.children.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
-            if batch.is_empty() {
-                return;
+    /// Adds `child` without a handle: `go` used as a statement.
+    #[doc(hidden)]
+    #[track_caller]
+    pub fn spawn<T: TaskResult<M> + 'a>(&self, child: impl Future<Output = T> + Send + 'a) {
+        let site = Location::caller();
+        if self.ctx.is_done() {
+            return;
+        }
+        let future = async move {
+            let value = child.await;
+            if value.is_failure() { value.into_error() } else { None }
+        };
+        self.add(Box::pin(future), site);
+    }
+
+    fn add(&self, future: ChildFuture<'a, M::Error>, site: Site) {
+        let mut children = self.lock();
+        if self.limit.is_some_and(|limit| children.live >= limit) {
+            children.waiting.push_back(Waiting { future, site });
+            return;
+        }
+        self.start(&mut children, Waiting { future, site });
+    }
+
+    /// Makes `child` live at a free index, to be polled by the next round.
+    fn start(&self, children: &mut Children<'a, M::Error>, child: Waiting<'a, M::Error>) {
+        let index = children.free.pop().unwrap_or(children.slots.len());
+        if index / CHUNK == children.chunks.len() {
+            children.chunks.push(CellRef(self.shared.add_chunk()));
+        }
+        let live = Some(Child { future: child.future, site: child.site, durable: false });
+        if index == children.slots.len() {
+            children.slots.push(live);
+        } else {
+            children.slots[index] = live;
+        }
+        children.live += 1;
+        children.not_durable += 1;
+        children.fresh.push(index);
+    }
+
+    /// Runs `body` and every child until all are done, and returns the body's value. A
+    /// child's `Err` (or the body's) drops the body and the other children and comes back at
+    /// once; a child's panic drops them too, then resumes.
+    pub async fn run<T>(&self, body: impl Future<Output = Result<T, M::Error>>) -> Result<T, M::Error> {
+        let mut body = std::pin::pin!(Some(body));
+        let mut value: Option<T> = None;
+        let silent = PendingNote::capture(|| ()).1;
+        let mut body_note = silent;
+        let mut batch: Vec<usize> = Vec::new();
+        self.shared.body.wake();
+        let ended = std::future::poll_fn(|cx| {
+            {
+                let mut parent = self.shared.lock_parent();
+                if !parent.as_ref().is_some_and(|parent| parent.will_wake(cx.waker())) {
+                    *parent = Some(cx.waker().clone());
+                }
+                self.shared.polling.store(true, Ordering::SeqCst);
             }
-            batch.retain_mut(|(child, site)| {
-                match catch_unwind(AssertUnwindSafe(|| child.as_mut().poll(cx))) {
-                    Ok(Poll::Pending) => true,
-                    Ok(Poll::Ready(())) => false,
-                    Err(payload) => {
-                        self.panic
-                            .lock()
-                            .unwrap_or_else(|poisoned| poisoned.into_inner())
-                            .get_or_insert((payload, *site));
-                        drop(self.cancel.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take());
-                        false
+            let in_bubble = crate::time::bubble::with_current(|current| current.is_some());
+            let round = with_enclosing(&self.ctx, || {
+                loop {
+                    self.shared.drain(&mut batch);
+                    let mut body_woken = false;
+                    {
+                        let mut children = self.lock();
+                        batch.append(&mut children.fresh);
+                        if batch.is_empty() {
+                            // Only the body adds children, and it is not running: none can
+                            // appear now, but a wake-up from another thread still can.
+                            self.shared.polling.store(false, Ordering::SeqCst);
+                            if self.shared.woken.load(Ordering::SeqCst).is_null() {
+                                return None;
+                            }
+                            self.shared.polling.store(true, Ordering::SeqCst);
+                            continue;
+                        }
+                        for &index in &batch {
+                            if index == BODY {
+                                body_woken = true;
+                            } else if let Some(end) = self.poll_child(&mut children, index, in_bubble) {
+                                return Some(end);
+                            }
+                        }
+                    }
+                    batch.clear();
+                    if !body_woken {
+                        continue;
+                    }
+                    self.shared.body.queued.store(false, Ordering::Release);
+                    let Some(future) = body.as_mut().as_pin_mut() else { continue };
+                    // SAFETY: the scope holds a count of `shared` for the whole poll.
+                    let waker = unsafe { Cell::borrowed_waker(&raw const self.shared.body) };
+                    let mut body_cx = TaskContext::from_waker(&waker);
+                    let (polled, note) =
+                        PendingNote::capture(|| catch_unwind(AssertUnwindSafe(|| future.poll(&mut body_cx))));
+                    match polled {
+                        Ok(Poll::Pending) => body_note = note,
+                        Ok(Poll::Ready(Ok(output))) => {
+                            value = Some(output);
+                            body.set(None);
+                        }
+                        Ok(Poll::Ready(Err(error))) => return Some(End::Failed(error)),
+                        Err(payload) => return Some(End::Panicked(payload, None)),
                     }
                 }
             });
-            let mut children = self.children.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let added = std::mem::replace(&mut *children, batch);
-            let new_children = !added.is_empty();
-            children.extend(added);
-            drop(children);
-            if !new_children {
-                return;
+            if let Some(end) = round {
+                return Poll::Ready(end);
             }
+            let children = self.lock();
+            if body.is_none() && children.live == 0 {
+                return Poll::Ready(End::Done);
+            }
+            // Repeat what the skipped children and body noted: the scope waits durably only
+            // if each of them does.
+            if body.is_some() {
+                body_note.replay(self.site, "async_scope! body");
+            }
+            if children.not_durable > 0 {
+                silent.replay(self.site, "async_scope! (a child waiting on something foreign)");
+            } else if let Some(note) = children.durable_note {
+                note.replay(self.site, "async_scope!");
+            }
+            Poll::Pending
+        })
+        .await;
+        match ended {
+            End::Done => Ok(value.expect("the body completed")),
+            End::Failed(error) => {
+                self.cancel();
+                body.set(None);
+                self.abandon_all();
+                Err(error)
+            }
+            End::Panicked(payload, site) => {
+                self.cancel();
+                body.set(None);
+                self.abandon_all();
+                if let Some(site) = site {
+                    eprintln!(
+                        "gonext: the future started by `go` at {site} panicked; resuming the panic in its async_scope"
+                    );
+                }
+                if payload.is::<Canceled>() && !in_scope() {
+                    let canceled = payload.downcast::<Canceled>().expect("checked");
+                    panic!("an async scope's body awaited a child that never ran or was dropped: {canceled}");
+                }
+                panic::resume_unwind(payload)
+            }
+        }
+    }
+
+    /// Polls the live child at `index` once; what ends the scope, if it failed. Children never
+    /// reach their scope (they cannot borrow it), so polling them under its lock is safe.
+    fn poll_child(
+        &self,
+        children: &mut Children<'a, M::Error>,
+        index: usize,
+        in_bubble: bool,
+    ) -> Option<End<M::Error>> {
+        // SAFETY: every queued index has a cell in a chunk made before it (`start`), which lives
+        // as long as `shared`. The flag is cleared even if the child is gone (a late wake-up of
+        // a finished child), keeping the flag's meaning simple: set while in the stack.
+        let cell = unsafe { children.chunks[index / CHUNK].0.add(index % CHUNK) };
+        // SAFETY: as above.
+        unsafe { (*cell).queued.store(false, Ordering::Release) };
+        let child = children.slots.get_mut(index)?.as_mut()?;
+        // SAFETY: the scope holds a count of `shared` for the whole poll.
+        let waker = unsafe { Cell::borrowed_waker(cell) };
+        let mut cx = TaskContext::from_waker(&waker);
+        let mut poll = || catch_unwind(AssertUnwindSafe(|| child.future.as_mut().poll(&mut cx)));
+        // Outside a bubble nothing reads the notes; the capture is skipped.
+        let (polled, note) =
+            if in_bubble { PendingNote::capture(poll) } else { (poll(), PendingNote::capture(|| ()).1) };
+        let was_durable = child.durable;
+        let site = child.site;
+        match polled {
+            Ok(Poll::Pending) => {
+                let durable = note.is_durable();
+                child.durable = durable;
+                match (was_durable, durable) {
+                    (false, true) => children.not_durable -= 1,
+                    (true, false) => children.not_durable += 1,
+                    _ => {}
+                }
+                if durable {
+                    children.durable_note = Some(note);
+                }
+                return None;
+            }
+            Ok(Poll::Ready(Some(error))) => return Some(End::Failed(error)),
+            Err(payload) if !payload.is::<Canceled>() => return Some(End::Panicked(payload, Some(site))),
+            // A child that ended by awaiting a dropped sibling's handle ends cancelled: its
+            // own handle says so when the child is dropped below.
+            Ok(Poll::Ready(None)) | Err(_) => {}
+        }
+        if !was_durable {
+            children.not_durable -= 1;
+        }
+        children.slots[index] = None;
+        children.free.push(index);
+        children.live -= 1;
+        if let Some(next) = children.waiting.pop_front() {
+            self.start(children, next);
+        }
+        None
+    }
+
+    /// Drops every child; their handles then report cancellation.
+    fn abandon_all(&self) {
+        let mut children = self.lock();
+        let slots = std::mem::take(&mut children.slots);
+        let waiting = std::mem::take(&mut children.waiting);
+        children.live = 0;
+        children.not_durable = 0;
+        drop(children);
+        drop(slots);
+        drop(waiting);
+    }
+}
+
+/// How a scope's run ended.
+enum End<E> {
+    Done,
+    Failed(E),
+    Panicked(Box<dyn Any + Send>, Option<Site>),
+}
+
+impl AsyncScope<'_, Infallible> {
+    /// [`run`](Self::run) for a body that cannot fail: `async_scope!`.
+    pub async fn run_infallible<T>(&self, body: impl Future<Output = T>) -> T {
+        match self.run(async { Ok(body.await) }).await {
+            Ok(value) => value,
+            Err(never) => match never {},
         }
     }
 }

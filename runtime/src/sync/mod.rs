@@ -26,8 +26,11 @@
 //!   the last sender drops), with blocking and async operations, usable in
 //!   [`select!`](crate::select).
 //! - [`WaitGroup`]: wait for a set of threads or tasks (with Go 1.25's [`WaitGroup::go`]).
-//! - [`Group`] (Go's errgroup) and [`Manager`] (long-lived background tasks), the library
-//!   forms of [`scope!`](crate::scope).
+//! - [`scope()`] and [`try_scope()`] (also at the crate root), the library forms of
+//!   [`scope!`](crate::scope!): a [`Scope`] whose `go` returns a [`TaskHandle`];
+//!   [`as_completed`] joins handles in the order their tasks finish.
+//! - [`Group`] (Go's errgroup) and [`Manager`] (long-lived background tasks), for tasks that
+//!   outlive one block.
 //! - [`Mutex`], [`RwLock`], [`Condvar`]: std's APIs, durable inside a bubble, one atomic
 //!   operation when uncontended outside one.
 //!
@@ -50,10 +53,15 @@ mod wait_group;
 pub(crate) mod waiters;
 
 pub use chan::{Iter, Receiver, Recv, Send, SendError, Sender, TryRecvError, TrySendError, chan};
-pub use group::{Group, Manager};
+pub use group::{Failed, Group, Manager, TaskFailure};
 pub use mutex::{Condvar, Mutex, MutexGuard, WaitTimeoutResult};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use wait_group::{Wait, WaitGroup};
+
+pub use crate::scope::{
+    AsCompleted, AsyncTaskHandle, Canceled, Fallible, GroupResult, Mode, Scope, TaskHandle, TaskResult,
+    TryScope, as_completed, scope, try_scope,
+};
 
 #[cfg(all(test, loom))]
 mod loom;

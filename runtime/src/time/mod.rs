@@ -118,11 +118,17 @@
 //!   gonext call, which unwinds. A member looping forever in std code cannot be unwound: the
 //!   stall limit gives up on it.
 //!
+//! - Readiness waits: `epoll_wait`, `epoll_pwait`, `epoll_pwait2`, `poll`, `ppoll`, `select`
+//!   and `pselect` with a timeout are durable virtual timeouts; a descriptor that becomes
+//!   ready (a socket's bytes, another thread's wake-up write) ends them, and the bubble checks
+//!   every such wait's descriptors before it moves the clock, so a virtual timeout never fires
+//!   while one is ready. Without a timeout they count as running — a peer outside the bubble
+//!   may answer — unless a runtime of the bubble parked the thread as idle (see below).
+//!
 //! **Not covered:** calls made inside glibc itself (its `pthread_cond_timedwait`, `sem_*`
 //! timed waits and internal clock reads), code that bypasses libc (rustix's raw system
 //! calls, hence async-io and smol; `quanta` and other TSC clocks; kernel timers such as
-//! `SO_RCVTIMEO` or `timerfd`), `epoll`/`poll` timeouts (real I/O counts as running),
-//! statically linked binaries (`crt-static`, musl) and every target other than Linux glibc
+//! `SO_RCVTIMEO` or `timerfd`), statically linked binaries (`crt-static`, musl) and every target other than Linux glibc
 //! on x86_64 or aarch64, where the feature compiles to nothing. Another crate that defines
 //! the same symbols (madsim, msim, libfaketime-style interposers) cannot be linked beside
 //! it.
@@ -131,6 +137,81 @@
 //! bubble would answer it, so its timeout may fire early in virtual time: the clock moves as
 //! soon as every member is blocked. Keep such helpers inside the bubble (they are adopted by
 //! default) or hold the clock with [`hold_clock`] while they work.
+//!
+//! # tokio in a bubble
+//!
+//! tokio parks in std calls — a futex wait, or `epoll_wait` once I/O is enabled — and reads
+//! `std::time::Instant`, so with `std-time` a tokio runtime *built inside a bubble* runs on the
+//! bubble's clock: `tokio::time::{sleep, timeout, interval, Instant}`, `spawn_blocking`
+//! threads and every worker of a multi-thread runtime, with I/O enabled, and without tokio's
+//! `test-util`. Its threads are adopted members (they are started by a member). Two hooks tell
+//! the bubble when the runtime parks a thread because it is idle, so that such a park is a
+//! durable block ([`runtime_parked`], [`runtime_unparked`]), and [`root_future`] wraps the
+//! future given to `block_on`. `#[virtual_time_test(tokio)]` sets all of it up:
+//!
+//! ```ignore
+//! #[gonext::virtual_time_test(tokio = "multi_thread", worker_threads = 2)]
+//! async fn retries_back_off() {
+//!     let start = tokio::time::Instant::now();
+//!     let tasks: Vec<_> = (0..100u64)
+//!         .map(|i| tokio::spawn(tokio::time::sleep(std::time::Duration::from_millis(i * 10))))
+//!         .collect();
+//!     for task in tasks { task.await.unwrap(); }
+//!     assert_eq!(start.elapsed(), std::time::Duration::from_millis(990)); // exactly, at once
+//! }
+//! ```
+//!
+//! Building one by hand inside a bubble:
+//!
+//! ```ignore
+//! gonext::time::bubble(|| {
+//!     let runtime = tokio::runtime::Builder::new_multi_thread()
+//!         .enable_all()
+//!         .on_thread_park(gonext::time::runtime_parked)
+//!         .on_thread_unpark(gonext::time::runtime_unparked)
+//!         .build()
+//!         .unwrap();
+//!     runtime.block_on(gonext::time::root_future(async { /* the test */ }));
+//! }); // drop the runtime inside the bubble: its threads are members the bubble waits for
+//! ```
+//!
+//! gonext's primitives and tokio's mix: a `gonext::thread::sleep` and a `tokio::time::sleep`
+//! of the same length end at the same virtual instant, `gonext::time::sleep` can be awaited in
+//! a tokio task, and channels of either kind connect gonext threads with tokio tasks. A runtime
+//! built without the hooks still runs its timers on the bubble's clock (a timed park is durable
+//! anyway), but an idle multi-thread runtime then counts as running, which stalls the clock.
+//!
+//! Real I/O between members works, and a virtual timeout cannot fire while a socket of the
+//! bubble has bytes waiting. I/O with the world outside the bubble is not a durable block for
+//! the outside peer, though: if every member waits while a remote server takes real time to
+//! answer, the clock may jump past the member's timeout first — the race Go documents for real
+//! network I/O in synctest. Use an in-memory transport (`tokio::io::duplex`) or hold the clock
+//! ([`hold_clock`]) around such I/O.
+//!
+//! ## Differences from tokio's paused clock
+//!
+//! - It works on multi-thread runtimes, which tokio cannot pause, and `spawn_blocking`
+//!   threads are on the same clock instead of running in real time while the clock
+//!   auto-advances (tokio issues #4614, #6242, #8232).
+//! - A runtime where every task waits on something that is not a timer is a deadlock report
+//!   naming the threads and where they wait (tokio hangs silently).
+//! - gonext cannot see which objects a tokio task waits on, so Go's rule for objects created
+//!   outside the bubble holds for gonext's primitives and std's untimed waits, not inside an
+//!   idle runtime: a task awaiting a tokio channel whose other end a thread outside the bubble
+//!   holds makes the runtime look idle, and the bubble may move its clock or report a deadlock
+//!   before that thread acts, whatever kind of channel it is. Hold the clock
+//!   ([`hold_clock`]) while a task waits on the world outside, or move that thread into the
+//!   bubble.
+//! - std's clocks, sleeps and timed waits, gonext's primitives and every crate built on them
+//!   share the clock (tokio#3281).
+//! - tokio's paused clock starts where the real clock is; a bubble starts at
+//!   2000-01-01T00:00:00Z (`Bubble::start`, or `start = "…"` on the attribute, to change it).
+//! - Do not also pause tokio (`start_paused`, `tokio::time::pause`) inside a bubble: tokio
+//!   would then keep a second, frozen clock of its own and auto-advance it behind the
+//!   bubble's back. gonext cannot detect a paused runtime built by hand; the attribute never
+//!   builds one.
+//! - Deadlines keep tokio's millisecond rounding, as in production: a 1.5 ms tokio sleep ends
+//!   2 ms later in virtual time too.
 //!
 //! # Differences from Go
 //!
@@ -144,8 +225,10 @@ mod clock;
 #[cfg(gonext_std_time)]
 pub(crate) mod interpose;
 pub(crate) mod real_timer;
+mod runtime_hooks;
 mod sleep;
 mod timer;
+mod trace;
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
@@ -153,10 +236,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use clock::{Instant, SystemTime};
+pub use runtime_hooks::{RootFuture, root_future, runtime_parked, runtime_unparked};
 pub use sleep::{Elapsed, Sleep, Ticker, Timeout, interval, sleep, sleep_until, timeout};
 pub use timer::{Timer, TimerWait, after_func};
+pub use trace::{Event, EventKind, Trace, WokenBy};
 
 use bubble::{BubbleAborted, BubbleState, Config, Current};
+
+/// Numbers trace files written through `GONEXT_TRACE`, so that bubbles never share one.
+static TRACE_FILES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Seconds from the Unix epoch to 2000-01-01T00:00:00Z, where every bubble's clock starts.
 const DEFAULT_START_SECS: u64 = 946_684_800;
@@ -175,6 +263,8 @@ const DEFAULT_START_SECS: u64 = 946_684_800;
 #[derive(Debug, Clone)]
 pub struct Bubble {
     config: Config,
+    /// Where to write the trace when the bubble ends.
+    trace_to: Option<std::path::PathBuf>,
 }
 
 impl Default for Bubble {
@@ -192,8 +282,95 @@ impl Bubble {
                 timeout: None,
                 stall: Duration::from_secs(30),
                 adopt_std_threads: true,
+                name: None,
+                timeline: bubble::record::DEFAULT_TIMELINE,
+                record_all: false,
             },
+            trace_to: None,
         }
+    }
+
+    /// Names the bubble in reports and trace files: `bubble #3 (retry_backs_off)`.
+    /// `#[virtual_time_test]` names it after the test.
+    ///
+    /// ```
+    /// use gonext::time::Bubble;
+    ///
+    /// let ((), trace) = Bubble::new().name("checkout").run_traced(|| ());
+    /// assert!(trace.bubble().ends_with("(checkout)"));
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Bubble {
+        self.config.name = Some(name.into());
+        self
+    }
+
+    /// How many of the latest events a failure report (deadlock, stall, virtual timeout, and
+    /// a member's panic, on stderr) ends with; 20 by default, 0 for none.
+    ///
+    /// ```
+    /// use gonext::time::Bubble;
+    /// use std::time::Duration;
+    ///
+    /// let report = std::panic::catch_unwind(|| {
+    ///     Bubble::new().timeline(3).run(|| {
+    ///         gonext::thread::sleep(Duration::from_secs(1));
+    ///         gonext::sync::chan::<u8>(0).1.recv() // nobody will ever send
+    ///     })
+    /// })
+    /// .unwrap_err();
+    /// let report = report.downcast_ref::<String>().unwrap();
+    /// assert!(report.starts_with("deadlock"));
+    /// assert!(report.contains("the last 3 events")); // the clock moved, the root woke, blocked
+    /// assert!(report.contains("+1s           root         woken by its timer"));
+    /// ```
+    pub fn timeline(mut self, events: usize) -> Bubble {
+        self.config.timeline = events;
+        self
+    }
+
+    /// Records every event and writes them to `path` as a Chrome trace-event file when the
+    /// bubble ends — failed or not — for Perfetto or `chrome://tracing` (see
+    /// [Seeing what happened](self#seeing-what-happened)). The environment variable
+    /// `GONEXT_TRACE=dir` does the same for every bubble, into `dir`.
+    ///
+    /// ```
+    /// use gonext::time::Bubble;
+    /// use std::time::Duration;
+    ///
+    /// let path = std::env::temp_dir().join("gonext-doc-trace.json");
+    /// Bubble::new().trace(&path).run(|| gonext::thread::sleep(Duration::from_secs(1)));
+    /// let json = std::fs::read_to_string(&path).unwrap();
+    /// assert!(json.starts_with("{\"traceEvents\":["));
+    /// # std::fs::remove_file(&path).ok();
+    /// ```
+    pub fn trace(mut self, path: impl Into<std::path::PathBuf>) -> Bubble {
+        self.trace_to = Some(path.into());
+        self.config.record_all = true;
+        self
+    }
+
+    /// Runs `f` as [`run`](Self::run) does, recording every event, and returns its result with
+    /// the bubble's [`Trace`].
+    ///
+    /// ```
+    /// use gonext::time::{Bubble, EventKind, WokenBy};
+    /// use std::time::Duration;
+    ///
+    /// let ((), trace) = Bubble::new().run_traced(|| gonext::thread::sleep(Duration::from_secs(2)));
+    /// let woken = trace.events().iter().find(|e| matches!(e.kind(), EventKind::Woken { .. })).unwrap();
+    /// assert_eq!(woken.kind(), &EventKind::Woken { by: WokenBy::Timer });
+    /// assert_eq!((woken.member(), woken.at()), (Some("root"), Duration::from_secs(2)));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`run`](Self::run).
+    #[track_caller]
+    pub fn run_traced<R>(mut self, f: impl FnOnce() -> R) -> (R, Trace) {
+        self.config.record_all = true;
+        let site = Location::caller();
+        let (output, bubble) = self.run_at(site, f);
+        (output, bubble.take_trace())
     }
 
     /// Starts the virtual clock at `start`.
@@ -253,7 +430,11 @@ impl Bubble {
     /// or virtual timeout; panics when called inside a bubble (bubbles do not nest).
     #[track_caller]
     pub fn run<R>(self, f: impl FnOnce() -> R) -> R {
-        let site = Location::caller();
+        self.run_at(Location::caller(), f).0
+    }
+
+    fn run_at<R>(mut self, site: bubble::Site, f: impl FnOnce() -> R) -> (R, Arc<BubbleState>) {
+        let trace_to = self.trace_path();
         let bubble = self.create(site);
         let root = bubble.add_member(None, site, false);
         let membership = bubble::enter_thread_member(&bubble, root);
@@ -266,7 +447,8 @@ impl Bubble {
                 None
             }
         };
-        Self::finish(&bubble, root, output)
+        let output = Self::finish(&bubble, root, output, trace_to.as_deref());
+        (output, bubble)
     }
 
     /// Runs `future` as the root task of a new bubble, on a built-in executor on this thread,
@@ -277,13 +459,34 @@ impl Bubble {
     ///
     /// As [`run`](Self::run).
     #[track_caller]
-    pub fn run_async<F: Future>(self, future: F) -> F::Output {
+    pub fn run_async<F: Future>(mut self, future: F) -> F::Output {
         let site = Location::caller();
+        let trace_to = self.trace_path();
         let bubble = self.create(site);
         let root = bubble.add_member(None, site, true);
         bubble.queue_task(root);
         let output = bubble::run_async(&bubble, root, future);
-        Self::finish(&bubble, root, output)
+        Self::finish(&bubble, root, output, trace_to.as_deref())
+    }
+
+    /// Where this bubble's trace goes: the path given to [`trace`](Self::trace), else a file
+    /// in `$GONEXT_TRACE`, if set.
+    fn trace_path(&mut self) -> Option<std::path::PathBuf> {
+        if let Some(path) = self.trace_to.take() {
+            return Some(path);
+        }
+        let dir = std::env::var_os("GONEXT_TRACE").filter(|dir| !dir.is_empty())?;
+        self.config.record_all = true;
+        let name: String = self
+            .config
+            .name
+            .as_deref()
+            .unwrap_or("bubble")
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .collect();
+        let unique = TRACE_FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some(std::path::Path::new(&dir).join(format!("{name}-{}-{unique}.json", std::process::id())))
     }
 
     fn create(self, site: bubble::Site) -> Arc<BubbleState> {
@@ -293,15 +496,26 @@ impl Bubble {
         BubbleState::new(self.config)
     }
 
-    /// Waits for the other members, raises the bubble's failure if any, else returns the
-    /// root's output.
-    fn finish<R>(bubble: &Arc<BubbleState>, root: bubble::MemberId, output: Option<R>) -> R {
+    /// Waits for the other members, writes the trace if asked, raises the bubble's failure
+    /// if any, else returns the root's output.
+    fn finish<R>(
+        bubble: &Arc<BubbleState>,
+        root: bubble::MemberId,
+        output: Option<R>,
+        trace_to: Option<&std::path::Path>,
+    ) -> R {
         bubble.root_done();
         bubble.remove_member(root);
-        bubble.join_members();
-        #[cfg(gonext_std_time)]
-        bubble.release_std_threads();
-        bubble.clear();
+        bubble.join_members(|| {
+            #[cfg(gonext_std_time)]
+            bubble.release_std_threads();
+            bubble.clear();
+            if let Some(path) = trace_to
+                && let Err(error) = bubble.take_trace().write_chrome_json(path)
+            {
+                eprintln!("gonext: writing the trace of {} to {}: {error}", bubble.label(), path.display());
+            }
+        });
         output.unwrap_or_else(|| unreachable!("a bubble whose root did not finish has failed"))
     }
 }
@@ -372,7 +586,7 @@ pub fn wait() {
         panic!("time::wait at {site}: not inside a bubble");
     };
     loop {
-        bubble.set_waiter(id);
+        bubble.set_waiter(id, site);
         bubble.park(id, site, "time::wait");
         if !bubble.is_waiter(id) {
             return;
@@ -450,7 +664,7 @@ impl Future for WaitAsync {
             this.registered = None;
             return std::task::Poll::Ready(());
         }
-        bubble.set_waiter(id);
+        bubble.set_waiter(id, site);
         this.registered = Some(id);
         bubble::note_blocked_at(site, "time::wait_async");
         std::task::Poll::Pending

@@ -93,6 +93,37 @@ impl PendingMarker {
     }
 }
 
+/// What one future noted when it returned `Pending`, captured so that a poller of many futures
+/// (`async_scope!`, which polls only the woken ones) can repeat it on polls that skip it.
+#[derive(Clone, Copy)]
+pub(crate) struct PendingNote(PendingOn);
+
+impl PendingNote {
+    /// Runs `poll` and returns what it noted; the notes taken before it are kept as they were.
+    pub(crate) fn capture<R>(poll: impl FnOnce() -> R) -> (R, PendingNote) {
+        let before = PENDING_ON.get();
+        PENDING_ON.set(Notes { count: before.count, on: PendingOn::Nothing });
+        let result = poll();
+        let after = PENDING_ON.get();
+        PENDING_ON.set(Notes { count: after.count, on: before.on });
+        (result, PendingNote(after.on))
+    }
+
+    /// Whether the future waits only on objects of the caller's bubble.
+    pub(crate) fn is_durable(self) -> bool {
+        matches!(self.0, PendingOn::Bubble(..))
+    }
+
+    /// Notes it again for the current poll; a silent future counts as foreign, at `site`.
+    pub(crate) fn replay(self, site: Site, op: &'static str) {
+        match self.0 {
+            PendingOn::Bubble(site, op) => note_blocked_at(site, op),
+            PendingOn::Outside(site, op) => note_blocked_outside(site, op),
+            PendingOn::Nothing => note_blocked_outside(site, op),
+        }
+    }
+}
+
 #[inline]
 pub(super) fn take_pending_on() -> PendingOn {
     let notes = PENDING_ON.get();

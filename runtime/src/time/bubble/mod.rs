@@ -14,6 +14,7 @@
 mod executor;
 mod member;
 mod parker;
+pub(crate) mod record;
 mod report;
 #[cfg(gonext_std_time)]
 mod std_wait;
@@ -31,11 +32,14 @@ use std::time::Duration;
 
 pub(crate) use executor::{BoxTask, run_async};
 pub(crate) use member::{
-    PendingMarker, block_on, enter_thread_member, note_blocked_at, note_blocked_outside, note_pending_on,
+    PendingMarker, PendingNote, block_on, enter_thread_member, note_blocked_at, note_blocked_outside,
+    note_pending_on,
 };
 pub(crate) use parker::ThreadParker;
 #[cfg(gonext_std_time)]
-pub(crate) use std_wait::{StdWake, adoptable, std_block_until, std_member, std_sleep_until, std_timed_wait};
+pub(crate) use std_wait::{
+    StdProbe, StdWake, adoptable, std_block_until, std_member, std_sleep_until, std_wait,
+};
 
 /// Where a member was spawned or is blocked: the `#[track_caller]` location of the call.
 pub(crate) type Site = &'static Location<'static>;
@@ -68,6 +72,12 @@ pub(crate) struct Config {
     pub(crate) stall: Duration,
     /// Threads that members start with `std::thread::spawn` join the bubble (`std-time`).
     pub(crate) adopt_std_threads: bool,
+    /// A name for reports and trace files (the test's, under `#[virtual_time_test]`).
+    pub(crate) name: Option<String>,
+    /// How many of the latest events failure reports end with.
+    pub(crate) timeline: usize,
+    /// Record every event, for a trace.
+    pub(crate) record_all: bool,
 }
 
 /// Shared state of one bubble.
@@ -82,6 +92,8 @@ pub(crate) struct BubbleState {
     failed: AtomicBool,
     /// Sequence numbers of timers, allocated without the lock.
     next_timer: AtomicU64,
+    /// The state of the bubble's random numbers (`select!`'s choice), from a fixed seed.
+    random: AtomicU64,
     /// The real instant that stands for the virtual start, so virtual `Instant`s are plain
     /// `std::time::Instant`s.
     base: std::time::Instant,
@@ -150,7 +162,10 @@ struct Inner {
     executor_waiting: bool,
     spawned: Vec<(MemberId, BoxTask)>,
     failure: Option<Failure>,
+    /// Futures to wake when the bubble fails (see `wake_on_failure`).
+    failure_wakers: crate::sync::waiters::Waiters,
     root_done: bool,
+    recorder: record::Recorder,
     /// Incremented on every state change; the stall watchdog compares it.
     progress: u64,
     /// Set by the watchdog when failed members cannot be joined.
@@ -159,6 +174,9 @@ struct Inner {
     /// parker: until it returns, no other task can run.
     #[cfg(gonext_std_time)]
     executor_blocked: Option<(MemberId, Arc<ThreadParker>)>,
+    /// Members in interposed std waits, with what they wait for (see `StdProbe`).
+    #[cfg(gonext_std_time)]
+    probes: Vec<(MemberId, StdProbe)>,
 }
 
 thread_local! {
@@ -279,16 +297,21 @@ impl BubbleState {
                 executor_waiting: false,
                 spawned: Vec::new(),
                 failure: None,
+                failure_wakers: crate::sync::waiters::Waiters::new(),
                 root_done: false,
+                recorder: record::Recorder::new(config.timeline, config.record_all),
                 progress: 0,
                 abandoned: false,
                 #[cfg(gonext_std_time)]
                 executor_blocked: None,
+                #[cfg(gonext_std_time)]
+                probes: Vec::new(),
             }),
             changed: Condvar::new(),
             now_nanos: AtomicU64::new(0),
             failed: AtomicBool::new(false),
             next_timer: AtomicU64::new(0),
+            random: AtomicU64::new(0x853c_49e6_748f_ea9b),
             base: std::time::Instant::now(),
             config,
             #[cfg(gonext_std_time)]
@@ -307,9 +330,24 @@ impl BubbleState {
         bubble
     }
 
-    /// A short name for messages: `bubble #3`.
+    /// The next of the bubble's random numbers: the same sequence in every run, so that
+    /// `select!`'s random choices repeat (splitmix64 over a fixed seed).
+    pub(crate) fn next_random(&self) -> u64 {
+        let mut z = self
+            .random
+            .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+            .wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A short name for messages: `bubble #3`, with the bubble's name if it has one.
     pub(crate) fn label(&self) -> String {
-        format!("bubble #{}", self.id)
+        match &self.config.name {
+            Some(name) => format!("bubble #{} ({name})", self.id),
+            None => format!("bubble #{}", self.id),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -319,7 +357,13 @@ impl BubbleState {
 
     /// Virtual time elapsed since the bubble started.
     pub(crate) fn elapsed(&self) -> Duration {
-        Duration::from_nanos(self.now_nanos.load(Ordering::Acquire))
+        Duration::from_nanos(self.now_nanos())
+    }
+
+    /// Virtual nanoseconds since the bubble started.
+    #[inline]
+    fn now_nanos(&self) -> u64 {
+        self.now_nanos.load(Ordering::Acquire)
     }
 
     /// The virtual now as a `std::time::Instant`.
@@ -354,6 +398,8 @@ impl BubbleState {
             (_, false) => format!("thread-{id}"),
         });
         let kind = if task { Kind::Task } else { Kind::Thread(None) };
+        inner.recorder.name(id, &name);
+        inner.recorder.record(self.now_nanos(), id, record::RawKind::Started { spawned_at });
         inner.members.insert(
             id,
             Member {
@@ -391,6 +437,7 @@ impl BubbleState {
         if matches!(member.state, State::Running | State::Outside { .. }) {
             inner.running -= 1;
         }
+        inner.recorder.record(self.now_nanos(), id, record::RawKind::Finished);
         inner.progress += 1;
         if inner.members.is_empty() {
             self.changed.notify_all();
@@ -406,10 +453,25 @@ impl BubbleState {
     /// Makes a blocked member runnable again (a no-op for finished members).
     pub(crate) fn wake(&self, id: MemberId) {
         let mut inner = self.lock();
-        self.wake_locked(&mut inner, id);
+        let by =
+            if inner.recorder.is_on() { self.waker_on_this_thread() } else { record::WakeCause::Outside };
+        self.wake_locked(&mut inner, id, by);
     }
 
-    fn wake_locked(&self, inner: &mut Inner, id: MemberId) {
+    /// The member of this bubble running on the calling thread, as a wake's cause.
+    fn waker_on_this_thread(&self) -> record::WakeCause {
+        let member = CURRENT
+            .try_with(|current| {
+                let current = current.try_borrow().ok()?;
+                let current = current.as_ref()?;
+                std::ptr::eq(Arc::as_ptr(&current.bubble), self).then_some(current.member)
+            })
+            .ok()
+            .flatten();
+        member.map_or(record::WakeCause::Outside, record::WakeCause::Member)
+    }
+
+    fn wake_locked(&self, inner: &mut Inner, id: MemberId, by: record::WakeCause) {
         let Some(member) = inner.members.get_mut(&id) else { return };
         let was = std::mem::replace(&mut member.state, State::Running);
         if matches!(was, State::Running) {
@@ -417,6 +479,7 @@ impl BubbleState {
             member.notified = true;
             return;
         }
+        inner.recorder.record(self.now_nanos(), id, record::RawKind::Woken { by });
         match &member.kind {
             Kind::Thread(parker) => {
                 member.notified = true;
@@ -472,6 +535,20 @@ impl BubbleState {
         let Some(member) = inner.members.get_mut(&id) else { return inner };
         member.state = state;
         inner.progress += 1;
+        if inner.recorder.is_on() {
+            let parked = match state {
+                State::Running => None,
+                State::Blocked { site, op } => Some(record::RawKind::Parked { op, site, durable: true }),
+                State::Outside { site, op } => Some(record::RawKind::Parked {
+                    op: op.unwrap_or("a future gonext does not know"),
+                    site: Some(site),
+                    durable: false,
+                }),
+            };
+            if let Some(parked) = parked {
+                inner.recorder.record(self.now_nanos(), id, parked);
+            }
+        }
         if !matches!(state, State::Blocked { .. }) {
             return inner;
         }
@@ -516,23 +593,32 @@ impl BubbleState {
             let mut due = std::mem::take(&mut inner.due);
             inner.timers.take_due(now, &mut due, &mut foreign);
             for id in due.drain(..) {
-                self.wake_locked(&mut inner, id);
+                self.wake_locked(&mut inner, id, record::WakeCause::Timer);
             }
             inner.due = due;
             if !foreign.is_empty() {
+                for _ in &foreign {
+                    inner.recorder.record(self.now_nanos(), record::NO_MEMBER, record::RawKind::TimerFired);
+                }
                 inner.waking += 1;
                 inner.progress += 1;
                 drop(inner);
                 foreign.into_iter().for_each(Waker::wake);
                 inner = self.lock();
                 inner.waking -= 1;
+                #[cfg(gonext_std_time)]
+                self.wake_std_waiter_on_this_thread(&mut inner);
                 continue;
             }
             if self.any_running(&mut inner) {
                 return inner;
             }
+            #[cfg(gonext_std_time)]
+            if self.wake_ready_std_waiters(&mut inner) {
+                return inner;
+            }
             if let Some(waiter) = inner.waiter.take() {
-                self.wake_locked(&mut inner, waiter);
+                self.wake_locked(&mut inner, waiter, record::WakeCause::WaitReturned);
                 return inner;
             }
             if inner.holds > 0 {
@@ -550,7 +636,13 @@ impl BubbleState {
                 let report = report::timeout(self, &inner, limit);
                 return self.fail_locked(inner, Failure::Report(report));
             }
+            let from = self.now_nanos();
             self.now_nanos.store(duration_nanos(deadline), Ordering::Release);
+            inner.recorder.record(
+                duration_nanos(deadline),
+                record::NO_MEMBER,
+                record::RawKind::ClockAdvanced { from },
+            );
         }
     }
 
@@ -581,34 +673,81 @@ impl BubbleState {
         if inner.failure.is_none() {
             inner.failure = Some(failure);
             self.failed.store(true, Ordering::Release);
+            Self::wake_failure_wakers(inner.failure_wakers.take_all());
         }
         let blocked: Vec<MemberId> = inner.members.keys().copied().collect();
         for id in blocked {
-            self.wake_locked(&mut inner, id);
+            self.wake_locked(&mut inner, id, record::WakeCause::Failure);
         }
         inner.waiter = None;
         self.changed.notify_all();
         inner
     }
 
+    /// Registers `waker` in `slot` to be woken when the bubble fails; `false` if it already
+    /// has. For futures a foreign executor polls, which would never return to gonext otherwise.
+    pub(crate) fn wake_on_failure(&self, slot: &mut Option<u64>, waker: &Waker) -> bool {
+        let mut inner = self.lock();
+        if inner.failure.is_some() {
+            return false;
+        }
+        inner.failure_wakers.register(slot, waker);
+        true
+    }
+
+    /// Forgets the registration in `slot`.
+    pub(crate) fn forget_failure_waker(&self, slot: &mut Option<u64>) {
+        if slot.is_some() {
+            self.lock().failure_wakers.forget(slot);
+        }
+    }
+
+    /// Wakes `wakers` on a thread of their own: the bubble's lock is held here, and a waker may
+    /// reach it again (through the interposers, or a member's wake).
+    fn wake_failure_wakers(wakers: Vec<Waker>) {
+        if wakers.is_empty() {
+            return;
+        }
+        let spawned = crate::thread::spawn_unadopted(std::thread::Builder::new(), move || {
+            wakers.into_iter().for_each(Waker::wake);
+        });
+        if let Err(error) = spawned {
+            eprintln!("gonext: the OS refused a thread to wake futures of a failed bubble: {error}");
+        }
+    }
+
     /// Waits (as a non-member) until every member has left or the bubble failed and its
     /// members were abandoned, then raises the failure, if any.
-    pub(crate) fn join_members(&self) {
+    ///
+    /// `finished` runs once the members are joined, before a failure is raised.
+    pub(crate) fn join_members(&self, finished: impl FnOnce()) {
         let mut inner = self.lock();
         while !inner.members.is_empty() && !inner.abandoned {
             inner = self.changed.wait(inner).unwrap_or_else(|poisoned| poisoned.into_inner());
         }
-        match inner.failure.take() {
+        let failure = inner.failure.take();
+        let timeline = match failure {
+            Some(Failure::Panic(_)) => report::timeline(&inner),
+            _ => String::new(),
+        };
+        drop(inner);
+        finished();
+        match failure {
             None => {}
             Some(Failure::Panic(payload)) => {
-                drop(inner);
+                if !timeline.is_empty() {
+                    eprintln!("gonext: a member of {} panicked; {timeline}", self.label());
+                }
                 panic::resume_unwind(payload);
             }
-            Some(Failure::Report(report)) => {
-                drop(inner);
-                panic!("{report}");
-            }
+            Some(Failure::Report(report)) => panic!("{report}"),
         }
+    }
+
+    /// The recorded events, leaving the recorder empty: the bubble's trace.
+    pub(crate) fn take_trace(&self) -> crate::time::Trace {
+        let (events, names) = self.lock().recorder.take();
+        crate::time::Trace::new(self.label(), events, &names)
     }
 
     pub(super) fn timer_key(&self, deadline: Duration) -> TimerKey {
@@ -678,7 +817,7 @@ impl BubbleState {
 
     /// Registers `id` as the `wait()` caller.
     #[track_caller]
-    pub(crate) fn set_waiter(&self, id: MemberId) {
+    pub(crate) fn set_waiter(&self, id: MemberId, site: Site) {
         let mut inner = self.lock();
         if let Some(other) = inner.waiter.filter(|&other| other != id) {
             let name = inner.members.get(&other).map_or("?", |m| m.name.as_str()).to_owned();
@@ -686,6 +825,9 @@ impl BubbleState {
             panic!(
                 "time::wait: {name} is already waiting in this bubble; only one member may call wait() at a time"
             );
+        }
+        if inner.waiter != Some(id) {
+            inner.recorder.record(self.now_nanos(), id, record::RawKind::Waiting { site });
         }
         inner.waiter = Some(id);
     }

@@ -14,7 +14,7 @@ pub(super) fn deadlock(bubble: &BubbleState, inner: &Inner) -> String {
     write!(report, "\n{} at virtual time {}:", bubble.label(), rfc3339(bubble.now_since_epoch()))
         .expect("writing to a String cannot fail");
     members(&mut report, inner);
-    report
+    with_timeline(report, inner)
 }
 
 /// The next timer lies beyond the configured virtual timeout.
@@ -26,7 +26,7 @@ pub(super) fn timeout(bubble: &BubbleState, inner: &Inner, limit: Duration) -> S
         rfc3339(bubble.now_since_epoch()),
     );
     members(&mut report, inner);
-    report
+    with_timeline(report, inner)
 }
 
 /// Nothing changed for `stall` of real time.
@@ -37,7 +37,29 @@ pub(super) fn stall(bubble: &BubbleState, inner: &Inner, stall: Duration) -> Str
         bubble.label(),
     );
     members(&mut report, inner);
+    with_timeline(report, inner)
+}
+
+/// `report` followed by the timeline, if the bubble recorded one.
+fn with_timeline(mut report: String, inner: &Inner) -> String {
+    let timeline = timeline(inner);
+    if !timeline.is_empty() {
+        report.push('\n');
+        report.push_str(&timeline);
+    }
     report
+}
+
+/// The recorded events as text, under a heading: `the last 20 events (virtual time since the
+/// start):` and one line per event; empty when nothing was recorded.
+pub(super) fn timeline(inner: &Inner) -> String {
+    let (events, names) = inner.recorder.snapshot();
+    if events.is_empty() {
+        return String::new();
+    }
+    let count = events.len();
+    let trace = crate::time::Trace::new(String::new(), events, &names);
+    format!("the last {count} events (virtual time since the start):\n{}", trace.timeline().trim_end())
 }
 
 fn members(report: &mut String, inner: &Inner) {

@@ -23,15 +23,45 @@ pub(crate) enum StdWake {
 }
 
 /// Real time between two checks of a futex word whose waker may bypass the interposer
-/// (a raw system call, glibc's own code, another process).
-const RECHECK: Duration = Duration::from_millis(5);
+/// (a raw system call, glibc's own code, another process), or of file descriptors made ready
+/// by another thread.
+const RECHECK: Duration = Duration::from_millis(2);
+
+/// What an interposed wait is waiting for, checkable from any thread. The waiting member
+/// checks it every [`RECHECK`], and the bubble checks every waiter's before it moves the clock
+/// or reports a deadlock: a wake that bypassed the interposers (a futex word changed by a raw
+/// system call, a descriptor made ready by a write) can then never be overtaken by a virtual
+/// deadline.
+#[derive(Clone)]
+pub(crate) enum StdProbe {
+    /// A futex word that holds the value the wait expects while it should go on.
+    Futex { address: usize, expected: u32 },
+    /// A descriptor with the events waited for (an epoll instance, for `epoll_wait`).
+    Fd(libc::pollfd),
+    /// Descriptors with the events waited for; the wait is over once one is ready.
+    Fds(Vec<libc::pollfd>),
+}
+
+impl StdProbe {
+    fn still_waiting(&self) -> bool {
+        match self {
+            StdProbe::Futex { address, expected } => {
+                // SAFETY: the member waiting on this futex word is blocked inside the call that
+                // passed its address, so the word is alive (the kernel relies on the same).
+                let word = unsafe { &*(*address as *const std::sync::atomic::AtomicU32) };
+                word.load(std::sync::atomic::Ordering::SeqCst) == *expected
+            }
+            StdProbe::Fd(fd) => !crate::time::interpose::any_ready(std::slice::from_ref(fd)),
+            StdProbe::Fds(fds) => !crate::time::interpose::any_ready(fds),
+        }
+    }
+}
 
 /// Sleeps the calling member until virtual offset `deadline`.
 pub(crate) fn std_sleep_until(deadline: Duration) -> StdWake {
     with_std_member(|bubble, id, is_task, _| {
         loop {
-            match bubble.std_park(id, is_task, "std::thread::sleep (std-time)", Some(deadline), &mut || true)
-            {
+            match bubble.std_park(id, is_task, "std::thread::sleep (std-time)", Some(deadline), None, None) {
                 StdWake::Woken => continue,
                 end => return end,
             }
@@ -39,11 +69,17 @@ pub(crate) fn std_sleep_until(deadline: Duration) -> StdWake {
     })
 }
 
-/// Blocks the calling member until it is woken, `still_waiting` turns false (checked every
-/// few real milliseconds) or the clock reaches `deadline`.
-pub(crate) fn std_timed_wait(deadline: Duration, mut still_waiting: impl FnMut() -> bool) -> StdWake {
+/// Blocks the calling member, durably, until it is woken, `probe` says its wait is over or
+/// the clock reaches `deadline` (if any). `ready_now`, if given, is asked first, under the
+/// bubble's lock: `true` ends the wait at once (`Woken`).
+pub(crate) fn std_wait(
+    op: &'static str,
+    deadline: Option<Duration>,
+    probe: StdProbe,
+    ready_now: Option<&mut dyn FnMut() -> bool>,
+) -> StdWake {
     with_std_member(|bubble, id, is_task, _| {
-        bubble.std_park(id, is_task, "a std timed wait (std-time)", Some(deadline), &mut still_waiting)
+        bubble.std_park(id, is_task, op, deadline, Some(probe), ready_now)
     })
 }
 
@@ -55,7 +91,7 @@ pub(crate) fn std_block_until(op: &'static str, mut ready: impl FnMut(&Waker) ->
             if ready(waker) {
                 return StdWake::Woken;
             }
-            match bubble.std_park(id, is_task, op, None, &mut || true) {
+            match bubble.std_park(id, is_task, op, None, None, None) {
                 StdWake::Woken => continue,
                 end => return end,
             }
@@ -155,7 +191,8 @@ impl BubbleState {
         is_task: bool,
         op: &'static str,
         deadline: Option<Duration>,
-        still_waiting: &mut dyn FnMut() -> bool,
+        probe: Option<StdProbe>,
+        ready_now: Option<&mut dyn FnMut() -> bool>,
     ) -> StdWake {
         let parker = ThreadParker::current();
         let mut inner = self.lock();
@@ -164,6 +201,11 @@ impl BubbleState {
         }
         if deadline.is_some_and(|deadline| deadline <= self.elapsed()) {
             return StdWake::TimedOut;
+        }
+        // Asked under the lock, so no other member can block, and so settle, before this one
+        // blocks: the idle step that blocking may run need not check this member's probe again.
+        if ready_now.is_some_and(|ready_now| ready_now()) {
+            return StdWake::Woken;
         }
         let key = deadline.map(|deadline| {
             let key = self.timer_key(deadline);
@@ -175,8 +217,11 @@ impl BubbleState {
         }
         let (mut inner, blocked) = self.block_locked(inner, id, State::Blocked { site: None, op });
         if !blocked && !inner.members.contains_key(&id) {
-            Self::forget_timer(&mut inner, key);
+            Self::forget_wait(&mut inner, id, key);
             return StdWake::NotMember;
+        }
+        if let Some(probe) = probe.as_ref().filter(|_| blocked) {
+            inner.probes.push((id, probe.clone()));
         }
         let mut failed = false;
         if blocked {
@@ -189,7 +234,7 @@ impl BubbleState {
                     break;
                 }
                 drop(inner);
-                self.wait_for_unpark(&parker, id, still_waiting);
+                self.wait_for_unpark(&parker, id, probe.as_ref());
                 inner = self.lock();
             }
         }
@@ -199,27 +244,61 @@ impl BubbleState {
         let end = match deadline {
             _ if failed => StdWake::Failed,
             // A timer fires, and is removed, before anyone sees the clock at its deadline.
-            Some(deadline) if self.elapsed() >= deadline => return StdWake::TimedOut,
+            Some(deadline) if self.elapsed() >= deadline => StdWake::TimedOut,
             _ => StdWake::Woken,
         };
-        Self::forget_timer(&mut inner, key);
+        let key = key.filter(|_| end != StdWake::TimedOut);
+        Self::forget_wait(&mut inner, id, key);
         end
     }
 
-    fn forget_timer(inner: &mut Inner, key: Option<super::TimerKey>) {
+    /// Forgets the probe and, unless it fired, the timer of member `id`'s std wait.
+    fn forget_wait(inner: &mut Inner, id: MemberId, key: Option<super::TimerKey>) {
         if let Some(key) = key {
             inner.timers.remove(key);
         }
+        if !inner.probes.is_empty() {
+            inner.probes.retain(|(waiter, _)| *waiter != id);
+        }
     }
 
-    /// Parks until the member's parker is unparked, waking the member itself once
-    /// `still_waiting` says its wait is over.
-    fn wait_for_unpark(&self, parker: &ThreadParker, id: MemberId, still_waiting: &mut dyn FnMut() -> bool) {
+    /// Parks until the member's parker is unparked, waking the member itself once its probe
+    /// says its wait is over.
+    fn wait_for_unpark(&self, parker: &ThreadParker, id: MemberId, probe: Option<&StdProbe>) {
         while !parker.park_timeout(RECHECK) {
-            if !still_waiting() {
+            if probe.is_some_and(|probe| !probe.still_waiting()) {
                 self.wake(id);
             }
         }
+    }
+
+    /// Wakes the member running on this thread if it is in a std wait: the wakers just called
+    /// here may have queued work for it without a word (tokio's current-thread scheduler
+    /// schedules a task woken on its own thread into its local queue, trusting the thread to
+    /// look there before it parks again). A spurious wake costs the member one more check.
+    pub(super) fn wake_std_waiter_on_this_thread(&self, inner: &mut Inner) {
+        let Some((_, id)) = std_member() else { return };
+        let in_std_wait = inner
+            .members
+            .get(&id)
+            .is_some_and(|member| matches!(member.state, State::Blocked { site: None, .. }));
+        if in_std_wait {
+            self.wake_locked(inner, id, super::record::WakeCause::Member(id));
+        }
+    }
+
+    /// Wakes the members whose std waits are over although nobody woke them (see
+    /// [`StdProbe`]); whether there was one. Called before the clock moves.
+    pub(super) fn wake_ready_std_waiters(&self, inner: &mut Inner) -> bool {
+        if inner.probes.is_empty() {
+            return false;
+        }
+        let ready: Vec<MemberId> =
+            inner.probes.iter().filter(|(_, probe)| !probe.still_waiting()).map(|&(id, _)| id).collect();
+        for &id in &ready {
+            self.wake_locked(inner, id, super::record::WakeCause::StdReady);
+        }
+        !ready.is_empty()
     }
 
     /// The running count without the members that cannot move by themselves: tasks behind an

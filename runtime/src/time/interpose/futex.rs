@@ -13,6 +13,9 @@
 //!
 //! Untimed waits stay real and count as running: the waker may be outside the bubble (Go's
 //! rule for objects the bubble did not create), so they are only marked for the stall report.
+//! The exception is a thread that a runtime of the bubble parks while it is idle (see
+//! [`crate::time::runtime_parked`]): the runtime is an object of the bubble, so that wait is
+//! durable, without a deadline.
 
 use std::ffi::{c_int, c_long};
 use std::sync::Arc;
@@ -20,8 +23,8 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering, fence};
 use std::time::Duration;
 
 use super::raw::{self, SpinLock, syscall6};
-use super::{clock, enter, mark_untimed_wait, member_bubble, sleep};
-use crate::time::bubble::{self, BubbleState, MemberId, StdWake};
+use super::{clock, enter, mark_untimed_wait, member_bubble, runtime_parked, sleep};
+use crate::time::bubble::{self, BubbleState, MemberId, StdProbe, StdWake};
 
 /// libc's `syscall`, with a fixed arity: stable Rust cannot define a C-variadic function, and
 /// on the x86_64 and AArch64 Linux ABIs the integer arguments of a variadic call sit where
@@ -70,6 +73,11 @@ fn wait(args: [c_long; 6]) -> Option<c_long> {
     let _busy = enter()?;
     let op = args[1] as c_int;
     let timeout = args[3] as *const libc::timespec;
+    let address = args[0] as usize;
+    let expected = args[2] as u32;
+    if timeout.is_null() && runtime_parked() && !bubble.has_failed() {
+        return Some(virtual_wait(address, expected, None));
+    }
     if timeout.is_null() {
         mark_untimed_wait(true);
         // SAFETY: the caller's arguments, passed on to the kernel.
@@ -94,9 +102,7 @@ fn wait(args: [c_long; 6]) -> Option<c_long> {
     if bubble.has_failed() {
         return Some(real_timed_wait(bubble, args, deadline));
     }
-    let address = args[0] as usize;
-    let expected = args[2] as u32;
-    Some(virtual_timed_wait(address, expected, deadline))
+    Some(virtual_wait(address, expected, Some(deadline)))
 }
 
 /// A timed wait after the bubble failed: a few real milliseconds at most, after which the
@@ -114,7 +120,9 @@ fn real_timed_wait(bubble: &BubbleState, args: [c_long; 6], deadline: Duration) 
     ret
 }
 
-fn virtual_timed_wait(address: usize, expected: u32, deadline: Duration) -> c_long {
+/// A durable wait of the calling member on the futex word at `address`, until a wake or the
+/// virtual `deadline`.
+fn virtual_wait(address: usize, expected: u32, deadline: Option<Duration>) -> c_long {
     // SAFETY: the caller passed the address of a live, aligned futex word, as the kernel
     // requires; reading it atomically is what the kernel does too.
     let word = unsafe { &*(address as *const AtomicU32) };
@@ -126,7 +134,9 @@ fn virtual_timed_wait(address: usize, expected: u32, deadline: Duration) -> c_lo
         WAITERS.unregister(entry);
         return -c_long::from(libc::EAGAIN);
     }
-    let end = bubble::std_timed_wait(deadline, || word.load(Ordering::Relaxed) == expected);
+    let op =
+        if deadline.is_some() { "a std timed wait (std-time)" } else { "a runtime's idle park (std-time)" };
+    let end = bubble::std_wait(op, deadline, StdProbe::Futex { address, expected }, None);
     WAITERS.unregister(entry);
     match end {
         StdWake::TimedOut => -c_long::from(libc::ETIMEDOUT),

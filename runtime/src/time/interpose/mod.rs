@@ -23,6 +23,7 @@
 
 pub(crate) mod clock;
 pub(crate) mod futex;
+mod poll;
 pub(crate) mod raw;
 mod sleep;
 pub(crate) mod thread;
@@ -43,6 +44,26 @@ thread_local! {
     static BUSY: Cell<bool> = const { Cell::new(false) };
     /// gonext is starting one of its own threads, which never joins a bubble by itself.
     static EXEMPT: Cell<bool> = const { Cell::new(false) };
+    /// A runtime of the bubble has parked this thread because it is idle: its untimed waits
+    /// are durable (see `crate::time::runtime_parked`).
+    static RUNTIME_PARKED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the calling thread as parked (or no longer) by an idle runtime of its bubble.
+pub(crate) fn set_runtime_parked(parked: bool) {
+    RUNTIME_PARKED.set(parked);
+}
+
+/// Whether a runtime of the bubble has parked the calling thread as idle.
+fn runtime_parked() -> bool {
+    RUNTIME_PARKED.get()
+}
+
+/// Whether any of `fds` has an event ready now (or is invalid), polled without waiting and
+/// without going through an interposer.
+pub(crate) fn any_ready(fds: &[libc::pollfd]) -> bool {
+    let mut fds = fds.to_vec();
+    raw::poll_now(&mut fds) != 0
 }
 
 /// Makes the calling thread's libc calls virtual while it lives: installed with a membership.

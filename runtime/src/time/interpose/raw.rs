@@ -220,3 +220,17 @@ impl<T> SpinLock<T> {
         f(unsafe { &mut *self.value.get() })
     }
 }
+
+/// `ppoll` of `fds` with a zero timeout, through the kernel: the number of descriptors with
+/// events (each `revents` filled in), or a negative errno.
+pub(crate) fn poll_now(fds: &mut [libc::pollfd]) -> c_long {
+    let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `fds` is valid for reads and writes of its length, `zero` outlives the call,
+    // and no signal mask is given.
+    unsafe {
+        syscall6(
+            libc::SYS_ppoll,
+            [fds.as_mut_ptr() as c_long, fds.len() as c_long, &zero as *const _ as c_long, 0, 0, 0],
+        )
+    }
+}

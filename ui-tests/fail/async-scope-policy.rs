@@ -1,0 +1,5 @@
+fn main() {
+    let _ = gonext::async_scope!(policy = supervisor; {
+        go async {};
+    });
+}

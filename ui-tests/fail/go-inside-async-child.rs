@@ -1,0 +1,7 @@
+fn main() {
+    let _ = gonext::async_scope! {
+        go async {
+            go async {};
+        };
+    };
+}

@@ -1,0 +1,5 @@
+fn main() {
+    gonext::scope!(limit = 2, limit = 3; {
+        go std::thread::yield_now();
+    });
+}

@@ -1,0 +1,5 @@
+fn main() {
+    gonext::scope!(errors = all; {
+        go std::thread::yield_now();
+    });
+}

@@ -1,0 +1,5 @@
+fn main() {
+    gonext::scope!(policy = first_success; {
+        go std::thread::yield_now();
+    });
+}

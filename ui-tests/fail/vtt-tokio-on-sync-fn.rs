@@ -1,0 +1,6 @@
+use gonext::virtual_time_test;
+
+#[virtual_time_test(tokio)]
+fn not_async() {}
+
+fn main() {}
