@@ -1,7 +1,8 @@
-//! `gonext::atomic`: generations, a scripted ABA reproduction, and stress tests of the stack.
+//! `gonext::atomic`: generations, a scripted ABA reproduction, and stress tests of the stacks.
 
 use gonext::atomic::{
-    AtomicTagged, DoubleWord, MutexTagged, PackedTagged, StackNode, Tagged, TaggedCas, TreiberStack,
+    AtomicTagged, DoubleWord, HazardStack, MutexTagged, PackedTagged, StackNode, Tagged, TaggedCas,
+    TreiberStack,
 };
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -368,4 +369,118 @@ fn stack_is_lifo_and_reuses_nodes() {
     assert_eq!(LIVE_BYTES.load(SeqCst), live, "pushes after pops reuse freed nodes");
     assert_eq!([stack.pop(), stack.pop(), stack.pop(), stack.pop()], [Some(11), Some(10), Some(0), None]);
     assert!(stack.is_empty());
+}
+
+/// The operations the two stacks share, so that one stress test drives both.
+trait Stack<T>: Send + Sync {
+    fn push(&self, value: T);
+    fn pop(&self) -> Option<T>;
+}
+
+impl<T: Send, C: TaggedCas<StackNode<T>>> Stack<T> for TreiberStack<T, C> {
+    fn push(&self, value: T) {
+        TreiberStack::push(self, value);
+    }
+    fn pop(&self) -> Option<T> {
+        TreiberStack::pop(self)
+    }
+}
+
+impl<T: Send> Stack<T> for HazardStack<T> {
+    fn push(&self, value: T) {
+        HazardStack::push(self, value);
+    }
+    fn pop(&self) -> Option<T> {
+        HazardStack::pop(self)
+    }
+}
+
+/// Pushes `burst` values and pops them all; returns the bytes the stack still holds.
+fn bytes_held_after_burst<S: Stack<u64>>(stack: &S, burst: u64) -> isize {
+    let before = LIVE_BYTES.load(SeqCst);
+    tracked(|| {
+        (0..burst).for_each(|i| stack.push(i));
+        while stack.pop().is_some() {}
+    });
+    LIVE_BYTES.load(SeqCst) - before
+}
+
+#[test]
+fn hazard_stack_gives_a_burst_back_and_a_treiber_stack_keeps_it() {
+    let _serial = serial();
+    let hazard = HazardStack::new();
+    let treiber = TreiberStack::<u64>::new();
+    let (kept_by_hazard, kept_by_treiber) =
+        (bytes_held_after_burst(&hazard, 10_000), bytes_held_after_burst(&treiber, 10_000));
+    assert!(kept_by_treiber >= 10_000 * 16, "the freelist keeps the peak: {kept_by_treiber} bytes");
+    // A node of `u64` is 16 bytes; one hazard record (128 bytes, padded to its own cache
+    // lines) for this one thread.
+    let batch = 64 * 16 + 128;
+    assert!(kept_by_hazard <= batch, "at most a retire batch is kept: {kept_by_hazard} bytes");
+    let after_second = kept_by_hazard + bytes_held_after_burst(&hazard, 10_000);
+    assert!(after_second <= batch, "a second burst does not add to it: {after_second} bytes");
+}
+
+#[test]
+fn hazard_stack_under_contention_loses_duplicates_and_leaks_nothing() {
+    const THREADS: usize = 4;
+    const PER_THREAD: usize = 20_000;
+    let _serial = serial();
+    let live_before = LIVE_BYTES.load(SeqCst);
+    let drops = Arc::new(AtomicUsize::new(0));
+    let stack = Arc::new(HazardStack::new());
+    let start = Arc::new(Barrier::new(THREADS));
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (stack, drops, start) = (Arc::clone(&stack), Arc::clone(&drops), Arc::clone(&start));
+            thread::spawn(move || {
+                start.wait();
+                let mut popped = Vec::new();
+                for i in 0..PER_THREAD {
+                    tracked(|| stack.push(Counted { id: t * PER_THREAD + i, drops: Arc::clone(&drops) }));
+                    if i % 3 != 0 {
+                        popped.extend(tracked(|| stack.pop()).map(|c| c.id));
+                    }
+                }
+                popped
+            })
+        })
+        .collect();
+    let mut seen: Vec<usize> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    while let Some(counted) = tracked(|| stack.pop()) {
+        seen.push(counted.id);
+    }
+    let unique: HashSet<usize> = seen.iter().copied().collect();
+    assert_eq!(unique.len(), seen.len(), "a value was popped twice");
+    assert_eq!(seen.len(), THREADS * PER_THREAD, "a value was lost");
+    assert_eq!(drops.load(SeqCst), seen.len());
+    let stack = Arc::into_inner(stack).expect("workers are done");
+    tracked(move || drop(stack));
+    assert_eq!(LIVE_BYTES.load(SeqCst), live_before, "nodes or hazard records leaked");
+}
+
+#[test]
+fn hazard_stack_drops_what_is_left_even_if_a_drop_panics() {
+    let _serial = serial();
+    let live_before = LIVE_BYTES.load(SeqCst);
+    let drops = Arc::new(AtomicUsize::new(0));
+    let stack = HazardStack::new();
+    for i in 0..10 {
+        tracked(|| stack.push(Bomb { armed: i == 3, drops: Arc::clone(&drops) }));
+    }
+    drop(tracked(|| stack.pop()));
+    let reached_dropper = tracked(|| catch_unwind(AssertUnwindSafe(move || drop(stack))).is_err());
+    assert!(reached_dropper, "the panic reaches the dropper");
+    assert_eq!(drops.load(SeqCst), 10, "every value was dropped once");
+    assert_eq!(LIVE_BYTES.load(SeqCst), live_before, "nodes leaked");
+}
+
+#[test]
+fn hazard_stack_is_lifo() {
+    let stack = HazardStack::new();
+    assert!(stack.is_empty());
+    (0..3).for_each(|i| stack.push(i));
+    assert_eq!([stack.pop(), stack.pop(), stack.pop(), stack.pop()], [Some(2), Some(1), Some(0), None]);
+    assert!(stack.is_empty());
+    assert_eq!(format!("{stack:?}"), "HazardStack { empty: true, .. }");
 }

@@ -153,6 +153,114 @@ fn select_send_branch_that_loses_sends_nothing() {
     assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
 }
 
+/// Random operation sequences against a sequential model: a bounded queue and counts of
+/// senders and receivers.
+mod against_a_model {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::VecDeque;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        TrySend(u8),
+        TryRecv,
+        CloneSender,
+        DropSender,
+        CloneReceiver,
+        DropReceiver,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => any::<u8>().prop_map(Op::TrySend),
+            4 => Just(Op::TryRecv),
+            1 => Just(Op::CloneSender),
+            1 => Just(Op::DropSender),
+            1 => Just(Op::CloneReceiver),
+            1 => Just(Op::DropReceiver),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn try_operations_follow_a_bounded_queue(cap in 0usize..4, ops in prop::collection::vec(op(), 0..60)) {
+            let (tx, rx) = sync::chan(cap);
+            let (mut senders, mut receivers) = (vec![tx], vec![rx]);
+            let mut model = VecDeque::new();
+            for op in ops {
+                match op {
+                    Op::TrySend(value) => {
+                        let Some(tx) = senders.last() else { continue };
+                        let expected = if receivers.is_empty() {
+                            Err(TrySendError::Disconnected(value))
+                        } else if model.len() >= cap {
+                            Err(TrySendError::Full(value))
+                        } else {
+                            model.push_back(value);
+                            Ok(())
+                        };
+                        prop_assert_eq!(tx.try_send(value), expected);
+                    }
+                    Op::TryRecv => {
+                        let Some(rx) = receivers.last() else { continue };
+                        let expected = match model.pop_front() {
+                            Some(value) => Ok(value),
+                            None if senders.is_empty() => Err(TryRecvError::Disconnected),
+                            None => Err(TryRecvError::Empty),
+                        };
+                        prop_assert_eq!(rx.try_recv(), expected);
+                        prop_assert_eq!(rx.len(), model.len());
+                    }
+                    Op::CloneSender => senders.extend(senders.last().cloned()),
+                    Op::DropSender => drop(senders.pop()),
+                    Op::CloneReceiver => receivers.extend(receivers.last().cloned()),
+                    Op::DropReceiver => drop(receivers.pop()),
+                }
+            }
+        }
+
+        /// Producers and consumers on threads: each value arrives once, and each consumer
+        /// sees each producer's values in the order they were sent (Go's FIFO guarantee).
+        #[test]
+        fn threads_receive_every_value_once_in_each_senders_order(
+            cap in 0usize..4,
+            sends in prop::collection::vec(0usize..40, 1..4),
+            consumers in 1usize..4,
+        ) {
+            let (tx, rx) = sync::chan::<(usize, usize)>(cap);
+            let producers: Vec<_> = sends
+                .iter()
+                .enumerate()
+                .map(|(producer, &count)| {
+                    let tx = tx.clone();
+                    std::thread::spawn(move || (0..count).for_each(|i| tx.send((producer, i)).unwrap()))
+                })
+                .collect();
+            drop(tx);
+            let consumers: Vec<_> = (0..consumers)
+                .map(|_| {
+                    let rx = rx.clone();
+                    std::thread::spawn(move || rx.iter().collect::<Vec<_>>())
+                })
+                .collect();
+            drop(rx);
+            producers.into_iter().for_each(|p| p.join().unwrap());
+            let mut all = Vec::new();
+            for received in consumers.into_iter().map(|c| c.join().unwrap()) {
+                for producer in 0..sends.len() {
+                    let order: Vec<usize> = received.iter().filter(|(p, _)| *p == producer).map(|(_, i)| *i).collect();
+                    prop_assert!(order.is_sorted(), "producer {}'s values out of order: {:?}", producer, order);
+                }
+                all.extend(received);
+            }
+            all.sort_unstable();
+            let expected: Vec<(usize, usize)> =
+                sends.iter().enumerate().flat_map(|(p, &count)| (0..count).map(move |i| (p, i))).collect();
+            prop_assert_eq!(all, expected);
+        }
+    }
+}
+
 /// Counts how often each of two always-ready branches wins, over `rounds` selects.
 fn picks_of_two_ready_branches(rounds: usize) -> [usize; 2] {
     let mut picks = [0; 2];

@@ -88,6 +88,153 @@ fn real_deadlines_work_outside_bubbles() {
     assert_eq!(ctx.err(), Some(ContextError::DeadlineExceeded));
 }
 
+/// Random trees of contexts, cancels and sleeps in virtual time against a model: a context
+/// is done once it was cancelled, its deadline passed, or its parent was done, with the
+/// first of those causes as its error.
+mod against_a_model {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        WithCancel(usize),
+        WithTimeout(usize, u64),
+        WithValue(usize),
+        Cancel(usize),
+        Sleep(u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        // Timeouts are odd and sleeps even milliseconds, so no deadline falls exactly at the
+        // end of a sleep.
+        prop_oneof![
+            2 => any::<usize>().prop_map(Op::WithCancel),
+            2 => (any::<usize>(), 0u64..50).prop_map(|(parent, ms)| Op::WithTimeout(parent, 2 * ms + 1)),
+            1 => any::<usize>().prop_map(Op::WithValue),
+            2 => any::<usize>().prop_map(Op::Cancel),
+            2 => (0u64..40).prop_map(|ms| Op::Sleep(2 * ms)),
+        ]
+    }
+
+    struct Modelled {
+        ctx: Context,
+        cancel: Option<gonext::context::Cancel>,
+        parent: Option<usize>,
+        /// The effective deadline, in milliseconds since the start.
+        deadline: Option<u64>,
+        err: Option<ContextError>,
+    }
+
+    proptest! {
+        #[test]
+        fn contexts_follow_the_model(ops in prop::collection::vec(op(), 0..40)) {
+            time::bubble(move || -> Result<(), TestCaseError> {
+                let start = time::Instant::now();
+                let mut now = 0u64;
+                let root = Modelled { ctx: Context::background(), cancel: None, parent: None, deadline: None, err: None };
+                let mut nodes = vec![root];
+                for op in ops {
+                    match op {
+                        Op::WithCancel(parent) | Op::WithTimeout(parent, _) | Op::WithValue(parent) => {
+                            let parent = parent % nodes.len();
+                            let (ctx, cancel, own) = match op {
+                                Op::WithCancel(_) => {
+                                    let (ctx, cancel) = nodes[parent].ctx.with_cancel();
+                                    (ctx, Some(cancel), None)
+                                }
+                                Op::WithTimeout(_, ms) => {
+                                    let (ctx, cancel) = nodes[parent].ctx.with_timeout(Duration::from_millis(ms));
+                                    (ctx, Some(cancel), Some(now + ms))
+                                }
+                                _ => (nodes[parent].ctx.with_value(parent), None, None),
+                            };
+                            let deadline = match (own, nodes[parent].deadline) {
+                                (Some(a), Some(b)) => Some(a.min(b)),
+                                (a, b) => a.or(b),
+                            };
+                            let err = nodes[parent].err;
+                            nodes.push(Modelled { ctx, cancel, parent: Some(parent), deadline, err });
+                        }
+                        Op::Cancel(node) => {
+                            let node = node % nodes.len();
+                            if let Some(cancel) = nodes[node].cancel.take() {
+                                cancel.cancel();
+                                // Children come after their parents: one pass marks the subtree.
+                                let mut in_subtree = vec![false; nodes.len()];
+                                in_subtree[node] = true;
+                                for i in node..nodes.len() {
+                                    in_subtree[i] |= nodes[i].parent.is_some_and(|p| in_subtree[p]);
+                                    if in_subtree[i] && nodes[i].err.is_none() {
+                                        nodes[i].err = Some(ContextError::Canceled);
+                                    }
+                                }
+                            }
+                        }
+                        Op::Sleep(ms) => {
+                            thread::sleep(Duration::from_millis(ms));
+                            now += ms;
+                            for node in nodes.iter_mut().filter(|n| n.err.is_none()) {
+                                if node.deadline.is_some_and(|deadline| deadline <= now) {
+                                    node.err = Some(ContextError::DeadlineExceeded);
+                                }
+                            }
+                        }
+                    }
+                    for (i, node) in nodes.iter().enumerate() {
+                        prop_assert_eq!(node.ctx.err(), node.err, "context {}", i);
+                        prop_assert_eq!(node.ctx.is_done(), node.err.is_some());
+                        let deadline = node.deadline.map(|ms| start + Duration::from_millis(ms));
+                        prop_assert_eq!(node.ctx.deadline(), deadline);
+                    }
+                }
+                Ok(())
+            })?;
+        }
+
+        /// Cancels from several threads at once: afterwards every context's state is the
+        /// model's, and an error, once seen, never changes.
+        #[test]
+        fn concurrent_cancels_leave_the_models_state(parents in prop::collection::vec(any::<usize>(), 1..12), cancelled in prop::collection::vec(any::<bool>(), 12)) {
+            let mut nodes: Vec<(Context, Option<usize>)> = vec![(Context::background(), None)];
+            let mut cancels = Vec::new();
+            for parent in parents {
+                let parent = parent % nodes.len();
+                let (ctx, cancel) = nodes[parent].0.with_cancel();
+                nodes.push((ctx, Some(parent)));
+                cancels.push((nodes.len() - 1, cancel));
+            }
+            let (to_cancel, kept): (Vec<_>, Vec<_>) = cancels.into_iter().partition(|(i, _)| cancelled[i - 1]);
+            let watcher = {
+                let watched: Vec<Context> = nodes.iter().map(|(ctx, _)| ctx.clone()).collect();
+                std::thread::spawn(move || {
+                    let mut seen = vec![None; watched.len()];
+                    for _ in 0..50 {
+                        for (seen, ctx) in seen.iter_mut().zip(&watched) {
+                            let err = ctx.err();
+                            assert!(seen.is_none() || err == *seen, "an error changed");
+                            *seen = err;
+                        }
+                    }
+                })
+            };
+            let cancellers: Vec<_> = to_cancel
+                .into_iter()
+                .map(|(_, cancel)| std::thread::spawn(move || cancel.cancel()))
+                .collect();
+            cancellers.into_iter().for_each(|c| c.join().unwrap());
+            watcher.join().unwrap();
+            let mut done = vec![false; nodes.len()];
+            for i in 1..nodes.len() {
+                let parent = nodes[i].1.expect("only the root has no parent");
+                done[i] = done[parent] || cancelled[i - 1];
+                let expected = done[i].then_some(ContextError::Canceled);
+                prop_assert_eq!(nodes[i].0.err(), expected, "context {}", i);
+            }
+            drop(kept);
+        }
+    }
+}
+
 #[derive(Debug)]
 struct PeerGone;
 

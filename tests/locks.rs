@@ -176,3 +176,67 @@ fn condvar_notify_all_releases_every_waiter() {
     pair.1.notify_all();
     waiters.into_iter().for_each(|w| w.join().unwrap());
 }
+
+/// `WaitGroup` against a counter: random adds and dones from several threads.
+mod wait_group_against_a_model {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn outstanding_follows_adds_and_dones_and_overdone_panics(ops in prop::collection::vec(prop::option::of(1usize..4), 0..40)) {
+            let group = WaitGroup::new();
+            let mut model = 0usize;
+            for op in ops {
+                match op {
+                    Some(n) => {
+                        group.add(n);
+                        model += n;
+                    }
+                    None => {
+                        let done = catch_unwind(AssertUnwindSafe(|| group.done()));
+                        prop_assert_eq!(done.is_ok(), model > 0, "done panics exactly when nothing is outstanding");
+                        model = model.saturating_sub(1);
+                    }
+                }
+                prop_assert_eq!(group.outstanding(), model);
+            }
+        }
+
+        /// Workers split the units between them and mark them done in random bursts; a waiter
+        /// wakes only after the last one.
+        #[test]
+        fn wait_returns_only_after_every_unit_is_done(shares in prop::collection::vec(0usize..20, 1..5)) {
+            let group = WaitGroup::new();
+            let total: usize = shares.iter().sum();
+            group.add(total);
+            let done = Arc::new(AtomicUsize::new(0));
+            let waiters: Vec<_> = (0..2)
+                .map(|_| {
+                    let (group, done) = (group.clone(), Arc::clone(&done));
+                    std::thread::spawn(move || {
+                        group.wait();
+                        done.load(Ordering::SeqCst)
+                    })
+                })
+                .collect();
+            let workers: Vec<_> = shares
+                .into_iter()
+                .map(|share| {
+                    let (group, done) = (group.clone(), Arc::clone(&done));
+                    std::thread::spawn(move || {
+                        for _ in 0..share {
+                            done.fetch_add(1, Ordering::SeqCst);
+                            group.done();
+                        }
+                    })
+                })
+                .collect();
+            workers.into_iter().for_each(|w| w.join().unwrap());
+            for waiter in waiters {
+                prop_assert_eq!(waiter.join().unwrap(), total, "a waiter woke before every unit was done");
+            }
+            prop_assert_eq!(group.outstanding(), 0);
+        }
+    }
+}

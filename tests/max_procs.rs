@@ -479,3 +479,150 @@ mod readme {
         main().unwrap();
     }
 }
+
+/// Arbitrary input for the detection: every file it reads and both environment variables,
+/// each either near the real format (to reach deep into the parsers) or arbitrary bytes.
+mod arbitrary_input {
+    use super::*;
+    use proptest::prelude::*;
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+
+    fn bytes_or(text: impl Strategy<Value = String>) -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            3 => text.prop_map(String::into_bytes),
+            1 => prop::collection::vec(any::<u8>(), 0..48),
+        ]
+    }
+
+    fn text(pattern: &str) -> impl Strategy<Value = String> + use<> {
+        proptest::string::string_regex(pattern).expect("a valid pattern")
+    }
+
+    fn number() -> &'static str {
+        "(0|1|-1|[0-9]{1,6}|[0-9]{17,21}|18446744073709551615|18446744073709551616)"
+    }
+
+    #[derive(Debug)]
+    struct Files {
+        cgroup: Vec<u8>,
+        mountinfo: Vec<u8>,
+        cpu_max: Vec<u8>,
+        cfs_quota: Vec<u8>,
+        cfs_period: Vec<u8>,
+        memory_max: Vec<u8>,
+        memory_limit: Vec<u8>,
+        cpu_stat: Vec<u8>,
+        status: Vec<u8>,
+    }
+
+    fn files() -> impl Strategy<Value = Files> {
+        let n = number();
+        (
+            (
+                bytes_or(prop_oneof![
+                    Just("0::/app\n4:cpu,cpuacct:/app\n5:memory:/app\n".to_owned()),
+                    "([0-9]{1,2}:[a-z,=]{0,14}:(/[a-z]{0,4}){0,3}\n){0,4}",
+                ]),
+                bytes_or(prop_oneof![
+                    Just(
+                        "30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n\
+                         32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n\
+                         35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+                            .to_owned()
+                    ),
+                    "([0-9 :/a-z,\\\\-]{0,60} - cgroup2? [a-z0-9]{0,6} [a-z,]{0,16}\n){0,3}",
+                ]),
+                bytes_or(text(&format!("(max|{n})( {n})?( {n})?\n?"))),
+                bytes_or(text(&format!(" ?{n}\n?"))),
+                bytes_or(text(&format!(" ?{n}\n?"))),
+            ),
+            (
+                bytes_or(text(&format!("(max|{n})\n?"))),
+                bytes_or(text(&format!("{n}\n?"))),
+                bytes_or(text(&format!(
+                    "nr_periods {n}\nnr_throttled {n}\n(throttled_usec|throttled_time) {n}\n"
+                ))),
+                bytes_or(text(&format!("Cpus_allowed_list:\t({n}(-{n})?)(,{n}(-{n})?){{0,3}}\n"))),
+            ),
+        )
+            .prop_map(
+                |(
+                    (cgroup, mountinfo, cpu_max, cfs_quota, cfs_period),
+                    (memory_max, memory_limit, cpu_stat, status),
+                )| {
+                    Files {
+                        cgroup,
+                        mountinfo,
+                        cpu_max,
+                        cfs_quota,
+                        cfs_period,
+                        memory_max,
+                        memory_limit,
+                        cpu_stat,
+                        status,
+                    }
+                },
+            )
+    }
+
+    /// A detection root holding `files`, in a directory of its own per test.
+    fn root_with(files: &Files, test: &str) -> PathBuf {
+        let root = std::env::temp_dir().join(format!("gonext-max-procs-prop-{}-{test}", std::process::id()));
+        let write = |relative: &str, bytes: &[u8]| {
+            let path = root.join(relative);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        };
+        write("proc/self/cgroup", &files.cgroup);
+        write("proc/self/mountinfo", &files.mountinfo);
+        write("proc/self/status", &files.status);
+        write("sys/fs/cgroup/app/cpu.max", &files.cpu_max);
+        write("sys/fs/cgroup/app/cpu.stat", &files.cpu_stat);
+        write("sys/fs/cgroup/app/memory.max", &files.memory_max);
+        write("sys/fs/cgroup/cpu,cpuacct/app/cpu.cfs_quota_us", &files.cfs_quota);
+        write("sys/fs/cgroup/cpu,cpuacct/app/cpu.cfs_period_us", &files.cfs_period);
+        write("sys/fs/cgroup/cpu,cpuacct/app/cpu.stat", &files.cpu_stat);
+        write("sys/fs/cgroup/memory/app/memory.limit_in_bytes", &files.memory_limit);
+        root
+    }
+
+    fn env_value() -> impl Strategy<Value = OsString> {
+        bytes_or(text("[ +\\-]?[0-9]{0,22} ?")).prop_map(OsString::from_vec)
+    }
+
+    proptest! {
+        // Failures print their input; the test crate has no lib.rs to keep seeds beside.
+        #![proptest_config(ProptestConfig {
+            cases: 200,
+            failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::Off)),
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn cgroup_and_proc_files_give_a_value_and_never_panic(files in files()) {
+            let root = root_with(&files, "files");
+            let procs = Detector::new().root(&root).env(Vec::<(String, String)>::new()).cpus(8).detect();
+            prop_assert!((1..=8).contains(&procs.value), "{procs:?}");
+            prop_assert!(procs.warnings.iter().all(|warning| !warning.is_empty()));
+            let _ = procs.to_string();
+            let affinity = Detector::new().root(&root).env(Vec::<(String, String)>::new()).detect();
+            prop_assert!(affinity.value >= 1 && affinity.cpus >= 1, "{affinity:?}");
+        }
+
+        #[test]
+        fn env_values_are_an_override_or_a_warning(value in env_value(), update in env_value()) {
+            let root = fixtures_dir().join("cgroups").join("v2_set");
+            let env = vec![("GONEXT_MAX_PROCS", value.clone()), ("GONEXT_UPDATE_MAX_PROCS", update)];
+            let procs = Detector::new().root(root).env(env).cpus(8).detect();
+            let parsed = value.to_str().and_then(|text| text.trim().parse::<usize>().ok()).filter(|&n| n > 0);
+            match parsed {
+                Some(n) => prop_assert_eq!((procs.value, &procs.source), (n, &Source::Env { var: "GONEXT_MAX_PROCS".into() })),
+                None => {
+                    prop_assert_eq!(&procs.source, &Source::CgroupV2);
+                    prop_assert!(procs.warnings.iter().any(|w| w.contains("GONEXT_MAX_PROCS")), "{procs:?}");
+                }
+            }
+        }
+    }
+}

@@ -636,6 +636,42 @@ fn unique_values_with_colliding_hashes_stay_distinct() {
     assert_eq!(unique::live::<Colliding>(), 0);
 }
 
+/// A lookup compares the entries of its bucket by upgrading them; when a colliding value
+/// dies meanwhile, the lookup's temporary reference is the last one, and dropping it removes
+/// the entry from the bucket — after the lookup released the bucket's lock, or it would wait
+/// for itself.
+#[test]
+fn a_colliding_value_dying_during_a_lookup_of_its_bucket_does_not_deadlock() {
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    struct Collides(u32);
+    impl std::hash::Hash for Collides {
+        fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
+    }
+    const ROUNDS: usize = 20_000;
+    let (done, finished) = std::sync::mpsc::channel();
+    let dying = done.clone();
+    std::thread::spawn(move || {
+        for _ in 0..ROUNDS {
+            drop(unique::make(Collides(1)));
+            // Lets this thread's cache release the value: it dies here, or in the lookup.
+            unique::live::<Collides>();
+        }
+        dying.send(()).unwrap();
+    });
+    std::thread::spawn(move || {
+        for _ in 0..ROUNDS * 4 {
+            assert!(unique::get(&Collides(2)).is_none(), "never interned");
+        }
+        done.send(()).unwrap();
+    });
+    for _ in 0..2 {
+        // Seconds of work; a generous bound turns the deadlock into a failure, not a hang.
+        let outcome = finished.recv_timeout(std::time::Duration::from_secs(120));
+        assert!(outcome.is_ok(), "a thread deadlocked (or panicked) in the interner");
+    }
+    assert_eq!(unique::live::<Collides>(), 0);
+}
+
 static PROBE_LOADS: AtomicUsize = AtomicUsize::new(0);
 
 /// Reference and owned arguments together, named like the expansion's own locals: hits are

@@ -81,6 +81,7 @@ pub mod retry;
 pub mod runtime;
 pub(crate) mod scope;
 pub mod sync;
+mod sync_shim;
 pub mod task;
 pub mod thread;
 pub mod time;

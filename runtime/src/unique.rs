@@ -32,10 +32,13 @@
 //! (every 4096 `make` calls of that type on that thread) finds it unused since the previous
 //! sweep, when the thread calls [`live`], or when the thread exits. A thread keeps at most
 //! 256 such values per type.
+//!
+//! The counters' protocol (the owner's plain counts, other threads' atomic ones, exactly one
+//! free) is checked by the loom models in `unique::loom`.
 
 use std::any::{Any, TypeId};
 use std::borrow::Borrow;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::hash_map::RandomState;
 use std::fmt;
@@ -43,8 +46,11 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use std::mem::offset_of;
 use std::ops::Deref;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicIsize, AtomicU64, Ordering, fence};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock, RwLockWriteGuard, Weak};
+
+use crate::sync_shim::atomic::{AtomicIsize, Ordering, fence};
+use crate::sync_shim::{Cell, shim_thread_local};
 
 const SHARDS: usize = 64;
 /// The per-thread cache: `SETS` sets of `WAYS` counters, chosen by the low hash bits.
@@ -240,6 +246,8 @@ impl<S: Internable> Counter<S> {
         // SAFETY: `counts` is the `counts` field of a boxed `Counter<S>` with the provenance
         // of the whole box (see `counts`), so stepping back to its start stays inside it.
         let counter = unsafe { counts.byte_sub(offset_of!(Counter<S>, counts)) }.cast::<Counter<S>>();
+        // SAFETY: as above, the counter is alive until the drop below.
+        unsafe { counter.as_ref() }.counts.destroying();
         // SAFETY: the counter was leaked from a `Box` by `create` and is not used again.
         drop(unsafe { Box::from_raw(counter.as_ptr()) });
     }
@@ -257,6 +265,7 @@ impl<S: Internable> Counter<S> {
         if counts.shared.fetch_add(delta, Ordering::AcqRel) + delta != 0 {
             return false;
         }
+        counts.destroying();
         // SAFETY: no handle and no cache refers to the counter any more.
         drop(unsafe { Box::from_raw(counter.as_ptr()) });
         true
@@ -264,6 +273,18 @@ impl<S: Internable> Counter<S> {
 }
 
 impl Counts {
+    /// Marks the counter as being freed. Under loom this writes the owner's fields, so that a
+    /// free not ordered after the owner's last use of them is reported as a data race (the
+    /// model of `unique` relies on it); otherwise it does nothing.
+    #[inline(always)]
+    fn destroying(&self) {
+        #[cfg(loom)]
+        {
+            self.local.set(0);
+            self.used.set(false);
+        }
+    }
+
     /// The handle count, as the owner sees it.
     fn idle(&self) -> bool {
         // Acquire: pairs with the Release of other threads' drops, so their uses of the
@@ -313,11 +334,20 @@ impl<S: Internable> Bucket<S> {
         self.first.strong_count() == 0
     }
 
-    fn find<T: ?Sized + Eq>(&self, probe: &T) -> Option<Arc<Entry<S>>>
+    /// The entry equal to `probe`. Entries of the same hash that are not equal are upgraded
+    /// to be compared and go to `others`, which the caller drops after releasing the shard:
+    /// one of them may hold the last reference, and dropping an entry locks its shard.
+    fn find<T: ?Sized + Eq>(&self, probe: &T, others: &mut Vec<Arc<Entry<S>>>) -> Option<Arc<Entry<S>>>
     where
         S: Borrow<T>,
     {
-        self.iter().filter_map(Weak::upgrade).find(|entry| entry.value.borrow() == probe)
+        for entry in self.iter().filter_map(Weak::upgrade) {
+            if entry.value.borrow() == probe {
+                return Some(entry);
+            }
+            others.push(entry);
+        }
+        None
     }
 }
 
@@ -392,8 +422,10 @@ impl<S: Internable> Interner<S> {
     where
         S: Borrow<T>,
     {
+        // Declared before the guard, so dropped after it (see `Bucket::find`).
+        let mut others = Vec::new();
         let shard = self.shard(hash).read().unwrap_or_else(|poisoned| poisoned.into_inner());
-        shard.get(&hash)?.find(probe)
+        shard.get(&hash)?.find(probe, &mut others)
     }
 
     /// The canonical entry for `key` (whose hash is `hash`), created if there is none.
@@ -404,8 +436,10 @@ impl<S: Internable> Interner<S> {
         if let Some(entry) = self.find(key.probe(), hash) {
             return entry;
         }
+        // Declared before the guard, so dropped after it (see `Bucket::find`).
+        let mut others = Vec::new();
         let mut shard = self.write(hash);
-        if let Some(entry) = shard.get(&hash).and_then(|bucket| bucket.find(key.probe())) {
+        if let Some(entry) = shard.get(&hash).and_then(|bucket| bucket.find(key.probe(), &mut others)) {
             return entry;
         }
         let entry = Arc::new(Entry { value: key.into_stored(), hash, interner: self });
@@ -427,8 +461,8 @@ impl<S: Internable> Drop for Entry<S> {
 #[inline]
 fn thread_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
-    thread_local! {
-        static ID: Cell<u64> = const { Cell::new(0) };
+    shim_thread_local! {
+        static ID: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
     }
     ID.try_with(|id| {
         if id.get() == 0 {
@@ -566,7 +600,7 @@ impl<S: Internable> Drop for LocalCache<S> {
     }
 }
 
-thread_local! {
+shim_thread_local! {
     /// This thread's caches by stored type, the most recently used first.
     static CACHES: RefCell<Vec<(TypeId, Box<dyn Any>)>> = const { RefCell::new(Vec::new()) };
 }
@@ -805,3 +839,6 @@ pub fn live<S: Internable>() -> usize {
         })
         .sum()
 }
+
+#[cfg(all(test, loom))]
+mod loom;

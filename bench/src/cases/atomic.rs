@@ -1,5 +1,6 @@
-//! `gonext::atomic`: Go's Task 7 — tagged CAS cost alone and under contention, and a
-//! Treiber stack against a locked `Vec` and crossbeam's `SegQueue`.
+//! `gonext::atomic`: Go's Task 7 — tagged CAS cost alone and under contention, and the
+//! Treiber stacks (freelist and hazard pointers) against a locked `Vec` and crossbeam's
+//! `SegQueue`, in time and in the memory a burst leaves behind.
 
 use std::hint::black_box;
 use std::ptr::NonNull;
@@ -10,9 +11,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam::queue::SegQueue;
-use gonext::atomic::{AtomicTagged, MutexTagged, TaggedCas, TreiberStack};
+use gonext::atomic::{AtomicTagged, HazardStack, MutexTagged, TaggedCas, TreiberStack};
 use portable_atomic::AtomicU128;
 
+use crate::alloc::measure_live_bytes;
 use crate::harness::{Case, iter};
 
 /// A static target for the pointers being swapped; never dereferenced.
@@ -133,12 +135,23 @@ fn push_pop<S: Send + Sync + 'static>(
 
 fn stack_case() -> Case {
     let stack = Arc::new(TreiberStack::<u64>::new());
+    let hazard = Arc::new(HazardStack::<u64>::new());
     let locked = Arc::new(Mutex::new(Vec::<u64>::new()));
     let queue = Arc::new(SegQueue::<u64>::new());
     Case::time(
         "stack/push_pop_2t",
         push_pop(
             stack,
+            |s, i| s.push(i),
+            |s| {
+                black_box(s.pop());
+            },
+        ),
+    )
+    .peer(
+        "gonext_hazard_stack",
+        push_pop(
+            hazard,
             |s, i| s.push(i),
             |s| {
                 black_box(s.pop());
@@ -167,6 +180,46 @@ fn stack_case() -> Case {
     )
 }
 
+/// Values pushed in one burst by `stack/burst_then_idle`.
+const BURST: u64 = 100_000;
+
+/// The heap bytes a container still holds after `n` pushes and as many pops: what a burst
+/// leaves allocated while the program idles (the container itself included).
+fn held_after_burst<S>(n: u64, new: fn() -> S, push: fn(&S, u64), pop: fn(&S) -> Option<u64>) -> u64 {
+    let (bytes, container) = measure_live_bytes(|| {
+        let container = new();
+        (0..n).for_each(|i| push(&container, i));
+        while pop(&container).is_some() {}
+        container
+    });
+    drop(container);
+    u64::try_from(bytes).unwrap_or(0)
+}
+
+fn burst_case() -> Case {
+    Case::bytes("stack/burst_then_idle", BURST, |n| {
+        held_after_burst(n, HazardStack::<u64>::new, |s, i| s.push(i), HazardStack::pop)
+    })
+    .peer_bytes("gonext_treiber_stack", |n| {
+        held_after_burst(n, TreiberStack::<u64>::new, |s, i| s.push(i), TreiberStack::pop)
+    })
+    .peer_bytes("mutex_vec", |n| {
+        held_after_burst(
+            n,
+            || Mutex::new(Vec::new()),
+            |v, i| v.lock().expect("unpoisoned").push(i),
+            |v| v.lock().expect("unpoisoned").pop(),
+        )
+    })
+    .peer_bytes("crossbeam_segqueue", |n| held_after_burst(n, SegQueue::new, |q, i| q.push(i), SegQueue::pop))
+}
+
 pub(super) fn cases() -> Vec<Case> {
-    vec![uncontended(), cas_case("cas/2threads", 2), cas_case("cas/16threads", 16), stack_case()]
+    vec![
+        uncontended(),
+        cas_case("cas/2threads", 2),
+        cas_case("cas/16threads", 16),
+        stack_case(),
+        burst_case(),
+    ]
 }

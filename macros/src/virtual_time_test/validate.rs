@@ -295,13 +295,17 @@ pub(crate) fn parse_rfc3339(text: &str) -> Result<(u64, u32), String> {
         nanos = format!("{:0<9}", &fraction[..digits]).parse().map_err(|_| bad("bad fraction"))?;
         rest = &fraction[digits..];
     }
-    let offset_secs: i64 = match rest {
-        "Z" | "z" => 0,
-        _ if rest.len() == 6 && matches!(&rest[..1], "+" | "-") && &rest[3..4] == ":" => {
-            let hours: i64 = rest[1..3].parse().map_err(|_| bad("bad offset"))?;
-            let minutes: i64 = rest[4..6].parse().map_err(|_| bad("bad offset"))?;
-            let sign = if rest.starts_with('-') { -1 } else { 1 };
-            sign * (hours * 3600 + minutes * 60)
+    // Matched as bytes: the text may hold multi-byte characters anywhere.
+    let offset_secs: i64 = match rest.as_bytes() {
+        b"Z" | b"z" => 0,
+        &[sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] if [h1, h2, m1, m2].iter().all(u8::is_ascii_digit) => {
+            let two_digits = |tens: u8, ones: u8| i64::from((tens - b'0') * 10 + (ones - b'0'));
+            let (hours, minutes) = (two_digits(h1, h2), two_digits(m1, m2));
+            if hours > 23 || minutes > 59 {
+                return Err(bad("the offset must be between -23:59 and +23:59"));
+            }
+            let magnitude = hours * 3600 + minutes * 60;
+            if sign == b'-' { -magnitude } else { magnitude }
         }
         _ => return Err(bad("expected Z or an offset like +02:00 after the time")),
     };
@@ -335,7 +339,8 @@ fn days_from_civil(year: i64, month: u64, day: u64) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_duration, parse_rfc3339};
+    use super::{days_from_civil, parse_duration, parse_rfc3339};
+    use proptest::prelude::*;
     use std::time::Duration;
 
     #[test]
@@ -357,5 +362,84 @@ mod tests {
         assert!(parse_rfc3339("2023-02-29T00:00:00Z").unwrap_err().contains("no such date"));
         assert!(parse_rfc3339("1969-12-31T23:59:59Z").unwrap_err().contains("before the Unix epoch"));
         assert!(parse_rfc3339("tomorrow").is_err());
+        assert!(parse_rfc3339("2000-01-01T00:00:00+24:00").unwrap_err().contains("offset must be"));
+        assert!(parse_rfc3339("2000-01-01T00:00:00€+.+").unwrap_err().contains("expected Z or an offset"));
+    }
+
+    /// The civil date of a day count since 1970-01-01 (Hinnant's inverse), to build inputs.
+    fn civil_from_days(days: i64) -> (i64, u64, u64) {
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u64;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u64;
+        (yoe + era * 400 + i64::from(month <= 2), month, day)
+    }
+
+    fn unit() -> impl Strategy<Value = (&'static str, u64)> {
+        prop::sample::select(vec![
+            ("ns", 1),
+            ("us", 1_000),
+            ("µs", 1_000),
+            ("ms", 1_000_000),
+            ("s", 1_000_000_000),
+            ("m", 60_000_000_000),
+            ("h", 3_600_000_000_000),
+        ])
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_is_a_duration_or_an_error(text in "\\PC{0,24}") {
+            let _ = parse_duration(&text);
+        }
+
+        #[test]
+        fn any_number_and_unit_soup_is_a_duration_or_an_error(text in "[0-9.µsmhnu ]{0,24}") {
+            let _ = parse_duration(&text);
+        }
+
+        #[test]
+        fn go_durations_are_the_sum_of_their_parts(parts in prop::collection::vec((0u64..100_000, unit()), 1..4)) {
+            let text: String = parts.iter().map(|(n, (unit, _))| format!("{n}{unit}")).collect();
+            let nanos: u64 = parts.iter().map(|(n, (_, scale))| n * scale).sum();
+            prop_assert_eq!(parse_duration(&text), Ok(Duration::from_nanos(nanos)));
+        }
+
+        #[test]
+        fn any_text_is_a_time_or_an_error(text in "\\PC{0,32}") {
+            let _ = parse_rfc3339(&text);
+        }
+
+        #[test]
+        fn any_suffix_after_a_well_formed_time_is_a_time_or_an_error(
+            time in "[12][09][0-9]{2}-0[1-9]-[0-2][1-8][Tt ][01][0-9]:[0-5][0-9]:[0-5][0-9]",
+            // Offset-like characters and multi-byte ones, which slicing by byte must respect.
+            suffix in "[+\\-Zz:.0-9é€]{0,7}",
+        ) {
+            let _ = parse_rfc3339(&format!("{time}{suffix}"));
+        }
+
+        #[test]
+        fn rfc3339_times_round_trip(seconds in 0i64..253_402_300_800, nanos in 0u32..1_000_000_000, offset_minutes in -1439i64..=1439) {
+            let local = seconds + offset_minutes * 60;
+            prop_assume!((0..253_402_300_800).contains(&local));
+            let (year, month, day) = civil_from_days(local.div_euclid(86_400));
+            prop_assert_eq!(days_from_civil(year, month, day), local.div_euclid(86_400));
+            let second_of_day = local.rem_euclid(86_400);
+            let sign = if offset_minutes < 0 { '-' } else { '+' };
+            let text = format!(
+                "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}{sign}{:02}:{:02}",
+                second_of_day / 3600,
+                second_of_day / 60 % 60,
+                second_of_day % 60,
+                offset_minutes.abs() / 60,
+                offset_minutes.abs() % 60,
+            );
+            prop_assert_eq!(parse_rfc3339(&text), Ok((seconds as u64, nanos)));
+        }
     }
 }

@@ -34,8 +34,14 @@
 //! | [`PackedTagged`] | the generation in the pointer's low alignment bits, one word CAS | yes | `BITS` bits, wraps after `2^BITS` updates |
 //!
 //! [`TaggedCas`] is the shared interface and [`TreiberStack`] a lock-free stack with a node
-//! freelist written against it. [`DoubleWord`] is the proposal's typed pair for any two
-//! 8-byte plain-data words.
+//! freelist written against it. [`HazardStack`] has the same API and gives popped nodes back
+//! to the allocator, protected by hazard pointers instead of generations. [`DoubleWord`] is
+//! the proposal's typed pair for any two 8-byte plain-data words.
+//!
+//! Both stacks are checked by loom models over every interleaving of small scenarios:
+//! `TreiberStack` over [`MutexTagged`] (loom has no 128-bit atomics, so the model reaches the
+//! algorithm through [`TaggedCas`]) in `atomic::stack::loom`, `HazardStack` in
+//! `atomic::hazard::loom`; the README's "How gonext is tested" says how to run them.
 //!
 //! # When ABA is real
 //!
@@ -48,7 +54,8 @@
 //! recycled while a reader may hold them: append-only structures, or memory reclamation by
 //! epochs ([crossbeam-epoch](https://docs.rs/crossbeam-epoch)) or hazard pointers
 //! ([haphazard](https://docs.rs/haphazard)), which also solve the use-after-free that tags
-//! alone do not: [`TreiberStack`] never frees a node before it is dropped, for that reason.
+//! alone do not: [`TreiberStack`] never frees a node before it is dropped, for that reason,
+//! and [`HazardStack`] frees nodes only once no hazard pointer names them.
 //!
 //! # Differences from Go
 //!
@@ -59,12 +66,14 @@
 //! [`Tagged`] rather than hiding it inside a pointer type.
 
 mod double_word;
+mod hazard;
 mod mutex;
 mod packed;
 mod stack;
 mod tagged;
 
 pub use double_word::{DoubleWord, Word};
+pub use hazard::HazardStack;
 pub use mutex::MutexTagged;
 pub use packed::PackedTagged;
 pub use stack::{StackNode, TreiberStack};

@@ -4,7 +4,8 @@
 use std::fmt;
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
-use std::sync::{Mutex, MutexGuard};
+
+use crate::sync_shim::{Mutex, MutexGuard};
 
 use super::{Tagged, TaggedCas};
 

@@ -1,15 +1,15 @@
 //! A Treiber stack whose nodes are recycled through a freelist: the textbook place where ABA
 //! corrupts a plain pointer CAS, written once against [`TaggedCas`].
 
-use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::AtomicPtr;
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
 use super::{AtomicTagged, TaggedCas};
+use crate::sync_shim::UnsafeCell;
+use crate::sync_shim::atomic::AtomicPtr;
+use crate::sync_shim::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
 /// A node of a [`TreiberStack`]; opaque, it only appears in the stack's cell type parameter.
 pub struct StackNode<T> {
@@ -20,11 +20,11 @@ pub struct StackNode<T> {
 }
 
 impl<T> StackNode<T> {
-    /// The node's value slot, whether filled or not.
-    fn value_ptr(node: NonNull<Self>) -> *mut T {
+    /// Runs `f` on the node's value slot, whether filled or not.
+    fn with_value<R>(node: NonNull<Self>, f: impl FnOnce(*mut T) -> R) -> R {
         // SAFETY: nodes stay allocated until their stack drops, so `node` is valid to borrow;
         // only the atomic `next` is shared, the slot is reached through a raw pointer.
-        unsafe { node.as_ref() }.value.get().cast()
+        unsafe { node.as_ref() }.value.with_mut(|slot| f(slot.cast()))
     }
 }
 
@@ -66,6 +66,10 @@ impl<T> fmt::Debug for StackNode<T> {
 /// polyfill.push("a");
 /// assert_eq!(polyfill.pop(), Some("a"));
 /// ```
+///
+/// Its loom model is `atomic::stack::loom` (over [`MutexTagged`](super::MutexTagged)); the
+/// ABA it prevents is replayed step by step in `tests/atomic.rs`. For a stack that gives
+/// memory back after a burst, see [`HazardStack`](super::HazardStack).
 pub struct TreiberStack<T, C: TaggedCas<StackNode<T>> = AtomicTagged<StackNode<T>>> {
     top: CacheLine<C>,
     free: CacheLine<C>,
@@ -95,7 +99,7 @@ impl Backoff {
     const MAX_STEP: u32 = 6;
 
     fn spin(&mut self) {
-        (0..1u32 << self.0).for_each(|_| std::hint::spin_loop());
+        (0..1u32 << self.0).for_each(|_| crate::sync_shim::spin_loop());
         self.0 = (self.0 + 1).min(Self::MAX_STEP);
     }
 }
@@ -139,7 +143,7 @@ impl<T, C: TaggedCas<StackNode<T>>> TreiberStack<T, C> {
         // freelist by a successful CAS, so this thread owns its value slot, which is empty (the
         // popper's read of it is ordered before by the Release/Acquire pairs on `spare` and
         // `free`).
-        unsafe { StackNode::value_ptr(node).write(value) };
+        StackNode::with_value(node, |slot| unsafe { slot.write(value) });
         push_node(&*self.top, node);
     }
 
@@ -149,7 +153,7 @@ impl<T, C: TaggedCas<StackNode<T>>> TreiberStack<T, C> {
         // SAFETY: the successful CAS in `pop_node` made this thread the node's only owner, and
         // a node on the stack always holds an initialized value (written before it was pushed,
         // ordered by the Release/Acquire pair on `top`).
-        let value = unsafe { StackNode::value_ptr(node).read() };
+        let value = StackNode::with_value(node, |slot| unsafe { slot.read() });
         if let Some(evicted) = NonNull::new(self.spare.swap(node.as_ptr(), AcqRel)) {
             push_node(&*self.free, evicted);
         }
@@ -230,3 +234,6 @@ impl<T, C: TaggedCas<StackNode<T>>> fmt::Debug for TreiberStack<T, C> {
         f.debug_struct("TreiberStack").field("empty", &self.is_empty()).finish_non_exhaustive()
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom;

@@ -10,15 +10,18 @@
 //! others. Node memory is recycled through a lock-free pool of cache-line blocks, so a worker
 //! never frees memory the producer allocated (the slowest path of an allocator) in the
 //! common case.
+//!
+//! The lists, the workers' queue hand-off, `stop` racing a worker and the block pool are
+//! checked by the loom models in `runtime::cleanup::loom` (see `crate::sync_shim`).
 
 use std::alloc::Layout;
 use std::any::Any;
-use std::cell::UnsafeCell;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, Ordering, fence};
 
+use crate::sync_shim::atomic::{AtomicPtr, AtomicU8, AtomicU32, Ordering, fence};
+use crate::sync_shim::{self, UnsafeCell};
 use crate::{Ptr, weak};
 
 mod workers;
@@ -64,8 +67,11 @@ struct Node<F> {
 
 impl<F: FnOnce() + Send + 'static> Node<F> {
     const VTABLE: VTable = VTable { finish: Self::finish, destroy: Self::destroy };
-    const POOLED: bool =
-        Layout::new::<Node<F>>().size() <= BLOCK.size() && Layout::new::<Node<F>>().align() <= BLOCK.align();
+    /// Under loom every node has its own allocation, which loom checks is freed exactly
+    /// once; the pool has a model of its own.
+    const POOLED: bool = !cfg!(loom)
+        && Layout::new::<Node<F>>().size() <= BLOCK.size()
+        && Layout::new::<Node<F>>().align() <= BLOCK.align();
 
     /// A new node with `refs` references, all owned by the returned pointer.
     fn create(job: F, refs: u32, site: &'static Location<'static>) -> NonNull<Header> {
@@ -74,7 +80,7 @@ impl<F: FnOnce() + Send + 'static> Node<F> {
         } else {
             let layout = Layout::new::<Node<F>>();
             // SAFETY: `Node<F>` is not zero-sized (its header is not).
-            let raw = unsafe { std::alloc::alloc(layout) }.cast::<Node<F>>();
+            let raw = unsafe { sync_shim::alloc(layout) }.cast::<Node<F>>();
             NonNull::new(raw).unwrap_or_else(|| std::alloc::handle_alloc_error(layout))
         };
         let node = Node {
@@ -103,7 +109,7 @@ impl<F: FnOnce() + Send + 'static> Node<F> {
         // SAFETY: the node is alive (the caller holds the queue's reference).
         let node = unsafe { header.cast::<Node<F>>().as_ref() };
         // SAFETY: only that worker accesses `job`, so this exclusive access does not race.
-        let job = unsafe { (*node.job.get()).take() };
+        let job = node.job.with_mut(|job| unsafe { (*job).take() });
         if let Some(job) = job
             && run
         {
@@ -123,7 +129,7 @@ impl<F: FnOnce() + Send + 'static> Node<F> {
             return Some(node.cast());
         }
         // SAFETY: a node that is not pooled was allocated by `create` with this layout.
-        unsafe { std::alloc::dealloc(node.as_ptr().cast(), Layout::new::<Node<F>>()) };
+        unsafe { sync_shim::dealloc(node.as_ptr().cast(), Layout::new::<Node<F>>()) };
         None
     }
 }
@@ -153,9 +159,32 @@ const BLOCK: Layout = match Layout::from_size_align(64, 64) {
     Err(_) => panic!("64 is a power of two"),
 };
 
-/// A block in a free list.
+/// A block in a free list: its link is the only thing written into a free block.
 struct FreeBlock {
-    next: *mut FreeBlock,
+    next: UnsafeCell<*mut FreeBlock>,
+}
+
+impl FreeBlock {
+    /// Makes `block` (free, owned by the caller) a link to `next`.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `block`, which is a block of [`BLOCK`]'s layout.
+    unsafe fn link(block: NonNull<FreeBlock>, next: *mut FreeBlock) {
+        // SAFETY: the block is the caller's and large and aligned enough (see `BLOCK`).
+        unsafe { block.write(FreeBlock { next: UnsafeCell::new(next) }) };
+    }
+
+    /// The block after `block`.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `block`, which was linked by [`FreeBlock::link`].
+    unsafe fn next(block: NonNull<FreeBlock>) -> *mut FreeBlock {
+        // SAFETY: as the caller promises; the link was written before the block was handed
+        // to the caller.
+        unsafe { block.as_ref() }.next.with(|next| unsafe { *next })
+    }
 }
 
 /// Recycled node blocks, so that the producer's allocation and the worker's free (of memory
@@ -164,83 +193,139 @@ struct FreeBlock {
 /// Freed blocks go to one global lock-free stack (the worker pushes a whole batch with one
 /// CAS); a thread that needs a block takes the stack whole into its own list (a swap, so the
 /// stack is never popped concurrently and ABA cannot happen) and pops from that. The stack
-/// keeps at most about [`pool::KEEP`] blocks; the rest go back to the allocator.
+/// keeps at most about [`pool::KEEP`] blocks; the rest go back to the allocator. Its model
+/// test is `runtime::cleanup::loom::pool_*`.
 mod pool {
     use super::{BLOCK, FreeBlock};
-    use std::cell::Cell;
+    use crate::sync_shim::atomic::{AtomicPtr, AtomicUsize, Ordering};
+    use crate::sync_shim::{self, Cell, const_fn, shim_static, shim_thread_local};
     use std::ptr::{self, NonNull};
-    use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
-    /// About how many blocks the global stack keeps (256 KiB).
-    pub(super) const KEEP: usize = 4096;
+    /// About how many blocks the global stack keeps (256 KiB); under loom one, so that the
+    /// models reach the path that frees.
+    pub(super) const KEEP: usize = if cfg!(loom) { 1 } else { 4096 };
 
-    static FREE: AtomicPtr<FreeBlock> = AtomicPtr::new(ptr::null_mut());
-    /// Blocks pushed since the stack was last taken (a bound, not an exact count).
-    static PUSHED: AtomicUsize = AtomicUsize::new(0);
+    /// The shared stack of free blocks.
+    pub(super) struct Pool {
+        free: AtomicPtr<FreeBlock>,
+        /// Blocks pushed since the stack was last taken (a bound, not an exact count).
+        pushed: AtomicUsize,
+    }
+
+    shim_static! {
+        static POOL: Pool = Pool::new();
+    }
 
     /// This thread's blocks, returned to the global stack when the thread exits.
-    struct Local(Cell<*mut FreeBlock>);
+    pub(super) struct Local(pub(super) Cell<*mut FreeBlock>);
 
     impl Drop for Local {
         fn drop(&mut self) {
-            let mut head = self.0.replace(ptr::null_mut());
-            while let Some(block) = NonNull::new(head) {
-                // SAFETY: the blocks of this list are free and owned by this thread.
-                head = unsafe { block.as_ref().next };
-                give(block, block, 1);
-            }
+            POOL.give_back(self);
         }
     }
 
-    thread_local! {
+    shim_thread_local! {
         static LOCAL: Local = const { Local(Cell::new(ptr::null_mut())) };
     }
 
     /// A free block: this thread's, the global stack's, or a new one.
     pub(super) fn take() -> NonNull<u8> {
-        let pooled = LOCAL.try_with(|local| {
-            let mut head = local.0.get();
-            if head.is_null() {
-                head = FREE.swap(ptr::null_mut(), Ordering::Acquire);
-                PUSHED.store(0, Ordering::Relaxed);
-            }
-            let block = NonNull::new(head)?;
-            // SAFETY: the block is free and owned by this thread's list (taken by the swap,
-            // whose Acquire makes the pushers' writes of `next` visible).
-            local.0.set(unsafe { block.as_ref().next });
-            Some(block)
-        });
-        match pooled.ok().flatten() {
+        match LOCAL.try_with(|local| POOL.take_pooled(local)).ok().flatten() {
             Some(block) => block.cast(),
-            None => {
-                // SAFETY: `BLOCK` is not zero-sized.
-                let raw = unsafe { std::alloc::alloc(BLOCK) };
-                NonNull::new(raw).unwrap_or_else(|| std::alloc::handle_alloc_error(BLOCK))
-            }
+            None => new_block(),
         }
     }
 
-    /// Gives back the chain `first ..= last` of `count` free blocks (linked through `next`).
+    /// Gives back the chain `first ..= last` of `count` free blocks.
     pub(super) fn give(first: NonNull<FreeBlock>, last: NonNull<FreeBlock>, count: usize) {
-        if PUSHED.load(Ordering::Relaxed) >= KEEP {
-            let mut head = first.as_ptr();
-            while let Some(block) = NonNull::new(head) {
-                // SAFETY: the chain's blocks are free and owned by the caller; `next` of
-                // `last` is not read.
-                head = if block == last { ptr::null_mut() } else { unsafe { block.as_ref().next } };
-                // SAFETY: every block was allocated by `take` with `BLOCK`.
-                unsafe { std::alloc::dealloc(block.as_ptr().cast(), BLOCK) };
+        POOL.give(first, last, count);
+    }
+
+    /// Frees the blocks of the chain `first ..= last` after its first `keep`; returns the
+    /// last block kept, if any.
+    fn free_beyond(
+        first: NonNull<FreeBlock>,
+        last: NonNull<FreeBlock>,
+        keep: usize,
+    ) -> Option<NonNull<FreeBlock>> {
+        let (mut kept_last, mut position) = (None, 0);
+        let mut next = Some(first);
+        while let Some(block) = next {
+            // SAFETY: the chain's blocks are free and owned by the caller; `next` of `last`
+            // is not read.
+            next = if block == last { None } else { NonNull::new(unsafe { FreeBlock::next(block) }) };
+            if position < keep {
+                kept_last = Some(block);
+            } else {
+                // SAFETY: every block was allocated by `new_block` with `BLOCK`, and this one
+                // left the chain.
+                unsafe { sync_shim::dealloc(block.as_ptr().cast(), BLOCK) };
             }
-            return;
+            position += 1;
         }
-        PUSHED.fetch_add(count, Ordering::Relaxed);
-        let mut top = FREE.load(Ordering::Relaxed);
-        loop {
-            // SAFETY: `last` is free and owned by the caller until the CAS publishes it.
-            unsafe { (*last.as_ptr()).next = top };
-            match FREE.compare_exchange_weak(top, first.as_ptr(), Ordering::Release, Ordering::Relaxed) {
-                Ok(_) => return,
-                Err(current) => top = current,
+        kept_last
+    }
+
+    pub(super) fn new_block() -> NonNull<u8> {
+        // SAFETY: `BLOCK` is not zero-sized.
+        let raw = unsafe { sync_shim::alloc(BLOCK) };
+        NonNull::new(raw).unwrap_or_else(|| std::alloc::handle_alloc_error(BLOCK))
+    }
+
+    impl Pool {
+        const_fn! {
+            pub(super) fn new() -> Pool {
+                Pool { free: AtomicPtr::new(ptr::null_mut()), pushed: AtomicUsize::new(0) }
+            }
+        }
+
+        /// A block from `local`, refilled from the shared stack when empty; `None` when both
+        /// are empty.
+        pub(super) fn take_pooled(&self, local: &Local) -> Option<NonNull<FreeBlock>> {
+            let mut head = local.0.get();
+            if head.is_null() {
+                head = self.free.swap(ptr::null_mut(), Ordering::Acquire);
+                self.pushed.store(0, Ordering::Relaxed);
+            }
+            let block = NonNull::new(head)?;
+            // SAFETY: the block is free and owned by this thread's list (taken by the swap,
+            // whose Acquire makes the pushers' links visible).
+            local.0.set(unsafe { FreeBlock::next(block) });
+            Some(block)
+        }
+
+        /// Gives back the chain `first ..= last` of `count` free blocks (linked through
+        /// `next`): as many as the stack has room for go onto it, the rest are freed.
+        pub(super) fn give(&self, first: NonNull<FreeBlock>, last: NonNull<FreeBlock>, count: usize) {
+            let room = KEEP.saturating_sub(self.pushed.load(Ordering::Relaxed));
+            let kept_last = if count <= room { Some(last) } else { free_beyond(first, last, room) };
+            let Some(kept_last) = kept_last else { return };
+            self.pushed.fetch_add(count.min(room), Ordering::Relaxed);
+            let mut top = self.free.load(Ordering::Relaxed);
+            loop {
+                // SAFETY: `kept_last` is free and owned by the caller until the CAS publishes it.
+                unsafe { FreeBlock::link(kept_last, top) };
+                match self.free.compare_exchange_weak(
+                    top,
+                    first.as_ptr(),
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return,
+                    Err(current) => top = current,
+                }
+            }
+        }
+
+        /// Returns every block of `local` to the shared stack (one at a time: the `KEEP`
+        /// bound frees the excess).
+        pub(super) fn give_back(&self, local: &Local) {
+            let mut head = local.0.replace(ptr::null_mut());
+            while let Some(block) = NonNull::new(head) {
+                // SAFETY: the blocks of this list are free and owned by this thread.
+                head = unsafe { FreeBlock::next(block) };
+                self.give(block, block, 1);
             }
         }
     }
@@ -257,8 +342,23 @@ pub(crate) struct Cleanups {
 // `AtomicPtr` already makes it; no manual impl is needed.
 
 impl Cleanups {
-    pub(crate) const fn new() -> Cleanups {
+    pub(crate) fn new() -> Cleanups {
         Cleanups { head: AtomicPtr::new(ptr::null_mut()) }
+    }
+
+    /// Registers `job` on this list and returns its handle.
+    fn register(&self, job: impl FnOnce() + Send + 'static, site: &'static Location<'static>) -> Cleanup {
+        let node = Node::create(job, 2, site);
+        self.push(node);
+        Cleanup { node }
+    }
+
+    /// Takes the whole list (with its references to the nodes); the object has died.
+    fn take(&mut self) -> Option<NonNull<Header>> {
+        // `&mut self`: plain loads and stores (loom's atomics have no `get_mut`).
+        let head = self.head.load(Ordering::Relaxed);
+        self.head.store(ptr::null_mut(), Ordering::Relaxed);
+        NonNull::new(head)
     }
 
     /// Pushes `node` (and the list's reference to it) onto this list.
@@ -278,9 +378,9 @@ impl Cleanups {
 
 impl Drop for Cleanups {
     fn drop(&mut self) {
-        if let Some(head) = NonNull::new(*self.head.get_mut()) {
-            // `&mut self`: every push happened before (the last `Arc` drop synchronizes with
-            // the others), so the list is complete and ours alone.
+        // `&mut self`: every push happened before (the last `Arc` drop synchronizes with the
+        // others), so the list is complete and ours alone.
+        if let Some(head) = self.take() {
             workers::queue(head);
         }
     }
@@ -368,9 +468,7 @@ where
     T: 'static,
 {
     check_arg(ptr, &arg);
-    let node = Node::create(move || cleanup(arg), 2, Location::caller());
-    ptr.shared.cleanups.push(node);
-    Cleanup { node }
+    ptr.shared.cleanups.register(move || cleanup(arg), Location::caller())
 }
 
 #[track_caller]
@@ -453,5 +551,35 @@ impl fmt::Debug for Cleanup {
             .field("state", &state)
             .field("registered_at", &format_args!("{}", self.header().site))
             .finish()
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom;
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::pool::{KEEP, Local, Pool, new_block};
+    use super::{BLOCK, FreeBlock};
+    use std::cell::Cell;
+    use std::ptr::{self, NonNull};
+
+    #[test]
+    fn a_large_batch_fills_the_pool_up_to_its_bound_and_frees_the_rest() {
+        let pool = Pool::new();
+        let blocks: Vec<NonNull<FreeBlock>> = (0..KEEP + 100).map(|_| new_block().cast()).collect();
+        for pair in blocks.windows(2) {
+            // SAFETY: fresh blocks, owned here.
+            unsafe { FreeBlock::link(pair[0], pair[1].as_ptr()) };
+        }
+        pool.give(blocks[0], blocks[blocks.len() - 1], blocks.len());
+        let local = Local(Cell::new(ptr::null_mut()));
+        let mut pooled = 0;
+        while let Some(block) = pool.take_pooled(&local) {
+            pooled += 1;
+            // SAFETY: taken from the pool, allocated by `new_block`.
+            unsafe { std::alloc::dealloc(block.as_ptr().cast(), BLOCK) };
+        }
+        assert_eq!(pooled, KEEP, "the pool keeps its bound; the rest went back to the allocator");
     }
 }

@@ -394,15 +394,20 @@ fn affinity_cpus(root: &Path, warnings: &mut Vec<String>) -> usize {
     listed.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
 }
 
+/// The highest CPU number a list may name: Linux supports at most 8192 CPUs today, so a
+/// larger number is a malformed list, not a machine.
+const MAX_CPU: usize = 65_535;
+
 /// Counts the CPUs in a kernel CPU list such as `0-3,8,10-11`.
 fn cpu_list_len(list: &str) -> Option<usize> {
+    let cpu = |text: &str| text.parse::<usize>().ok().filter(|&n| n <= MAX_CPU);
     list.split(',')
         .try_fold(0usize, |total, part| {
             let count = match part.split_once('-') {
-                Some((lo, hi)) => hi.parse::<usize>().ok()?.checked_sub(lo.parse().ok()?)? + 1,
-                None => part.parse::<usize>().map(|_| 1).ok()?,
+                Some((lo, hi)) => cpu(hi)?.checked_sub(cpu(lo)?)? + 1,
+                None => cpu(part).map(|_| 1)?,
             };
-            Some(total + count)
+            total.checked_add(count)
         })
         .filter(|&n| n > 0)
 }
@@ -419,5 +424,7 @@ mod tests {
         assert_eq!(cpu_list_len("3-1"), None);
         assert_eq!(cpu_list_len(""), None);
         assert_eq!(cpu_list_len("x"), None);
+        assert_eq!(cpu_list_len("0-18446744073709551615"), None, "no such CPU, and no overflow");
+        assert_eq!(cpu_list_len("0-65535"), Some(65_536));
     }
 }

@@ -6,10 +6,10 @@ use std::fmt;
 use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use super::waiters::Waiters;
+use crate::sync_shim::{Arc, Mutex, MutexGuard};
 use crate::time::bubble::{self, BubbleState, Site};
 
 /// Creates a channel holding up to `cap` values; `cap = 0` is unbuffered (a send waits for a
@@ -84,7 +84,7 @@ struct State<T> {
 
 struct Chan<T> {
     state: Mutex<State<T>>,
-    bubble: Option<Arc<BubbleState>>,
+    bubble: Option<std::sync::Arc<BubbleState>>,
     site: Site,
 }
 

@@ -39,6 +39,10 @@
 //! the bubble-aware `block_on` of [`crate::time`]. Outside a bubble that is a plain thread
 //! park; inside, the thread is recorded as durably blocked at the caller's location, which
 //! is what the deadlock report shows.
+//!
+//! Channels and [`WaitGroup`] outside a bubble are checked by the loom models in
+//! `sync::loom` (lost wake-ups, lost or duplicated values), and against sequential models
+//! by the property tests in `tests/channels.rs` and `tests/locks.rs`.
 
 mod chan;
 mod group;
@@ -58,3 +62,6 @@ pub use crate::scope::{
     AsCompleted, AsyncTaskHandle, Canceled, Fallible, GroupResult, Mode, Scope, TaskHandle, TaskResult,
     TryScope, as_completed, scope, try_scope,
 };
+
+#[cfg(all(test, loom))]
+mod loom;

@@ -4,10 +4,10 @@ use std::fmt;
 use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use super::waiters::Waiters;
+use crate::sync_shim::{Arc, Mutex, MutexGuard};
 use crate::time::bubble::{self, BubbleState, Site};
 
 /// A counter of outstanding work with a blocking (or async) wait for it to reach zero.
@@ -52,7 +52,7 @@ struct Counter {
     outstanding: usize,
     waiters: Waiters,
     /// The bubble the group belongs to, and where it joined it.
-    owner: Option<(Arc<BubbleState>, Site)>,
+    owner: Option<(std::sync::Arc<BubbleState>, Site)>,
 }
 
 impl WaitGroup {

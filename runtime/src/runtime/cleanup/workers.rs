@@ -18,6 +18,9 @@
 //! so it waits for exactly the cleanups queued before it, however the workers split them up.
 //! Workers subtract what they ran in bulk (see [`Finished`]), and after each job while a
 //! flush waits.
+//!
+//! The queue's push and take are modelled in `runtime::cleanup::loom`; the monitor, the
+//! flush epochs and the sleeping workers are not (their waits are real-time parks).
 
 use std::cell::Cell;
 use std::panic::Location;
@@ -29,6 +32,7 @@ use std::time::Duration;
 
 use super::{FreeBlock, Header, pool, run};
 use crate::scope::pool::os_thread;
+use crate::sync_shim::{self, const_fn, shim_static};
 
 /// How often the monitor looks at the workers while any of them runs a batch.
 const TICK: Duration = Duration::from_millis(1);
@@ -48,17 +52,51 @@ const YIELDS: u32 = 4;
 /// The queue, its epoch and the number of queued, unfinished nodes per epoch, on one cache
 /// line: a producer's push touches nothing else.
 #[repr(align(64))]
-struct Queue {
-    head: AtomicPtr<Header>,
+pub(super) struct Queue {
+    head: sync_shim::atomic::AtomicPtr<Header>,
     epoch: AtomicUsize,
     pending: [AtomicUsize; 2],
 }
 
-static QUEUE: Queue = Queue {
-    head: AtomicPtr::new(ptr::null_mut()),
-    epoch: AtomicUsize::new(0),
-    pending: [AtomicUsize::new(0), AtomicUsize::new(0)],
-};
+shim_static! {
+    static QUEUE: Queue = Queue::new();
+}
+
+impl Queue {
+    const_fn! {
+        pub(super) fn new() -> Queue {
+            Queue {
+                head: sync_shim::atomic::AtomicPtr::new(ptr::null_mut()),
+                epoch: AtomicUsize::new(0),
+                pending: [AtomicUsize::new(0), AtomicUsize::new(0)],
+            }
+        }
+    }
+
+    /// Pushes the chain `head ..= tail` (owned by the caller); returns the previous top.
+    pub(super) fn push(&self, head: NonNull<Header>, tail: NonNull<Header>) -> *mut Header {
+        // SAFETY: `tail` is alive and ours until the CAS publishes it.
+        let link = unsafe { &tail.as_ref().next };
+        let mut top = self.head.load(Ordering::Relaxed);
+        loop {
+            link.store(top, Ordering::Relaxed);
+            // SeqCst, paired with a sleeping worker's SeqCst registration and queue load.
+            match self.head.compare_exchange_weak(top, head.as_ptr(), Ordering::SeqCst, Ordering::Relaxed) {
+                Ok(_) => return top,
+                Err(current) => top = current,
+            }
+        }
+    }
+
+    /// Takes every queued node, newest first.
+    pub(super) fn take(&self) -> Option<NonNull<Header>> {
+        NonNull::new(self.head.swap(ptr::null_mut(), Ordering::SeqCst))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.head.load(Ordering::SeqCst).is_null()
+    }
+}
 
 /// One worker as the monitor sees it, on a cache line of its own: the worker writes it on
 /// every job.
@@ -120,7 +158,7 @@ pub(super) fn queue(head: NonNull<Header>) {
         header.epoch.store(epoch as u8, Ordering::Relaxed);
         node = NonNull::new(header.next.load(Ordering::Relaxed));
     }
-    let top = push(head, tail);
+    let top = QUEUE.push(head, tail);
     START.call_once(start);
     // Only a push onto an empty queue can find every worker asleep: before a worker parks,
     // it registers as a sleeper and then looks at the queue again.
@@ -130,7 +168,7 @@ pub(super) fn queue(head: NonNull<Header>) {
 }
 
 /// The last node of a list and the list's length.
-fn tail_of(head: NonNull<Header>) -> (NonNull<Header>, usize) {
+pub(super) fn tail_of(head: NonNull<Header>) -> (NonNull<Header>, usize) {
     let (mut tail, mut count) = (head, 1);
     // SAFETY: the list's nodes are alive (it owns a reference to each).
     while let Some(next) = NonNull::new(unsafe { tail.as_ref() }.next.load(Ordering::Relaxed)) {
@@ -150,21 +188,6 @@ fn enter_epoch(count: usize) -> usize {
             return epoch;
         }
         finish_in(epoch, count);
-    }
-}
-
-/// Pushes the chain `head ..= tail` onto the queue; returns the previous top.
-fn push(head: NonNull<Header>, tail: NonNull<Header>) -> *mut Header {
-    // SAFETY: `tail` is alive and ours until the CAS publishes it.
-    let link = unsafe { &tail.as_ref().next };
-    let mut top = QUEUE.head.load(Ordering::Relaxed);
-    loop {
-        link.store(top, Ordering::Relaxed);
-        // SeqCst, paired with a sleeping worker's SeqCst registration and queue load.
-        match QUEUE.head.compare_exchange_weak(top, head.as_ptr(), Ordering::SeqCst, Ordering::Relaxed) {
-            Ok(_) => return top,
-            Err(current) => top = current,
-        }
     }
 }
 
@@ -224,8 +247,7 @@ fn work(slot: &Arc<Slot>) {
     let mut finished = Finished::default();
     loop {
         slot.active.store(true, Ordering::SeqCst);
-        let batch = QUEUE.head.swap(ptr::null_mut(), Ordering::SeqCst);
-        match NonNull::new(batch) {
+        match QUEUE.take() {
             Some(batch) => {
                 if MONITOR_SLEEPING.load(Ordering::SeqCst) && MONITOR_SLEEPING.swap(false, Ordering::SeqCst) {
                     MONITOR.get().expect("the monitor starts first").unpark();
@@ -330,7 +352,7 @@ impl FreedBlocks {
     fn push(&mut self, block: NonNull<FreeBlock>) {
         let first = self.chain.map_or(ptr::null_mut(), |(first, _)| first.as_ptr());
         // SAFETY: the block is free and the worker's: link it into the chain.
-        unsafe { (*block.as_ptr()).next = first };
+        unsafe { FreeBlock::link(block, first) };
         self.chain = Some((block, self.chain.map_or(block, |(_, last)| last)));
         self.count += 1;
     }
@@ -364,7 +386,7 @@ fn retire(slot: &Arc<Slot>) -> bool {
     let me = thread::current();
     lock(&SLEEPERS).push(me.clone());
     SLEEPING.fetch_add(1, Ordering::SeqCst);
-    if QUEUE.head.load(Ordering::SeqCst).is_null() {
+    if QUEUE.is_empty() {
         thread::park_timeout(RETIRE_AFTER);
     }
     let still_asleep = {
@@ -376,7 +398,7 @@ fn retire(slot: &Arc<Slot>) -> bool {
         return false; // woken: `wake_one` took it off the list and the count
     }
     SLEEPING.fetch_sub(1, Ordering::SeqCst);
-    if !QUEUE.head.load(Ordering::SeqCst).is_null() {
+    if !QUEUE.is_empty() {
         return false;
     }
     let mut slots = lock(&SLOTS);
@@ -410,7 +432,7 @@ fn monitor() {
         let stuck = watched.iter_mut().map(observe).filter(|&stuck| stuck).count();
         let active = watched.iter().filter(|w| w.slot.active.load(Ordering::SeqCst)).count();
         let woken = WOKEN.swap(false, Ordering::SeqCst);
-        if !QUEUE.head.load(Ordering::SeqCst).is_null() && stuck == active {
+        if !QUEUE.is_empty() && stuck == active {
             // Every running worker is in a long job: the queue needs another one, unless
             // one was woken since the last tick and has not started yet.
             if SLEEPING.load(Ordering::SeqCst) > 0 {
@@ -445,7 +467,7 @@ fn observe(watched: &mut Watched) -> bool {
         watched.ticks >= COMPUTING_TICKS || !os_thread::is_running(watched.slot.tid.load(Ordering::Relaxed));
     if stuck && let Some(rest) = NonNull::new(watched.slot.rest.swap(ptr::null_mut(), Ordering::AcqRel)) {
         let (tail, _) = tail_of(rest);
-        push(rest, tail);
+        QUEUE.push(rest, tail);
     }
     stuck
 }
@@ -468,8 +490,7 @@ fn warn_if_slow(watched: &mut Watched) {
 /// Parks the monitor until a worker takes a batch, unless one is active already.
 fn sleep_monitor(watched: &[Watched]) {
     MONITOR_SLEEPING.store(true, Ordering::SeqCst);
-    let busy = watched.iter().any(|w| w.slot.active.load(Ordering::SeqCst))
-        || !QUEUE.head.load(Ordering::SeqCst).is_null();
+    let busy = watched.iter().any(|w| w.slot.active.load(Ordering::SeqCst)) || !QUEUE.is_empty();
     if busy {
         MONITOR_SLEEPING.store(false, Ordering::SeqCst);
         return;
