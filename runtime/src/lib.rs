@@ -30,6 +30,7 @@
 //! | `iter.Pull` coroutines                        | [`iter::pull`]                                        |
 //! | async generators (none in Go)                 | [`stream!`] → `futures::Stream`                       |
 //! | `testing/synctest` (#67434)                   | [`virtual_time_test`], [`time::bubble`], [`time::wait`] |
+//! | `time.NewTimer`, `time.AfterFunc`, `context.AfterFunc` | [`time::Timer`], [`time::after_func`], [`Context::after_func`](context::Context::after_func) |
 //! | `go` statement, errgroup, nursery (#40221)    | [`scope!`]`{ go f(x); }`, [`try_scope!`], [`async_scope!`], [`scope()`], [`sync::Group`] |
 //! | `context.Context`                             | [`context::Context`]                                  |
 //! | `weak.Pointer` (#67552), `unique` (1.23)      | [`weak::Pointer`], [`weak_cache`], [`unique::Handle`] |
