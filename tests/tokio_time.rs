@@ -234,6 +234,13 @@ async fn a_tokio_task_waiting_for_a_message_nobody_sends_is_a_deadlock_report() 
     let _ = receiver.await;
 }
 
+#[virtual_time_test(tokio)]
+#[should_panic(expected = "tokio's clock is paused inside a virtual-time bubble")]
+async fn pausing_tokio_inside_a_bubble_panics_explaining_the_two_clocks() {
+    tokio::time::pause();
+    tokio::time::sleep(secs(1)).await; // tokio would advance its own clock, not the bubble's
+}
+
 #[test]
 fn a_stuck_multi_thread_runtime_is_reported_with_its_threads() {
     let message = panic_message(|| {

@@ -850,6 +850,8 @@ pub mod __private {
     pub use crate::time;
     pub use crate::weak::cache::{CacheKey, CacheStats, WeakCache};
 
+    pub use crate::time::runtime_hooks::OneClock;
+
     /// Fails to compile, naming the feature, when `#[virtual_time_test(tokio)]` is used where
     /// std's time is not virtual: tokio parks in std calls, which only the `std-time` layer
     /// makes virtual.

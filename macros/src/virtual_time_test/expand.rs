@@ -42,7 +42,8 @@ pub(super) fn expand(test: &Test) -> TokenStream {
             quote! {
                 #builder.run(|| {
                     let runtime = #runtime;
-                    let output = runtime.block_on(#private::time::root_future(#inner_name()));
+                    let body = #private::OneClock::new(|| ::tokio::time::Instant::now().into_std(), #inner_name());
+                    let output = runtime.block_on(#private::time::root_future(body));
                     ::core::mem::drop(runtime);
                     output
                 })

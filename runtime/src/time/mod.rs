@@ -264,8 +264,10 @@
 //!   2000-01-01T00:00:00Z (`Bubble::start`, or `start = "…"` on the attribute, to change it).
 //! - Do not also pause tokio (`start_paused`, `tokio::time::pause`) inside a bubble: tokio
 //!   would then keep a second, frozen clock of its own and auto-advance it behind the
-//!   bubble's back. gonext cannot detect a paused runtime built by hand; the attribute never
-//!   builds one.
+//!   bubble's back. Under `#[virtual_time_test(tokio)]`, a `tokio::time::pause()` in the
+//!   test panics at the next poll with a message saying so (the attribute checks that
+//!   tokio's clock reads as std's); a paused runtime built by hand makes no call gonext sees,
+//!   so there it is up to you.
 //! - Deadlines keep tokio's millisecond rounding, as in production: a 1.5 ms tokio sleep ends
 //!   2 ms later in virtual time too.
 //!
@@ -281,7 +283,7 @@ mod clock;
 #[cfg(gonext_std_time)]
 pub(crate) mod interpose;
 pub(crate) mod real_timer;
-mod runtime_hooks;
+pub(crate) mod runtime_hooks;
 mod sleep;
 mod timer;
 mod trace;

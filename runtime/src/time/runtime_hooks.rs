@@ -135,3 +135,49 @@ impl<F> std::fmt::Debug for RootFuture<F> {
         f.debug_struct("RootFuture").finish_non_exhaustive()
     }
 }
+
+pin_project_lite::pin_project! {
+    /// The body of a `#[virtual_time_test(tokio)]`, checking on every poll that tokio's clock
+    /// (read by `runtime_clock`) is the bubble's: a `tokio::time::pause()` in the test gives
+    /// tokio a clock of its own, frozen and advanced behind the bubble's back.
+    #[doc(hidden)]
+    pub struct OneClock<F, C> {
+        #[pin]
+        future: F,
+        runtime_clock: C,
+    }
+}
+
+impl<F, C> OneClock<F, C> {
+    #[doc(hidden)]
+    pub fn new(runtime_clock: C, future: F) -> Self {
+        OneClock { future, runtime_clock }
+    }
+}
+
+impl<F: Future, C: Fn() -> std::time::Instant> Future for OneClock<F, C> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        check_one_clock((this.runtime_clock)());
+        let poll = this.future.poll(cx);
+        check_one_clock((this.runtime_clock)());
+        poll
+    }
+}
+
+/// Panics when the runtime's clock reads differently from std's: the clock cannot move
+/// between the two readings while this member runs, so they differ only if the runtime's is
+/// paused.
+fn check_one_clock(runtime_now: std::time::Instant) {
+    let std_now = std::time::Instant::now();
+    assert!(
+        runtime_now == std_now,
+        "tokio's clock is paused inside a virtual-time bubble (tokio::time::pause or start_paused): \
+         tokio now keeps a second clock of its own, frozen and auto-advanced behind the bubble's back \
+         ({:?} apart), so tokio's timers and std's, gonext's and the bubble's deadlines disagree. \
+         The bubble already makes tokio's time virtual: remove the pause",
+        runtime_now.saturating_duration_since(std_now).max(std_now.saturating_duration_since(runtime_now)),
+    );
+}
