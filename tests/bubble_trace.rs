@@ -4,22 +4,12 @@
 use gonext::time::{self, Bubble, Event, EventKind, WokenBy};
 use gonext::{sync, thread, virtual_time_test};
 use gonext_tests::Json;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use gonext_tests::panic_message;
 use std::path::PathBuf;
 use std::time::Duration;
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
-}
-
-/// The panic message of `f`, which must panic.
-fn panic_message(f: impl FnOnce()) -> String {
-    let payload = catch_unwind(AssertUnwindSafe(f)).expect_err("expected a panic");
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .unwrap_or_else(|| "<non-string payload>".to_owned())
 }
 
 /// An event as `(virtual time, member, what)`, with sites left out.

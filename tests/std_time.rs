@@ -3,6 +3,7 @@
 
 use gonext::time::{self, Bubble};
 use gonext::virtual_time_test;
+use gonext_tests::panic_message;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
@@ -10,16 +11,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
-}
-
-/// The panic message of `f`, which must panic.
-fn panic_message(f: impl FnOnce()) -> String {
-    let payload = catch_unwind(AssertUnwindSafe(f)).expect_err("expected a panic");
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .unwrap_or_else(|| "<non-string payload>".to_owned())
 }
 
 #[test]

@@ -2,6 +2,20 @@
 
 use std::path::PathBuf;
 
+/// The panic message of `f`, which must panic.
+///
+/// # Panics
+///
+/// If `f` returns.
+pub fn panic_message(f: impl FnOnce()) -> String {
+    let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).expect_err("expected a panic");
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "<non-string payload>".to_owned())
+}
+
 /// The directory that holds the test fixtures, `tests/fixtures/`.
 pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")

@@ -3,8 +3,8 @@
 
 use gonext::time::{self, Bubble};
 use gonext::{sync, thread, virtual_time_test};
+use gonext_tests::panic_message;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -33,16 +33,6 @@ fn pipe() -> (OwnedFd, OwnedFd) {
 fn write_byte(fd: &OwnedFd) {
     // SAFETY: a valid descriptor and a one-byte buffer.
     assert_eq!(unsafe { libc::write(fd.as_raw_fd(), b"x".as_ptr().cast(), 1) }, 1);
-}
-
-/// The panic message of `f`, which must panic.
-fn panic_message(f: impl FnOnce()) -> String {
-    let payload = catch_unwind(AssertUnwindSafe(f)).expect_err("expected a panic");
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .unwrap_or_else(|| "<non-string payload>".to_owned())
 }
 
 #[virtual_time_test(tokio)]

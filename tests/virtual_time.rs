@@ -4,6 +4,7 @@ use gonext::context::Context;
 use gonext::retry::{Backoff, RetryError};
 use gonext::time::{self, Bubble, Instant, SystemTime};
 use gonext::{select, sync, task, thread, virtual_time_test};
+use gonext_tests::panic_message;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -11,16 +12,6 @@ use std::time::Duration;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
-}
-
-/// The panic message of `f`, which must panic.
-fn panic_message(f: impl FnOnce()) -> String {
-    let payload = catch_unwind(AssertUnwindSafe(f)).expect_err("expected a panic");
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .unwrap_or_else(|| "<non-string payload>".to_owned())
 }
 
 /// Go's Task 1: `RetryWithBackoff(ctx, op, maxAttempts)` with delays of 100, 200, 400… ms.
