@@ -44,8 +44,9 @@ use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::time::Duration;
 
 use crate::sync::waiters::Waiters;
-use crate::time::bubble::{self, BubbleState, Site, TimerKey, TimerTarget};
-use crate::time::{Instant, real_timer};
+use crate::time::Instant;
+use crate::time::bubble::{self, BubbleState, Site};
+use crate::time::real_timer::ClockTimer;
 
 /// Why a context is done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -92,7 +93,7 @@ struct CancelState {
     err: Option<ContextError>,
     waiters: Waiters,
     children: Vec<Weak<Node>>,
-    timer: Option<DeadlineTimer>,
+    timer: Option<ClockTimer>,
     after_funcs: Vec<Arc<AfterFuncEntry>>,
     /// Why it was cancelled, when `CancelCause::cancel` said (or an ancestor's did).
     cause: Option<Cause>,
@@ -116,11 +117,6 @@ impl AfterFuncEntry {
         let canceller = bubble::current();
         crate::thread::spawn_detached(canceller.as_ref().or(bubble), self.site, func);
     }
-}
-
-enum DeadlineTimer {
-    Virtual(TimerKey),
-    Real(real_timer::RealKey),
 }
 
 impl Node {
@@ -164,10 +160,8 @@ impl Node {
         let timer = state.timer.take();
         let after_funcs = std::mem::take(&mut state.after_funcs);
         drop(state);
-        match (timer, &self.bubble) {
-            (Some(DeadlineTimer::Virtual(key)), Some(bubble)) => bubble.remove_timer(key),
-            (Some(DeadlineTimer::Real(key)), _) => real_timer::remove(key),
-            _ => {}
+        if let Some(timer) = timer {
+            timer.remove(self.bubble.as_ref());
         }
         waiters.into_iter().for_each(Waker::wake);
         for entry in after_funcs {
@@ -409,23 +403,14 @@ impl Context {
             return self.node.cancel(ContextError::DeadlineExceeded);
         }
         let waker = Waker::from(Arc::new(DeadlineWaker(Arc::downgrade(&self.node))));
-        let timer = match &self.node.bubble {
-            Some(bubble) => DeadlineTimer::Virtual(
-                bubble.add_timer(bubble.offset_of(deadline.into_std()), TimerTarget::Waker(waker)),
-            ),
-            None => DeadlineTimer::Real(real_timer::add(deadline.into_std(), waker)),
-        };
+        let timer = ClockTimer::add(self.node.bubble.as_ref(), deadline, waker);
         let mut state = self.node.state();
         if state.err.is_none() {
             state.timer = Some(timer);
             return;
         }
         drop(state);
-        match (timer, &self.node.bubble) {
-            (DeadlineTimer::Virtual(key), Some(bubble)) => bubble.remove_timer(key),
-            (DeadlineTimer::Real(key), _) => real_timer::remove(key),
-            _ => {}
-        }
+        timer.remove(self.node.bubble.as_ref());
     }
 }
 

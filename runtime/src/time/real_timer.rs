@@ -2,10 +2,12 @@
 //! real deadline, so `time::sleep` works under tokio, `futures::executor` or any executor.
 
 use std::collections::BTreeMap;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::Waker;
 use std::thread;
 use std::time::Instant;
+
+use super::bubble::{BubbleState, TimerKey, TimerTarget};
 
 /// A registered real-time timer.
 pub(crate) type RealKey = (Instant, u64);
@@ -78,5 +80,37 @@ fn run() {
             }
             None => CHANGED.wait(timers).unwrap_or_else(|poisoned| poisoned.into_inner()),
         };
+    }
+}
+
+/// A timer registered on a clock: its bubble's virtual one, or this module's real one outside
+/// any bubble.
+pub(crate) enum ClockTimer {
+    Virtual(TimerKey),
+    Real(RealKey),
+}
+
+impl ClockTimer {
+    /// Wakes `waker` at `deadline` on `bubble`'s clock, or in real time for `None`.
+    pub(crate) fn add(
+        bubble: Option<&Arc<BubbleState>>,
+        deadline: crate::time::Instant,
+        waker: Waker,
+    ) -> ClockTimer {
+        match bubble {
+            Some(bubble) => ClockTimer::Virtual(
+                bubble.add_timer(bubble.offset_of(deadline.into_std()), TimerTarget::Waker(waker)),
+            ),
+            None => ClockTimer::Real(add(deadline.into_std(), waker)),
+        }
+    }
+
+    /// Forgets the timer; `bubble` is the one it was added on.
+    pub(crate) fn remove(self, bubble: Option<&Arc<BubbleState>>) {
+        match (self, bubble) {
+            (ClockTimer::Virtual(key), Some(bubble)) => bubble.remove_timer(key),
+            (ClockTimer::Real(key), _) => remove(key),
+            (ClockTimer::Virtual(_), None) => {}
+        }
     }
 }

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use super::bubble::{self, BubbleState, Site, TimerKey, TimerTarget};
+use super::bubble::{self, BubbleState, Site, TimerTarget};
 use super::clock::Instant;
-use super::real_timer::{self, RealKey};
+use super::real_timer::{self, ClockTimer};
 
 /// Waits until `duration` has passed on the caller's clock (virtual inside a bubble).
 ///
@@ -53,13 +53,8 @@ fn far_future() -> Instant {
 pub struct Sleep {
     deadline: Instant,
     bubble: Option<Arc<BubbleState>>,
-    registration: Option<Registration>,
+    registration: Option<ClockTimer>,
     site: Site,
-}
-
-enum Registration {
-    Virtual(TimerKey),
-    Real(RealKey),
 }
 
 impl Sleep {
@@ -105,10 +100,8 @@ impl Sleep {
     }
 
     fn unregister(&mut self) {
-        match (self.registration.take(), &self.bubble) {
-            (Some(Registration::Virtual(key)), Some(bubble)) => bubble.remove_timer(key),
-            (Some(Registration::Real(key)), _) => real_timer::remove(key),
-            _ => {}
+        if let Some(registration) = self.registration.take() {
+            registration.remove(self.bubble.as_ref());
         }
     }
 }
@@ -121,37 +114,33 @@ impl Future for Sleep {
         let target = this.timer_target(cx.waker());
         if this.is_elapsed() {
             // A virtual timer is gone once the clock reached its deadline; a real one may not be.
-            if let Some(Registration::Real(key)) = this.registration.take() {
+            if let Some(ClockTimer::Real(key)) = this.registration.take() {
                 real_timer::remove(key);
             }
             return Poll::Ready(());
         }
         let (registration, target) = match (this.registration.take(), &this.bubble, target) {
-            (Some(Registration::Virtual(key)), Some(bubble), target) => {
+            (Some(ClockTimer::Virtual(key)), Some(bubble), target) => {
                 match bubble.refresh_timer(key, target) {
-                    true => (Some(Registration::Virtual(key)), None),
+                    true => (Some(ClockTimer::Virtual(key)), None),
                     false => (None, None),
                 }
             }
-            (Some(Registration::Real(key)), _, _) if real_timer::refresh(key, cx.waker()) => {
-                (Some(Registration::Real(key)), None)
+            (Some(ClockTimer::Real(key)), _, _) if real_timer::refresh(key, cx.waker()) => {
+                (Some(ClockTimer::Real(key)), None)
             }
             (_, _, target) => (None, Some(target)),
         };
         this.registration = registration.or_else(|| {
             Some(match (&this.bubble, target) {
-                (Some(bubble), Some(target)) => Registration::Virtual(
-                    bubble.add_timer(bubble.offset_of(this.deadline.into_std()), target),
-                ),
+                (Some(bubble), Some(target)) => {
+                    ClockTimer::Virtual(bubble.add_timer(bubble.offset_of(this.deadline.into_std()), target))
+                }
                 (Some(bubble), None) => {
                     let target = this.timer_target(cx.waker());
-                    Registration::Virtual(
-                        bubble.add_timer(bubble.offset_of(this.deadline.into_std()), target),
-                    )
+                    ClockTimer::Virtual(bubble.add_timer(bubble.offset_of(this.deadline.into_std()), target))
                 }
-                (None, _) => {
-                    Registration::Real(real_timer::add(this.deadline.into_std(), cx.waker().clone()))
-                }
+                (None, _) => ClockTimer::Real(real_timer::add(this.deadline.into_std(), cx.waker().clone())),
             })
         });
         bubble::note_blocked_at(this.site, "time::sleep");

@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use super::bubble::{self, BubbleState, Site, TimerKey, TimerTarget};
+use super::bubble::{self, BubbleState, Site};
 use super::clock::Instant;
-use super::real_timer::{self, RealKey};
+use super::real_timer::ClockTimer;
 use crate::sync::waiters::Waiters;
 
 /// A timer that fires once, `duration` after it is armed, on the caller's clock: Go's
@@ -63,15 +63,10 @@ struct State {
     generation: u64,
     /// The deadline while armed.
     armed: Option<Instant>,
-    registration: Option<Registration>,
+    registration: Option<ClockTimer>,
     /// The time of a firing nobody has received yet.
     fired: Option<Instant>,
     waiters: Waiters,
-}
-
-enum Registration {
-    Virtual(TimerKey),
-    Real(RealKey),
 }
 
 /// Runs `f` on a thread of its own once `duration` has passed on the caller's clock, and
@@ -181,12 +176,7 @@ impl Shared {
     fn arm(self: &Arc<Self>, state: &mut State, duration: Duration) {
         let deadline = Instant::now().checked_add(duration).unwrap_or_else(|| Instant::now() + FAR);
         let fire = Waker::from(Arc::new(Fire { shared: Arc::clone(self), generation: state.generation }));
-        state.registration = Some(match &self.bubble {
-            Some(bubble) => Registration::Virtual(
-                bubble.add_timer(bubble.offset_of(deadline.into_std()), TimerTarget::Waker(fire)),
-            ),
-            None => Registration::Real(real_timer::add(deadline.into_std(), fire)),
-        });
+        state.registration = Some(ClockTimer::add(self.bubble.as_ref(), deadline, fire));
         state.armed = Some(deadline);
     }
 
@@ -194,10 +184,8 @@ impl Shared {
         state.generation += 1;
         state.armed = None;
         state.fired = None;
-        match (state.registration.take(), &self.bubble) {
-            (Some(Registration::Virtual(key)), Some(bubble)) => bubble.remove_timer(key),
-            (Some(Registration::Real(key)), _) => real_timer::remove(key),
-            _ => {}
+        if let Some(registration) = state.registration.take() {
+            registration.remove(self.bubble.as_ref());
         }
     }
 
