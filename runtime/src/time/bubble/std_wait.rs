@@ -8,6 +8,7 @@ use std::task::Waker;
 use std::time::Duration;
 
 use super::{BubbleState, CURRENT, Inner, Kind, Member, MemberId, State, ThreadParker, TimerTarget};
+use crate::time::interpose::raw::poll_now;
 
 /// How an interposed blocking call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,8 +52,8 @@ impl StdProbe {
                 let word = unsafe { &*(*address as *const std::sync::atomic::AtomicU32) };
                 word.load(std::sync::atomic::Ordering::SeqCst) == *expected
             }
-            StdProbe::Fd(fd) => !crate::time::interpose::any_ready(std::slice::from_ref(fd)),
-            StdProbe::Fds(fds) => !crate::time::interpose::any_ready(fds),
+            StdProbe::Fd(fd) => poll_now(&mut [*fd]) == 0,
+            StdProbe::Fds(fds) => poll_now(&mut fds.clone()) == 0,
         }
     }
 }

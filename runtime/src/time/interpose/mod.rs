@@ -59,13 +59,6 @@ fn runtime_parked() -> bool {
     RUNTIME_PARKED.get()
 }
 
-/// Whether any of `fds` has an event ready now (or is invalid), polled without waiting and
-/// without going through an interposer.
-pub(crate) fn any_ready(fds: &[libc::pollfd]) -> bool {
-    let mut fds = fds.to_vec();
-    raw::poll_now(&mut fds) != 0
-}
-
 /// Makes the calling thread's libc calls virtual while it lives: installed with a membership.
 pub(crate) struct MemberHook {
     previous: (*const BubbleState, *const ThreadParker),

@@ -23,7 +23,7 @@ use std::ffi::{c_int, c_long};
 use std::time::Duration;
 
 use super::raw::{self, RealFn, syscall6};
-use super::{enter, mark_untimed_wait, member_bubble, runtime_parked};
+use super::{enter, mark_untimed_wait, member_bubble, runtime_parked, sleep};
 use crate::time::bubble::{self, BubbleState, StdProbe, StdWake};
 
 /// A member's readiness wait for at most `timeout` (`None`: no limit) on the descriptors of
@@ -90,7 +90,7 @@ fn after_failure(
 ) -> c_int {
     let wait =
         deadline.map_or(BubbleState::AFTER_FAILURE_WAIT, |deadline| bubble.wait_after_failure(deadline));
-    raw::futex_wait(&std::sync::atomic::AtomicU32::new(0), 0, Some(wait));
+    sleep::real_sleep(wait);
     if let Some(deadline) = deadline {
         bubble.jump_after_failure(deadline);
     }

@@ -39,7 +39,7 @@ fn member_sleep(clock_id: libc::clockid_t, absolute: bool, request: *const libc:
 }
 
 /// A relative sleep on the real monotonic clock; an error number or 0.
-fn real_sleep(duration: Duration) -> c_int {
+pub(super) fn real_sleep(duration: Duration) -> c_int {
     let request = raw::timespec_of(duration);
     // SAFETY: `request` outlives the call; no remainder is asked for.
     unsafe { real_clock_nanosleep(libc::CLOCK_MONOTONIC, 0, &request, std::ptr::null_mut()) }
