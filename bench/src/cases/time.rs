@@ -104,8 +104,8 @@ async fn gonext_sleepers(rounds: u64) {
     }
 }
 
-/// The time per sleep of `gonext_sleepers`, run by `run` (a bubble's `run_async`).
-fn per_gonext_sleep(iters: u64, run: impl FnOnce(u64)) -> Duration {
+/// The time per sleep of `SLEEPERS` sleepers run by `run` for `rounds` rounds each.
+fn per_sleep(iters: u64, run: impl FnOnce(u64)) -> Duration {
     let rounds = iters.div_ceil(SLEEPERS);
     let start = Instant::now();
     run(rounds);
@@ -117,41 +117,23 @@ fn per_gonext_sleep(iters: u64, run: impl FnOnce(u64)) -> Duration {
 fn trace_overhead() -> Case {
     let path = std::env::temp_dir().join(format!("gonext-bench-trace-{}.json", std::process::id()));
     Case::time("time/trace_overhead", |iters| {
-        per_gonext_sleep(iters, |rounds| {
+        per_sleep(iters, |rounds| {
             std::hint::black_box(time::Bubble::new().run_async_traced(gonext_sleepers(rounds)));
         })
     })
     .peer("tracing_off", |iters| {
-        per_gonext_sleep(iters, |rounds| time::Bubble::new().timeline(0).run_async(gonext_sleepers(rounds)))
+        per_sleep(iters, |rounds| time::Bubble::new().timeline(0).run_async(gonext_sleepers(rounds)))
     })
     .peer("tracing_to_a_file", move |iters| {
-        per_gonext_sleep(iters, |rounds| time::Bubble::new().trace(&path).run_async(gonext_sleepers(rounds)))
+        per_sleep(iters, |rounds| time::Bubble::new().trace(&path).run_async(gonext_sleepers(rounds)))
     })
 }
 
 fn sleepers_async() -> Case {
     Case::time("time/1000_sleepers_async", |iters| {
-        per_gonext_sleep(iters, |rounds| time::bubble_async(gonext_sleepers(rounds)))
+        per_sleep(iters, |rounds| time::bubble_async(gonext_sleepers(rounds)))
     })
-    .peer("tokio_paused", |iters| {
-        let rounds = iters.div_ceil(SLEEPERS);
-        let start = Instant::now();
-        paused_tokio().block_on(async move {
-            let tasks: Vec<_> = (0..SLEEPERS)
-                .map(|i| {
-                    tokio::spawn(async move {
-                        for _ in 0..rounds {
-                            tokio::time::sleep(delay(i)).await;
-                        }
-                    })
-                })
-                .collect();
-            for task in tasks {
-                task.await.expect("sleeper task");
-            }
-        });
-        start.elapsed().mul_f64(iters as f64 / (rounds * SLEEPERS) as f64)
-    })
+    .peer("tokio_paused", |iters| per_sleep(iters, |rounds| paused_tokio().block_on(tokio_sleepers(rounds))))
 }
 
 /// A paused tokio runtime as `#[tokio::test(start_paused = true)]` builds it: I/O and time
@@ -195,47 +177,31 @@ fn tokio_in_bubble_sleep_lone() -> Case {
     })
 }
 
-/// `SLEEPERS` tokio tasks sleeping for many distinct deadlines, as `time/1000_sleepers_async`.
-fn tokio_sleepers(iters: u64) -> (u64, impl std::future::Future<Output = ()>) {
-    let rounds = iters.div_ceil(SLEEPERS);
-    let run = async move {
-        let tasks: Vec<_> = (0..SLEEPERS)
-            .map(|i| {
-                tokio::spawn(async move {
-                    for _ in 0..rounds {
-                        tokio::time::sleep(delay(i)).await;
-                    }
-                })
+/// `SLEEPERS` tokio tasks sleeping for many distinct deadlines, `rounds` times each, as
+/// `gonext_sleepers` does.
+async fn tokio_sleepers(rounds: u64) {
+    let tasks: Vec<_> = (0..SLEEPERS)
+        .map(|i| {
+            tokio::spawn(async move {
+                for _ in 0..rounds {
+                    tokio::time::sleep(delay(i)).await;
+                }
             })
-            .collect();
-        for task in tasks {
-            task.await.expect("sleeper task");
-        }
-    };
-    (rounds, run)
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("sleeper task");
+    }
 }
 
 fn tokio_in_bubble_sleepers() -> Case {
     Case::time("time/tokio_in_bubble_1000_sleepers", |iters| {
-        let start = Instant::now();
-        let rounds = time::bubble(|| {
-            let runtime = tokio_in_bubble();
-            runtime.block_on(time::root_future(async {
-                let (rounds, run) = tokio_sleepers(iters);
-                run.await;
-                rounds
-            }))
-        });
-        start.elapsed().mul_f64(iters as f64 / (rounds * SLEEPERS) as f64)
+        per_sleep(iters, |rounds| {
+            time::bubble(|| tokio_in_bubble().block_on(time::root_future(tokio_sleepers(rounds))));
+        })
     })
     .peer("tokio_paused", |iters| {
-        let start = Instant::now();
-        let rounds = paused_tokio_all().block_on(async {
-            let (rounds, run) = tokio_sleepers(iters);
-            run.await;
-            rounds
-        });
-        start.elapsed().mul_f64(iters as f64 / (rounds * SLEEPERS) as f64)
+        per_sleep(iters, |rounds| paused_tokio_all().block_on(tokio_sleepers(rounds)))
     })
 }
 
