@@ -137,7 +137,7 @@ impl<F> std::fmt::Debug for RootFuture<F> {
 }
 
 pin_project_lite::pin_project! {
-    /// The body of a `#[virtual_time_test(tokio)]`, checking on every poll that tokio's clock
+    /// The body of a `#[virtual_time_test(tokio)]`, checking before every poll that tokio's clock
     /// (read by `runtime_clock`) is the bubble's: a `tokio::time::pause()` in the test gives
     /// tokio a clock of its own, frozen and advanced behind the bubble's back.
     #[doc(hidden)]
@@ -161,9 +161,7 @@ impl<F: Future, C: Fn() -> std::time::Instant> Future for OneClock<F, C> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         check_one_clock((this.runtime_clock)());
-        let poll = this.future.poll(cx);
-        check_one_clock((this.runtime_clock)());
-        poll
+        this.future.poll(cx)
     }
 }
 

@@ -174,7 +174,8 @@ impl Shared {
     }
 
     fn arm(self: &Arc<Self>, state: &mut State, duration: Duration) {
-        let deadline = Instant::now().checked_add(duration).unwrap_or_else(|| Instant::now() + FAR);
+        let now = Instant::now();
+        let deadline = now.checked_add(duration).unwrap_or(now + FAR);
         let fire = Waker::from(Arc::new(Fire { shared: Arc::clone(self), generation: state.generation }));
         state.registration = Some(ClockTimer::add(self.bubble.as_ref(), deadline, fire));
         state.armed = Some(deadline);

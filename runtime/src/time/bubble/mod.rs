@@ -636,12 +636,11 @@ impl BubbleState {
                 let report = report::timeout(self, &inner, limit);
                 return self.fail_locked(inner, Failure::Report(report));
             }
-            let from = self.now_nanos();
             self.now_nanos.store(duration_nanos(deadline), Ordering::Release);
             inner.recorder.record(
                 duration_nanos(deadline),
                 record::NO_MEMBER,
-                record::RawKind::ClockAdvanced { from },
+                record::RawKind::ClockAdvanced { from: duration_nanos(now) },
             );
         }
     }
