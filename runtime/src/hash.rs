@@ -13,6 +13,9 @@ use foldhash::fast::FoldHasher;
 /// A `HashMap` with foldhash, for keys that are hashes, ids or `TypeId`s.
 pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
+/// A `HashSet` with foldhash, for ids.
+pub(crate) type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+
 /// A hasher for values, seeded with `seed` (take it from a `RandomState`).
 #[inline]
 pub(crate) fn seeded(seed: u64) -> FoldHasher {

@@ -99,7 +99,7 @@ impl ClockTimer {
     ) -> ClockTimer {
         match bubble {
             Some(bubble) => ClockTimer::Virtual(
-                bubble.add_timer(bubble.offset_of(deadline.into_std()), TimerTarget::Waker(waker)),
+                bubble.add_timer(bubble.offset_nanos_of(deadline.into_std()), TimerTarget::Waker(waker)),
             ),
             None => ClockTimer::Real(add(deadline.into_std(), waker)),
         }

@@ -6,12 +6,12 @@ use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use super::bubble::{self, BubbleState, Site, TimerTarget};
+use super::bubble::{self, BubbleState, MemberId, Site, TimerKey, TimerTarget};
 use super::clock::Instant;
-use super::real_timer::{self, ClockTimer};
+use super::real_timer;
 
 /// Waits until `duration` has passed on the caller's clock (virtual inside a bubble).
 ///
@@ -32,7 +32,17 @@ use super::real_timer::{self, ClockTimer};
 #[track_caller]
 pub fn sleep(duration: Duration) -> Sleep {
     let site = Location::caller();
-    Sleep::new(Instant::now().checked_add(duration).unwrap_or_else(far_future), site)
+    let clock = match bubble::current() {
+        Some(bubble) => {
+            let offset = bubble.offset_after(duration);
+            SleepClock::Virtual { bubble, offset, timer: None }
+        }
+        None => SleepClock::Real {
+            deadline: Instant::now().checked_add(duration).unwrap_or_else(far_future),
+            timer: None,
+        },
+    };
+    Sleep { clock, site }
 }
 
 /// Waits until `deadline` on the caller's clock.
@@ -51,58 +61,105 @@ fn far_future() -> Instant {
 ///
 /// Polling it from outside its bubble (or from another bubble) panics, naming both.
 pub struct Sleep {
-    deadline: Instant,
-    bubble: Option<Arc<BubbleState>>,
-    registration: Option<ClockTimer>,
+    clock: SleepClock,
     site: Site,
+}
+
+/// The clock a [`Sleep`] waits on, with its deadline and registered timer.
+enum SleepClock {
+    /// A bubble's: the deadline as an offset from the bubble's start, in nanoseconds.
+    Virtual { bubble: Arc<BubbleState>, offset: u64, timer: Option<VirtualTimer> },
+    /// Real time, outside any bubble.
+    Real { deadline: Instant, timer: Option<real_timer::RealKey> },
+}
+
+/// A timer on a bubble's clock, and the member it wakes directly (when the sleep was polled
+/// with its member's own waker), so that a poll by the same member again needs no update.
+struct VirtualTimer {
+    key: TimerKey,
+    wakes: Option<MemberId>,
 }
 
 impl Sleep {
     pub(crate) fn new(deadline: Instant, site: Site) -> Sleep {
-        Sleep { deadline, bubble: bubble::current(), registration: None, site }
+        let clock = match bubble::current() {
+            Some(bubble) => {
+                let offset = bubble.offset_nanos_of(deadline.into_std());
+                SleepClock::Virtual { bubble, offset, timer: None }
+            }
+            None => SleepClock::Real { deadline, timer: None },
+        };
+        Sleep { clock, site }
     }
 
     /// The instant this sleep ends.
     pub fn deadline(&self) -> Instant {
-        self.deadline
+        match &self.clock {
+            SleepClock::Virtual { bubble, offset, .. } => {
+                Instant::from(bubble.instant_at(Duration::from_nanos(*offset)))
+            }
+            SleepClock::Real { deadline, .. } => *deadline,
+        }
     }
 
     /// Whether the deadline has passed on the caller's clock.
     pub fn is_elapsed(&self) -> bool {
-        Instant::now() >= self.deadline
+        Instant::now() >= self.deadline()
     }
 
-    /// What a due timer of this sleep should wake: the polling member itself when `waker` is
-    /// its own, else `waker`.
-    ///
-    /// # Panics
-    ///
-    /// When polled outside the sleep's bubble.
-    fn timer_target(&self, waker: &std::task::Waker) -> TimerTarget {
-        let target = bubble::with_current(|c| match (c, &self.bubble) {
-            (Some(c), Some(own)) if Arc::ptr_eq(&c.bubble, own) => Some(if waker.will_wake(&c.waker) {
-                TimerTarget::Member(c.member)
-            } else {
-                TimerTarget::Waker(waker.clone())
-            }),
-            (None, None) => Some(TimerTarget::Waker(waker.clone())),
-            _ => None,
-        });
-        target.unwrap_or_else(|| match &self.bubble {
-            Some(owner) => bubble::foreign_use(owner, "time::sleep", self.site, self.site),
-            None => panic!(
+    fn poll_virtual(&mut self, waker: &Waker) -> Poll<()> {
+        let SleepClock::Virtual { bubble, offset, timer } = &mut self.clock else {
+            unreachable!("a sleep on a bubble's clock")
+        };
+        let Some(member) = bubble::polling_member(bubble, waker) else {
+            bubble::foreign_use(bubble, "time::sleep", self.site, self.site)
+        };
+        if bubble.now_nanos() >= *offset {
+            // A virtual timer is gone once the clock reached its deadline.
+            *timer = None;
+            return Poll::Ready(());
+        }
+        let target = || match member {
+            Some(id) => TimerTarget::Member(id),
+            None => TimerTarget::Waker(waker.clone()),
+        };
+        match timer {
+            Some(registered) if member.is_some() && registered.wakes == member => {}
+            Some(registered) => match bubble.retarget_timer(registered.key, target()) {
+                Some(key) => *registered = VirtualTimer { key, wakes: member },
+                None => {
+                    *timer = Some(VirtualTimer { key: bubble.add_timer(*offset, target()), wakes: member })
+                }
+            },
+            None => *timer = Some(VirtualTimer { key: bubble.add_timer(*offset, target()), wakes: member }),
+        }
+        bubble::note_blocked_at(self.site, "time::sleep");
+        Poll::Pending
+    }
+
+    fn poll_real(&mut self, waker: &Waker) -> Poll<()> {
+        let SleepClock::Real { deadline, timer } = &mut self.clock else {
+            unreachable!("a sleep on the real clock")
+        };
+        if let Some(bubble) = bubble::current() {
+            panic!(
                 "time::sleep created at {} outside any bubble was polled inside {}; timers belong to \
                  the clock they were created on",
                 self.site,
-                bubble::current().map_or_else(String::new, |b| b.label())
-            ),
-        })
-    }
-
-    fn unregister(&mut self) {
-        if let Some(registration) = self.registration.take() {
-            registration.remove(self.bubble.as_ref());
+                bubble.label()
+            );
         }
+        if std::time::Instant::now() >= deadline.into_std() {
+            if let Some(key) = timer.take() {
+                real_timer::remove(key);
+            }
+            return Poll::Ready(());
+        }
+        match timer {
+            Some(key) if real_timer::refresh(*key, waker) => {}
+            _ => *timer = Some(real_timer::add(deadline.into_std(), waker.clone())),
+        }
+        Poll::Pending
     }
 }
 
@@ -111,52 +168,33 @@ impl Future for Sleep {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        let target = this.timer_target(cx.waker());
-        if this.is_elapsed() {
-            // A virtual timer is gone once the clock reached its deadline; a real one may not be.
-            if let Some(ClockTimer::Real(key)) = this.registration.take() {
-                real_timer::remove(key);
-            }
-            return Poll::Ready(());
+        match this.clock {
+            SleepClock::Virtual { .. } => this.poll_virtual(cx.waker()),
+            SleepClock::Real { .. } => this.poll_real(cx.waker()),
         }
-        let (registration, target) = match (this.registration.take(), &this.bubble, target) {
-            (Some(ClockTimer::Virtual(key)), Some(bubble), target) => {
-                match bubble.refresh_timer(key, target) {
-                    true => (Some(ClockTimer::Virtual(key)), None),
-                    false => (None, None),
-                }
-            }
-            (Some(ClockTimer::Real(key)), _, _) if real_timer::refresh(key, cx.waker()) => {
-                (Some(ClockTimer::Real(key)), None)
-            }
-            (_, _, target) => (None, Some(target)),
-        };
-        this.registration = registration.or_else(|| {
-            Some(match (&this.bubble, target) {
-                (Some(bubble), Some(target)) => {
-                    ClockTimer::Virtual(bubble.add_timer(bubble.offset_of(this.deadline.into_std()), target))
-                }
-                (Some(bubble), None) => {
-                    let target = this.timer_target(cx.waker());
-                    ClockTimer::Virtual(bubble.add_timer(bubble.offset_of(this.deadline.into_std()), target))
-                }
-                (None, _) => ClockTimer::Real(real_timer::add(this.deadline.into_std(), cx.waker().clone())),
-            })
-        });
-        bubble::note_blocked_at(this.site, "time::sleep");
-        Poll::Pending
     }
 }
 
 impl Drop for Sleep {
     fn drop(&mut self) {
-        self.unregister();
+        match &mut self.clock {
+            SleepClock::Virtual { bubble, timer, .. } => {
+                if let Some(timer) = timer.take() {
+                    bubble.remove_timer(timer.key);
+                }
+            }
+            SleepClock::Real { timer, .. } => {
+                if let Some(key) = timer.take() {
+                    real_timer::remove(key);
+                }
+            }
+        }
     }
 }
 
 impl fmt::Debug for Sleep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sleep").field("deadline", &self.deadline).field("site", &self.site).finish()
+        f.debug_struct("Sleep").field("deadline", &self.deadline()).field("site", &self.site).finish()
     }
 }
 

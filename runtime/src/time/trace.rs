@@ -96,9 +96,19 @@ pub enum WokenBy {
 
 impl Trace {
     pub(crate) fn new(bubble: String, raw: Vec<(u64, RawEvent)>, names: &IdMap<String>) -> Trace {
-        let names: IdMap<Arc<str>> = names.iter().map(|(&id, name)| (id, Arc::from(name.as_str()))).collect();
-        let name =
-            |id: MemberId| names.get(&id).cloned().unwrap_or_else(|| Arc::from(format!("member-{id}")));
+        // Member ids count up from zero: a table indexed by id names them without hashing.
+        let mut by_id: Vec<Option<Arc<str>>> = Vec::new();
+        for (&id, name) in names {
+            let Ok(index) = usize::try_from(id) else { continue };
+            if index >= by_id.len() {
+                by_id.resize(index + 1, None);
+            }
+            by_id[index] = Some(Arc::from(name.as_str()));
+        }
+        let name = |id: MemberId| {
+            let known = usize::try_from(id).ok().and_then(|index| by_id.get(index)?.clone());
+            known.unwrap_or_else(|| Arc::from(format!("member-{id}")))
+        };
         let events = raw
             .into_iter()
             .map(|(seq, event)| Event {

@@ -8,8 +8,8 @@ use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use super::member::{PendingOn, member_waker, take_pending_on};
-use super::{BubbleAborted, BubbleState, CURRENT, Current, IdMap, MemberId, State, with_membership};
+use super::member::{member_waker, take_pending_on};
+use super::{BubbleAborted, BubbleState, CURRENT, Current, IdMap, MemberId, with_membership};
 
 /// A spawned task, type-erased.
 pub(crate) type BoxTask = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -23,8 +23,7 @@ pub(crate) fn run_async<F: Future>(
     root: F,
 ) -> Option<F::Output> {
     let root_waker = member_waker(bubble, root_id);
-    let membership =
-        Current { bubble: Arc::clone(bubble), member: root_id, waker: root_waker.clone(), is_task: true };
+    let membership = Current::new(Arc::clone(bubble), root_id, root_waker.clone(), true);
     with_membership(membership, || run_tasks(bubble, root_id, &root_waker, root))
 }
 
@@ -99,6 +98,8 @@ fn next_runnable(
         return Some(id);
     }
     let mut inner = bubble.lock();
+    bubble.flush_own(&mut inner);
+    inner = bubble.settle(inner);
     loop {
         if inner.failure.is_some() {
             return None;
@@ -120,32 +121,19 @@ fn next_runnable(
 }
 
 impl BubbleState {
-    /// Task `id` returned `Pending`: requeue it if it was woken meanwhile, else it is blocked
-    /// where its gonext primitives said (durably, unless one waits on an object created outside
-    /// the bubble), or outside gonext (still running).
+    /// Task `id` returned `Pending`: it is blocked where its gonext primitives said (durably,
+    /// unless one waits on an object created outside the bubble), or outside gonext (still
+    /// running); requeued instead if it was woken meanwhile.
     fn after_pending(&self, id: MemberId) {
-        let pending_on = take_pending_on();
-        let mut inner = self.lock();
-        Self::flush_own_timers(&mut inner);
-        let Some(member) = inner.members.get_mut(&id) else { return };
-        if std::mem::take(&mut member.notified) {
-            inner.run_queue.push_back(id);
-            return;
-        }
-        let state = match pending_on {
-            PendingOn::Bubble(site, op) => State::Blocked { site: Some(site), op },
-            PendingOn::Outside(site, op) => State::Outside { site, op: Some(op) },
-            PendingOn::Nothing => State::Outside { site: member.spawned_at, op: None },
-        };
-        drop(self.block_member_locked(inner, id, state));
+        self.defer_block(id, take_pending_on());
     }
 }
 
-/// Makes task `id` the current member of the executor thread for its next poll.
+/// Makes task `id`, polled with `waker`, the current member of the executor thread.
 fn set_current_task(id: MemberId, waker: &Waker) {
     CURRENT.with_borrow_mut(|current| {
         let current = current.as_mut().expect("the executor runs inside its bubble's membership");
         current.member = id;
-        current.waker.clone_from(waker);
+        current.polled_waker = waker.data();
     });
 }

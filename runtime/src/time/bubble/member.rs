@@ -174,7 +174,7 @@ pub(super) fn member_waker(bubble: &Arc<BubbleState>, id: MemberId) -> Waker {
 pub(crate) fn enter_thread_member(bubble: &Arc<BubbleState>, id: MemberId) -> Current {
     bubble.attach_thread(id, ThreadParker::current());
     let waker = member_waker(bubble, id);
-    Current { bubble: Arc::clone(bubble), member: id, waker, is_task: false }
+    Current::new(Arc::clone(bubble), id, waker, false)
 }
 
 /// Runs `future` to completion on this thread. In a bubble, the thread is blocked at `site`
@@ -186,8 +186,7 @@ pub(crate) fn enter_thread_member(bubble: &Arc<BubbleState>, id: MemberId) -> Cu
 ///
 /// Inside an async task of `bubble_async`, where blocking would stall every other task.
 pub(crate) fn block_on<F: Future>(future: F, site: Site, op: &'static str) -> F::Output {
-    let membership =
-        with_current(|c| c.map(|c| (Arc::clone(&c.bubble), c.member, c.waker.clone(), c.is_task)));
+    let membership = with_current(|c| c.map(|c| (Arc::clone(&c.bubble), c.member, c.own_waker(), c.is_task)));
     match membership {
         None => block_on_thread(future),
         Some((_, _, _, true)) => panic!(
@@ -289,7 +288,7 @@ impl BubbleState {
     ) -> Result<(), BubbleAborted> {
         let mut inner = self.lock();
         if let Some(deadline) = deadline {
-            let key = self.timer_key(deadline);
+            let key = self.timer_key(super::duration_nanos(deadline));
             inner.timers.insert(key, TimerTarget::Member(id));
         }
         if inner.failure.is_some() {

@@ -31,6 +31,7 @@ use std::task::Waker;
 use std::time::Duration;
 
 pub(crate) use executor::{BoxTask, run_async};
+use member::PendingOn;
 pub(crate) use member::{
     PendingMarker, PendingNote, block_on, enter_thread_member, note_blocked_at, note_blocked_outside,
     note_pending_on,
@@ -47,9 +48,12 @@ pub(crate) type Site = &'static Location<'static>;
 /// A member's identity inside its bubble.
 pub(crate) type MemberId = u64;
 
-/// A registered timer: its virtual deadline (offset from the bubble's start) and a sequence
-/// number that makes keys unique and fires equal deadlines in registration order.
-pub(crate) type TimerKey = (Duration, u64);
+/// A bubble's identity in the process, for what a thread keeps for a bubble without its lock.
+type BubbleId = u64;
+
+/// A registered timer: its virtual deadline (nanoseconds from the bubble's start) and a
+/// sequence number that makes keys unique and fires equal deadlines in registration order.
+pub(crate) type TimerKey = (u64, u64);
 
 /// What a due timer wakes: a member directly (when it registered its own waker, the common
 /// case, handled under the bubble's lock) or any other waker.
@@ -184,7 +188,10 @@ thread_local! {
     /// Timers that the running member registered for itself, not yet in its bubble's heap.
     /// A member only needs its own timers once it blocks, and blocking takes the bubble's
     /// lock anyway: the timers are moved in then, saving a lock per sleep.
-    static OWN_TIMERS: RefCell<Vec<(TimerKey, MemberId)>> = const { RefCell::new(Vec::new()) };
+    static OWN_TIMERS: RefCell<Vec<(BubbleId, TimerKey, MemberId)>> = const { RefCell::new(Vec::new()) };
+    /// Tasks of the executor on this thread that returned `Pending` since it last took the
+    /// bubble's lock, with what their polls noted (see `BubbleState::defer_block`).
+    static DEFERRED_BLOCKS: RefCell<Vec<(BubbleId, MemberId, PendingOn)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The tag of a thread outside every bubble in [`holder_tag`]; bubble ids start at 1.
@@ -202,10 +209,45 @@ pub(crate) fn holder_tag() -> u64 {
 pub(crate) struct Current {
     pub(crate) bubble: Arc<BubbleState>,
     pub(crate) member: MemberId,
-    /// The waker that makes this member runnable again.
-    pub(crate) waker: Waker,
+    /// The waker that makes this member runnable again; on an executor, the root task's.
+    waker: Waker,
+    /// The data pointer of the current member's own waker. The executor sets it at every
+    /// poll of a task, which costs no reference count as a waker clone would.
+    polled_waker: *const (),
     /// An async task polled by the executor, which must not block its thread.
     pub(crate) is_task: bool,
+}
+
+impl Current {
+    pub(crate) fn new(bubble: Arc<BubbleState>, member: MemberId, waker: Waker, is_task: bool) -> Current {
+        let polled_waker = waker.data();
+        Current { bubble, member, waker, polled_waker, is_task }
+    }
+
+    /// Whether `waker` wakes the current member itself (every member's waker has the same
+    /// vtable; a vtable duplicated by codegen only makes this say `false`, which is safe).
+    #[inline]
+    fn is_own_waker(&self, waker: &Waker) -> bool {
+        waker.data() == self.polled_waker && waker.vtable() == self.waker.vtable()
+    }
+
+    /// A waker of the current member.
+    pub(crate) fn own_waker(&self) -> Waker {
+        match self.is_task {
+            true => member::member_waker(&self.bubble, self.member),
+            false => self.waker.clone(),
+        }
+    }
+}
+
+/// Who polls a future of `owner` with `waker`: `None` if the caller is not a member of
+/// `owner`; else the member, when `waker` is its own (so a timer can wake it directly).
+#[inline]
+pub(crate) fn polling_member(owner: &Arc<BubbleState>, waker: &Waker) -> Option<Option<MemberId>> {
+    CURRENT.with_borrow(|c| {
+        let c = c.as_ref().filter(|c| Arc::ptr_eq(&c.bubble, owner))?;
+        Some(c.is_own_waker(waker).then_some(c.member))
+    })
 }
 
 /// The bubble the current thread or task belongs to, if any: one thread-local read.
@@ -362,13 +404,34 @@ impl BubbleState {
 
     /// Virtual nanoseconds since the bubble started.
     #[inline]
-    fn now_nanos(&self) -> u64 {
+    pub(crate) fn now_nanos(&self) -> u64 {
         self.now_nanos.load(Ordering::Acquire)
     }
 
     /// The virtual now as a `std::time::Instant`.
     pub(crate) fn now_instant(&self) -> std::time::Instant {
-        self.base + self.elapsed()
+        self.instant_at(self.elapsed())
+    }
+
+    /// The `std::time::Instant` at virtual offset `offset`.
+    pub(crate) fn instant_at(&self, offset: Duration) -> std::time::Instant {
+        self.base + offset
+    }
+
+    /// The virtual offset, in nanoseconds, `duration` from now; a duration too long for an
+    /// `Instant` ends in thirty years, as a sleep outside bubbles does.
+    #[inline]
+    pub(crate) fn offset_after(&self, duration: Duration) -> u64 {
+        const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
+        let now = self.now_nanos();
+        if duration <= FAR {
+            return now.saturating_add(duration_nanos(duration));
+        }
+        let far = now.saturating_add(duration_nanos(duration));
+        match self.base.checked_add(Duration::from_nanos(far)) {
+            Some(_) => far,
+            None => now + duration_nanos(FAR),
+        }
     }
 
     /// The virtual wall clock: the configured start plus the elapsed virtual time.
@@ -381,6 +444,11 @@ impl BubbleState {
         instant.saturating_duration_since(self.base)
     }
 
+    /// The same offset in nanoseconds.
+    pub(crate) fn offset_nanos_of(&self, instant: std::time::Instant) -> u64 {
+        duration_nanos(self.offset_of(instant))
+    }
+
     /// Whether the bubble has failed (its members are being aborted).
     pub(crate) fn has_failed(&self) -> bool {
         self.failed.load(Ordering::Acquire)
@@ -390,6 +458,8 @@ impl BubbleState {
     /// move before it starts.
     pub(crate) fn add_member(&self, name: Option<String>, spawned_at: Site, task: bool) -> MemberId {
         let mut inner = self.lock();
+        // The spawner runs (it counts), so the bubble cannot turn idle here.
+        self.flush_own(&mut inner);
         let id = inner.next_member;
         inner.next_member += 1;
         let name = name.unwrap_or_else(|| match (id, task) {
@@ -432,8 +502,11 @@ impl BubbleState {
     /// Removes a finished member.
     pub(crate) fn remove_member(&self, id: MemberId) {
         let mut inner = self.lock();
-        Self::flush_own_timers(&mut inner);
-        let Some(member) = inner.members.remove(&id) else { return };
+        self.flush_own(&mut inner);
+        let Some(member) = inner.members.remove(&id) else {
+            drop(self.settle(inner));
+            return;
+        };
         if matches!(member.state, State::Running | State::Outside { .. }) {
             inner.running -= 1;
         }
@@ -453,9 +526,11 @@ impl BubbleState {
     /// Makes a blocked member runnable again (a no-op for finished members).
     pub(crate) fn wake(&self, id: MemberId) {
         let mut inner = self.lock();
+        self.flush_own(&mut inner);
         let by =
             if inner.recorder.is_on() { self.waker_on_this_thread() } else { record::WakeCause::Outside };
         self.wake_locked(&mut inner, id, by);
+        drop(self.settle(inner));
     }
 
     /// The member of this bubble running on the calling thread, as a wake's cause.
@@ -516,23 +591,24 @@ impl BubbleState {
         id: MemberId,
         state: State,
     ) -> (MutexGuard<'a, Inner>, bool) {
-        Self::flush_own_timers(&mut inner);
-        let Some(member) = inner.members.get_mut(&id) else { return (inner, false) };
-        if std::mem::take(&mut member.notified) {
-            return (inner, false);
-        }
-        (self.block_member_locked(inner, id, state), true)
+        self.flush_own(&mut inner);
+        let blocked = self.mark_blocked(&mut inner, id, |_| state) == Some(true);
+        (self.settle(inner), blocked)
     }
 
-    /// Moves running member `id` to the blocked `state` and, when that block is durable,
-    /// settles the bubble.
-    fn block_member_locked<'a>(
-        &'a self,
-        mut inner: MutexGuard<'a, Inner>,
+    /// Moves running member `id` to the blocked `state` (of the member), unless a wake-up is
+    /// pending; returns whether it blocked, `None` if it left. The caller settles the bubble.
+    fn mark_blocked(
+        &self,
+        inner: &mut Inner,
         id: MemberId,
-        state: State,
-    ) -> MutexGuard<'a, Inner> {
-        let Some(member) = inner.members.get_mut(&id) else { return inner };
+        state: impl FnOnce(&Member) -> State,
+    ) -> Option<bool> {
+        let member = inner.members.get_mut(&id)?;
+        if std::mem::take(&mut member.notified) {
+            return Some(false);
+        }
+        let state = state(member);
         member.state = state;
         inner.progress += 1;
         if inner.recorder.is_on() {
@@ -549,11 +625,10 @@ impl BubbleState {
                 inner.recorder.record(self.now_nanos(), id, parked);
             }
         }
-        if !matches!(state, State::Blocked { .. }) {
-            return inner;
+        if matches!(state, State::Blocked { .. }) {
+            inner.running -= 1;
         }
-        inner.running -= 1;
-        self.settle(inner)
+        Some(true)
     }
 
     /// The idle step: when no member runs, wake due timers, else the `wait()` caller, else
@@ -588,7 +663,7 @@ impl BubbleState {
             {
                 return inner;
             }
-            let now = self.elapsed();
+            let now = self.now_nanos();
             let mut foreign = Vec::new();
             let mut due = std::mem::take(&mut inner.due);
             inner.timers.take_due(now, &mut due, &mut foreign);
@@ -631,17 +706,13 @@ impl BubbleState {
                 let report = report::deadlock(self, &inner);
                 return self.fail_locked(inner, Failure::Report(report));
             };
-            if let Some(limit) = self.config.timeout.filter(|&limit| deadline > limit) {
+            if let Some(limit) = self.config.timeout.filter(|&limit| deadline > duration_nanos(limit)) {
                 self.now_nanos.store(duration_nanos(limit), Ordering::Release);
                 let report = report::timeout(self, &inner, limit);
                 return self.fail_locked(inner, Failure::Report(report));
             }
-            self.now_nanos.store(duration_nanos(deadline), Ordering::Release);
-            inner.recorder.record(
-                duration_nanos(deadline),
-                record::NO_MEMBER,
-                record::RawKind::ClockAdvanced { from: duration_nanos(now) },
-            );
+            self.now_nanos.store(deadline, Ordering::Release);
+            inner.recorder.record(deadline, record::NO_MEMBER, record::RawKind::ClockAdvanced { from: now });
         }
     }
 
@@ -749,69 +820,117 @@ impl BubbleState {
         crate::time::Trace::new(self.label(), events, &names)
     }
 
-    pub(super) fn timer_key(&self, deadline: Duration) -> TimerKey {
-        (deadline, self.next_timer.fetch_add(1, Ordering::Relaxed))
+    pub(super) fn timer_key(&self, deadline: u64) -> TimerKey {
+        // `u64::MAX` is the timers' sentinel that never fires; 584 years is as far as they go.
+        (deadline.min(u64::MAX - 1), self.next_timer.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// Registers a timer that wakes `target` at virtual offset `deadline`; returns its key.
+    /// Registers a timer that wakes `target` at virtual offset `deadline` (in nanoseconds);
+    /// returns its key.
     ///
     /// A timer is removed when it fires, and it fires before any member can observe the
     /// clock at or past its deadline. A member's timer for itself is kept on its thread until
     /// it blocks (see `OWN_TIMERS`).
-    pub(crate) fn add_timer(&self, deadline: Duration, target: TimerTarget) -> TimerKey {
+    pub(crate) fn add_timer(&self, deadline: u64, target: TimerTarget) -> TimerKey {
         let key = self.timer_key(deadline);
         match target {
-            TimerTarget::Member(id) => OWN_TIMERS.with_borrow_mut(|own| own.push((key, id))),
+            TimerTarget::Member(id) => OWN_TIMERS.with_borrow_mut(|own| own.push((self.id, key, id))),
             target => self.lock().timers.insert(key, target),
         }
         key
     }
 
-    /// Replaces the target of a registered timer; returns `false` if it already fired.
-    pub(crate) fn refresh_timer(&self, key: TimerKey, target: TimerTarget) -> bool {
-        let own = OWN_TIMERS.with_borrow_mut(|own| {
-            let position = own.iter().position(|(own_key, _)| *own_key == key)?;
-            Some(own.swap_remove(position))
-        });
-        if own.is_some() {
+    /// Points a registered timer at `target`; returns its key (a new one, unless only a
+    /// waker changed), or `None` if it already fired.
+    pub(crate) fn retarget_timer(&self, key: TimerKey, target: TimerTarget) -> Option<TimerKey> {
+        let own = self.take_own_timer(key);
+        if own {
             self.add_timer_with_key(key, target);
-            return true;
+            return Some(key);
         }
         let mut inner = self.lock();
-        match inner.timers.get_mut(key) {
-            Some(registered) => {
-                *registered = target;
-                true
-            }
-            None => false,
+        let now = self.now_nanos();
+        if key.0 <= now {
+            return None;
         }
+        if let TimerTarget::Waker(waker) = &target
+            && let Some(registered) = inner.timers.waker_mut(key)
+        {
+            registered.clone_from(waker);
+            return Some(key);
+        }
+        inner.timers.remove(key, now);
+        let key = self.timer_key(key.0);
+        inner.timers.insert(key, target);
+        Some(key)
     }
 
     fn add_timer_with_key(&self, key: TimerKey, target: TimerTarget) {
         match target {
-            TimerTarget::Member(id) => OWN_TIMERS.with_borrow_mut(|own| own.push((key, id))),
+            TimerTarget::Member(id) => OWN_TIMERS.with_borrow_mut(|own| own.push((self.id, key, id))),
             target => self.lock().timers.insert(key, target),
         }
     }
 
     /// Forgets a timer that is no longer awaited.
     pub(crate) fn remove_timer(&self, key: TimerKey) {
-        let was_own = OWN_TIMERS.with_borrow_mut(|own| {
-            let position = own.iter().position(|(own_key, _)| *own_key == key);
-            position.map(|position| own.swap_remove(position)).is_some()
-        });
-        if !was_own {
-            self.lock().timers.remove(key);
+        if !self.take_own_timer(key) {
+            let mut inner = self.lock();
+            let now = self.now_nanos();
+            inner.timers.remove(key, now);
         }
     }
 
-    /// Moves this thread's own timers into the heap; called under the lock before blocking.
-    fn flush_own_timers(inner: &mut Inner) {
+    /// Applies what this thread did without the lock: moves its own timers into the heap and
+    /// blocks the tasks it deferred. Called under the lock; a caller that may have blocked a
+    /// task here settles the bubble afterwards.
+    fn flush_own(&self, inner: &mut Inner) {
         OWN_TIMERS.with_borrow_mut(|own| {
-            for (key, id) in own.drain(..) {
-                inner.timers.insert(key, TimerTarget::Member(id));
-            }
+            own.retain(|&(bubble, key, id)| {
+                if bubble == self.id {
+                    inner.timers.insert(key, TimerTarget::Member(id));
+                }
+                bubble != self.id
+            });
         });
+        DEFERRED_BLOCKS.with_borrow_mut(|blocks| {
+            blocks.retain(|&(bubble, id, pending_on)| {
+                if bubble == self.id {
+                    self.block_task(inner, id, pending_on);
+                }
+                bubble != self.id
+            });
+        });
+    }
+
+    /// Removes `key` from this thread's own timers; whether it was there.
+    fn take_own_timer(&self, key: TimerKey) -> bool {
+        OWN_TIMERS.with_borrow_mut(|own| {
+            let position = own.iter().position(|&(bubble, own_key, _)| bubble == self.id && own_key == key);
+            position.map(|position| own.swap_remove(position)).is_some()
+        })
+    }
+
+    /// Task `id` returned `Pending` in `state`. It keeps counting as running until the
+    /// executor next takes the lock (when its batch of runnable tasks is done), which then
+    /// blocks it, or requeues it if it was woken meanwhile: one lock per batch instead of one
+    /// per poll. Counting a blocked task as running a little longer only keeps the clock still.
+    /// Recorded events keep their order: a wake or spawn from this thread applies the deferred
+    /// blocks first.
+    fn defer_block(&self, id: MemberId, pending_on: PendingOn) {
+        DEFERRED_BLOCKS.with_borrow_mut(|blocks| blocks.push((self.id, id, pending_on)));
+    }
+
+    /// Blocks task `id` as its poll's notes say, or requeues it if it was woken meanwhile.
+    fn block_task(&self, inner: &mut Inner, id: MemberId, pending_on: PendingOn) {
+        let state = |member: &Member| match pending_on {
+            PendingOn::Bubble(site, op) => State::Blocked { site: Some(site), op },
+            PendingOn::Outside(site, op) => State::Outside { site, op: Some(op) },
+            PendingOn::Nothing => State::Outside { site: member.spawned_at, op: None },
+        };
+        if self.mark_blocked(inner, id, state) == Some(false) {
+            inner.run_queue.push_back(id);
+        }
     }
 
     /// Registers `id` as the `wait()` caller.
@@ -874,6 +993,6 @@ impl BubbleState {
     }
 }
 
-fn duration_nanos(d: Duration) -> u64 {
+pub(crate) fn duration_nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }

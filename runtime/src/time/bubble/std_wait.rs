@@ -106,7 +106,7 @@ fn with_std_member(f: impl FnOnce(&Arc<BubbleState>, MemberId, bool, &Waker) -> 
         .try_with(|current| {
             let Ok(current) = current.try_borrow() else { return StdWake::NotMember };
             match current.as_ref() {
-                Some(c) => f(&c.bubble, c.member, c.is_task, &c.waker),
+                Some(c) => f(&c.bubble, c.member, c.is_task, &c.own_waker()),
                 None => StdWake::NotMember,
             }
         })
@@ -209,7 +209,7 @@ impl BubbleState {
             return StdWake::Woken;
         }
         let key = deadline.map(|deadline| {
-            let key = self.timer_key(deadline);
+            let key = self.timer_key(super::duration_nanos(deadline));
             inner.timers.insert(key, TimerTarget::Member(id));
             key
         });
@@ -218,7 +218,7 @@ impl BubbleState {
         }
         let (mut inner, blocked) = self.block_locked(inner, id, State::Blocked { site: None, op });
         if !blocked && !inner.members.contains_key(&id) {
-            Self::forget_wait(&mut inner, id, key);
+            Self::forget_wait(&mut inner, id, key, self.now_nanos());
             return StdWake::NotMember;
         }
         if let Some(probe) = probe.as_ref().filter(|_| blocked) {
@@ -249,14 +249,15 @@ impl BubbleState {
             _ => StdWake::Woken,
         };
         let key = key.filter(|_| end != StdWake::TimedOut);
-        Self::forget_wait(&mut inner, id, key);
+        let now = self.now_nanos();
+        Self::forget_wait(&mut inner, id, key, now);
         end
     }
 
     /// Forgets the probe and, unless it fired, the timer of member `id`'s std wait.
-    fn forget_wait(inner: &mut Inner, id: MemberId, key: Option<super::TimerKey>) {
+    fn forget_wait(inner: &mut Inner, id: MemberId, key: Option<super::TimerKey>, now: u64) {
         if let Some(key) = key {
-            inner.timers.remove(key);
+            inner.timers.remove(key, now);
         }
         if !inner.probes.is_empty() {
             inner.probes.retain(|(waiter, _)| *waiter != id);
