@@ -123,16 +123,13 @@ impl Sleep {
             Some(id) => TimerTarget::Member(id),
             None => TimerTarget::Waker(waker.clone()),
         };
-        match timer {
-            Some(registered) if member.is_some() && registered.wakes == member => {}
-            Some(registered) => match bubble.retarget_timer(registered.key, target()) {
-                Some(key) => *registered = VirtualTimer { key, wakes: member },
-                None => {
-                    *timer = Some(VirtualTimer { key: bubble.add_timer(*offset, target()), wakes: member })
-                }
-            },
-            None => *timer = Some(VirtualTimer { key: bubble.add_timer(*offset, target()), wakes: member }),
-        }
+        let key = match timer.take() {
+            Some(registered) if member.is_some() && registered.wakes == member => Some(registered.key),
+            Some(registered) => bubble.retarget_timer(registered.key, target()),
+            None => None,
+        };
+        let key = key.unwrap_or_else(|| bubble.add_timer(*offset, target()));
+        *timer = Some(VirtualTimer { key, wakes: member });
         bubble::note_blocked_at(self.site, "time::sleep");
         Poll::Pending
     }
