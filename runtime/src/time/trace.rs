@@ -4,11 +4,11 @@
 use std::fmt::{self, Write as _};
 use std::panic::Location;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use super::bubble::record::{NO_MEMBER, RawEvent, RawKind, WakeCause};
 use super::bubble::{IdMap, MemberId};
+use super::bubble::record::{NO_MEMBER, RawKind, RecordedEvents, WakeCause};
 
 /// What happened in a bubble, in order: see [`Bubble::run_traced`](super::Bubble::run_traced),
 /// [`Bubble::trace`](super::Bubble::trace) and [the module docs](super#seeing-what-happened).
@@ -22,10 +22,19 @@ use super::bubble::{IdMap, MemberId};
 /// assert_eq!(advanced.unwrap().at(), Duration::from_secs(3));
 /// print!("{}", trace.timeline());
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Trace {
     bubble: String,
-    events: Vec<Event>,
+    /// The events as the bubble recorded them; read as [`Event`]s on first use, so that a
+    /// trace only written to a file or dropped costs no conversion.
+    recorded: RecordedEvents,
+    events: OnceLock<Vec<Event>>,
+}
+
+impl fmt::Debug for Trace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Trace").field("bubble", &self.bubble).field("events", &self.events()).finish()
+    }
 }
 
 /// One event of a [`Trace`].
@@ -95,10 +104,14 @@ pub enum WokenBy {
 }
 
 impl Trace {
-    pub(crate) fn new(bubble: String, raw: Vec<(u64, RawEvent)>, names: &IdMap<String>) -> Trace {
+    pub(crate) fn new(bubble: String, recorded: RecordedEvents) -> Trace {
+        Trace { bubble, recorded, events: OnceLock::new() }
+    }
+
+    fn convert(recorded: &RecordedEvents) -> Vec<Event> {
         // Member ids count up from zero: a table indexed by id names them without hashing.
         let mut by_id: Vec<Option<Arc<str>>> = Vec::new();
-        for (&id, name) in names {
+        for (&id, name) in &recorded.names {
             let Ok(index) = usize::try_from(id) else { continue };
             if index >= by_id.len() {
                 by_id.resize(index + 1, None);
@@ -109,8 +122,9 @@ impl Trace {
             let known = usize::try_from(id).ok().and_then(|index| by_id.get(index)?.clone());
             known.unwrap_or_else(|| Arc::from(format!("member-{id}")))
         };
-        let events = raw
-            .into_iter()
+        let first = recorded.first_seq;
+        (first..)
+            .zip(&recorded.events)
             .map(|(seq, event)| Event {
                 seq,
                 at: Duration::from_nanos(event.at),
@@ -136,8 +150,7 @@ impl Trace {
                     RawKind::TimerFired => EventKind::TimerFired,
                 },
             })
-            .collect();
-        Trace { bubble, events }
+            .collect()
     }
 
     /// The bubble's label (`bubble #3`, with its name if it has one).
@@ -147,13 +160,13 @@ impl Trace {
 
     /// The events, oldest first.
     pub fn events(&self) -> &[Event] {
-        &self.events
+        self.events.get_or_init(|| Self::convert(&self.recorded))
     }
 
     /// One line per event: `+1.5s  worker  woken by timer`.
     pub fn timeline(&self) -> String {
         let mut text = String::new();
-        for event in &self.events {
+        for event in self.events() {
             writeln!(text, "{event}").expect("writing to a String cannot fail");
         }
         text
@@ -264,14 +277,14 @@ struct Blocked {
 impl ChromeTrace {
     fn new(trace: &Trace) -> ChromeTrace {
         let mut chrome = ChromeTrace {
-            json: String::with_capacity(64 + trace.events.len() * 160),
+            json: String::with_capacity(64 + trace.events().len() * 160),
             first: true,
             open: IdMap::default(),
         };
         chrome.json.push_str("{\"traceEvents\":[");
         chrome.metadata("process_name", 0, &trace.bubble);
         let mut named = IdMap::default();
-        for event in &trace.events {
+        for event in trace.events() {
             if let Some((id, name)) = &event.member
                 && named.insert(*id, ()).is_none()
             {
@@ -279,7 +292,7 @@ impl ChromeTrace {
             }
             chrome.event(event);
         }
-        let end = trace.events.last().map_or(Duration::ZERO, |event| event.at);
+        let end = trace.events().last().map_or(Duration::ZERO, |event| event.at);
         let mut open: Vec<(MemberId, (Duration, Option<Blocked>))> = chrome.open.drain().collect();
         open.sort_by_key(|&(id, _)| id);
         for (id, (since, blocked)) in open {

@@ -816,8 +816,8 @@ impl BubbleState {
 
     /// The recorded events, leaving the recorder empty: the bubble's trace.
     pub(crate) fn take_trace(&self) -> crate::time::Trace {
-        let (events, names) = self.lock().recorder.take();
-        crate::time::Trace::new(self.label(), events, &names)
+        let recorded = self.lock().recorder.take();
+        crate::time::Trace::new(self.label(), recorded)
     }
 
     pub(super) fn timer_key(&self, deadline: u64) -> TimerKey {

@@ -88,6 +88,14 @@ pub(crate) enum WakeCause {
     Failure,
 }
 
+/// Events taken from a recorder: consecutive sequence numbers from `first_seq`, oldest first.
+#[derive(Clone, Debug)]
+pub(crate) struct RecordedEvents {
+    pub(crate) first_seq: u64,
+    pub(crate) events: Vec<RawEvent>,
+    pub(crate) names: IdMap<String>,
+}
+
 /// The recorder of one bubble.
 pub(crate) struct Recorder {
     /// How many events to keep; `usize::MAX` for a trace, 0 for none.
@@ -146,24 +154,26 @@ impl Recorder {
         }
     }
 
-    /// The events, oldest first, with their sequence numbers.
-    fn ordered(&self) -> Vec<(u64, RawEvent)> {
-        let first = self.next - self.events.len() as u64;
+    /// The sequence number of the oldest event kept.
+    fn first_seq(&self) -> u64 {
+        self.next - self.events.len() as u64
+    }
+
+    /// A copy of the events, oldest first, and names, for a report's timeline.
+    pub(crate) fn snapshot(&self) -> RecordedEvents {
         let (newer, older) = self.events.split_at(self.head);
-        older.iter().chain(newer).copied().enumerate().map(|(i, event)| (first + i as u64, event)).collect()
+        let events = older.iter().chain(newer).copied().collect();
+        RecordedEvents { first_seq: self.first_seq(), events, names: self.names.clone() }
     }
 
-    /// A copy of the events and names, for a report's timeline.
-    pub(crate) fn snapshot(&self) -> (Vec<(u64, RawEvent)>, IdMap<String>) {
-        (self.ordered(), self.names.clone())
-    }
-
-    /// Takes every event and name, leaving the recorder empty.
-    pub(crate) fn take(&mut self) -> (Vec<(u64, RawEvent)>, IdMap<String>) {
-        let events = self.ordered();
-        self.events.clear();
+    /// Takes every event and name, leaving the recorder empty. A trace's ring never wraps, so
+    /// its events move out as they are, without a copy.
+    pub(crate) fn take(&mut self) -> RecordedEvents {
+        let first_seq = self.first_seq();
+        let mut events = std::mem::take(&mut self.events);
+        events.rotate_left(self.head);
         self.head = 0;
         self.next = 0;
-        (events, std::mem::take(&mut self.names))
+        RecordedEvents { first_seq, events, names: std::mem::take(&mut self.names) }
     }
 }

@@ -58,12 +58,12 @@ fn with_timeline(mut report: String, inner: &Inner) -> String {
 /// The recorded events as text, under a heading: `the last 20 events (virtual time since the
 /// start):` and one line per event; empty when nothing was recorded.
 pub(super) fn timeline(inner: &Inner) -> String {
-    let (events, names) = inner.recorder.snapshot();
-    if events.is_empty() {
+    let recorded = inner.recorder.snapshot();
+    if recorded.events.is_empty() {
         return String::new();
     }
-    let count = events.len();
-    let trace = crate::time::Trace::new(String::new(), events, &names);
+    let count = recorded.events.len();
+    let trace = crate::time::Trace::new(String::new(), recorded);
     format!("the last {count} events (virtual time since the start):\n{}", trace.timeline().trim_end())
 }
 
