@@ -7,8 +7,8 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use super::bubble::{IdMap, MemberId};
 use super::bubble::record::{NO_MEMBER, RawKind, RecordedEvents, WakeCause};
+use super::bubble::{IdMap, MemberId};
 
 /// What happened in a bubble, in order: see [`Bubble::run_traced`](super::Bubble::run_traced),
 /// [`Bubble::trace`](super::Bubble::trace) and [the module docs](super#seeing-what-happened).
@@ -109,19 +109,10 @@ impl Trace {
     }
 
     fn convert(recorded: &RecordedEvents) -> Vec<Event> {
-        // Member ids count up from zero: a table indexed by id names them without hashing.
-        let mut by_id: Vec<Option<Arc<str>>> = Vec::new();
-        for (&id, name) in &recorded.names {
-            let Ok(index) = usize::try_from(id) else { continue };
-            if index >= by_id.len() {
-                by_id.resize(index + 1, None);
-            }
-            by_id[index] = Some(Arc::from(name.as_str()));
-        }
-        let name = |id: MemberId| {
-            let known = usize::try_from(id).ok().and_then(|index| by_id.get(index)?.clone());
-            known.unwrap_or_else(|| Arc::from(format!("member-{id}")))
-        };
+        let names: IdMap<Arc<str>> =
+            recorded.names.iter().map(|(&id, name)| (id, Arc::from(name.as_str()))).collect();
+        let name =
+            |id: MemberId| names.get(&id).cloned().unwrap_or_else(|| Arc::from(format!("member-{id}")));
         let first = recorded.first_seq;
         (first..)
             .zip(&recorded.events)

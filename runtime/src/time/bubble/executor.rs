@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use super::member::{member_waker, take_pending_on};
-use super::{BubbleAborted, BubbleState, CURRENT, Current, IdMap, MemberId, with_membership};
+use super::members::slot_of;
+use super::{BubbleAborted, BubbleState, CURRENT, Current, MemberId, with_membership};
 
 /// A spawned task, type-erased.
 pub(crate) type BoxTask = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -35,7 +36,7 @@ fn run_tasks<F: Future>(
 ) -> Option<F::Output> {
     let mut root = pin!(root);
     take_pending_on();
-    let mut tasks: IdMap<(BoxTask, Waker)> = IdMap::default();
+    let mut tasks = Tasks::default();
     let mut output = None;
     let mut batch = VecDeque::new();
     while let Some(id) = next_runnable(bubble, &mut tasks, &mut batch) {
@@ -46,7 +47,7 @@ fn run_tasks<F: Future>(
             poll_member(bubble, id, root_waker, |cx| root.as_mut().poll(cx))
                 .map(|polled| polled.map(|ready| output = Some(ready)))
         } else {
-            let Some((task, waker)) = tasks.get_mut(&id) else { continue };
+            let Some((task, waker)) = tasks.get_mut(id) else { continue };
             poll_member(bubble, id, waker, |cx| task.as_mut().poll(cx))
         };
         match polled {
@@ -54,13 +55,42 @@ fn run_tasks<F: Future>(
             Some(Poll::Ready(())) | None => {
                 // What a finished task's futures noted must not describe the next poll.
                 take_pending_on();
-                tasks.remove(&id);
+                tasks.remove(id);
                 bubble.remove_member(id);
             }
         }
     }
     drop(tasks);
     output
+}
+
+/// The spawned tasks with their wakers, by member slot (see `members`).
+#[derive(Default)]
+struct Tasks(Vec<Option<(MemberId, BoxTask, Waker)>>);
+
+impl Tasks {
+    fn insert(&mut self, id: MemberId, task: BoxTask, waker: Waker) {
+        let slot = slot_of(id);
+        if slot >= self.0.len() {
+            self.0.resize_with(slot + 1, || None);
+        }
+        self.0[slot] = Some((id, task, waker));
+    }
+
+    fn get_mut(&mut self, id: MemberId) -> Option<(&mut BoxTask, &Waker)> {
+        match self.0.get_mut(slot_of(id))? {
+            Some((task_id, task, waker)) if *task_id == id => Some((task, waker)),
+            _ => None,
+        }
+    }
+
+    fn remove(&mut self, id: MemberId) {
+        if let Some(entry) =
+            self.0.get_mut(slot_of(id)).filter(|entry| entry.as_ref().is_some_and(|e| e.0 == id))
+        {
+            *entry = None;
+        }
+    }
 }
 
 /// Polls one member with its membership installed; `None` if it panicked (the bubble then
@@ -88,7 +118,7 @@ fn poll_member<T>(
 /// tasks are taken from the bubble in batches, one lock per batch.
 fn next_runnable(
     bubble: &Arc<BubbleState>,
-    tasks: &mut IdMap<(BoxTask, Waker)>,
+    tasks: &mut Tasks,
     batch: &mut VecDeque<MemberId>,
 ) -> Option<MemberId> {
     if bubble.has_failed() {
@@ -105,7 +135,7 @@ fn next_runnable(
             return None;
         }
         for (id, task) in std::mem::take(&mut inner.spawned) {
-            tasks.insert(id, (task, member_waker(bubble, id)));
+            tasks.insert(id, task, member_waker(bubble, id));
         }
         if !inner.run_queue.is_empty() {
             std::mem::swap(batch, &mut inner.run_queue);

@@ -13,6 +13,7 @@
 
 mod executor;
 mod member;
+mod members;
 mod parker;
 pub(crate) mod record;
 mod report;
@@ -140,6 +141,8 @@ enum Kind {
 
 struct Member {
     name: String,
+    /// Members are numbered in the order they joined, from 0 for the root.
+    number: u64,
     spawned_at: Site,
     kind: Kind,
     /// A thread started with `std::thread::spawn` that joined the bubble (`std-time`).
@@ -151,7 +154,7 @@ struct Member {
 }
 
 struct Inner {
-    members: IdMap<Member>,
+    members: members::Members,
     next_member: MemberId,
     running: usize,
     /// Wake-outs in progress outside the lock: they count as running.
@@ -327,7 +330,7 @@ impl BubbleState {
         let mut state = BubbleState {
             id: NEXT_BUBBLE.fetch_add(1, Ordering::Relaxed),
             inner: Mutex::new(Inner {
-                members: IdMap::default(),
+                members: members::Members::default(),
                 next_member: 0,
                 running: 0,
                 waking: 0,
@@ -460,28 +463,29 @@ impl BubbleState {
         let mut inner = self.lock();
         // The spawner runs (it counts), so the bubble cannot turn idle here.
         self.flush_own(&mut inner);
-        let id = inner.next_member;
+        let number = inner.next_member;
         inner.next_member += 1;
-        let name = name.unwrap_or_else(|| match (id, task) {
+        let name = name.unwrap_or_else(|| match (number, task) {
             (0, _) => "root".to_owned(),
-            (_, true) => format!("task-{id}"),
-            (_, false) => format!("thread-{id}"),
+            (_, true) => format!("task-{number}"),
+            (_, false) => format!("thread-{number}"),
         });
         let kind = if task { Kind::Task } else { Kind::Thread(None) };
-        inner.recorder.name(id, &name);
-        inner.recorder.record(self.now_nanos(), id, record::RawKind::Started { spawned_at });
-        inner.members.insert(
-            id,
-            Member {
-                name,
-                spawned_at,
-                kind,
-                #[cfg(gonext_std_time)]
-                adopted: false,
-                state: State::Running,
-                notified: false,
-            },
-        );
+        let id = inner.members.insert(Member {
+            name,
+            number,
+            spawned_at,
+            kind,
+            #[cfg(gonext_std_time)]
+            adopted: false,
+            state: State::Running,
+            notified: false,
+        });
+        if inner.recorder.is_on() {
+            let name = inner.members.get(&id).map(|member| member.name.clone()).unwrap_or_default();
+            inner.recorder.name(id, &name);
+            inner.recorder.record(self.now_nanos(), id, record::RawKind::Started { spawned_at });
+        }
         inner.running += 1;
         inner.progress += 1;
         id
@@ -745,7 +749,7 @@ impl BubbleState {
             self.failed.store(true, Ordering::Release);
             Self::wake_failure_wakers(inner.failure_wakers.take_all());
         }
-        let blocked: Vec<MemberId> = inner.members.keys().copied().collect();
+        let blocked: Vec<MemberId> = inner.members.keys().collect();
         for id in blocked {
             self.wake_locked(&mut inner, id, record::WakeCause::Failure);
         }

@@ -68,9 +68,9 @@ pub(super) fn timeline(inner: &Inner) -> String {
 }
 
 fn members(report: &mut String, inner: &Inner) {
-    let mut listed: Vec<(&u64, &Member)> = inner.members.iter().collect();
-    listed.sort_by_key(|(id, _)| **id);
-    for (_, member) in listed {
+    let mut listed: Vec<&Member> = inner.members.iter().map(|(_, member)| member).collect();
+    listed.sort_by_key(|member| member.number);
+    for member in listed {
         let state = match member.state {
             State::Running if in_untimed_std_wait(member) => {
                 "in an untimed std wait (counts as running)".to_owned()

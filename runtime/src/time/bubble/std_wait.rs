@@ -310,14 +310,14 @@ impl BubbleState {
         let mut running = inner.running;
         if let Some((blocked, _)) = &inner.executor_blocked {
             let starved =
-                inner.members.iter().filter(|&(id, m)| id != blocked && is_task_waiting_for_executor(m));
+                inner.members.iter().filter(|&(id, m)| id != *blocked && is_task_waiting_for_executor(m));
             running -= starved.count();
         }
         if running == 0 || !inner.root_done {
             return running;
         }
         let idle: Vec<MemberId> =
-            inner.members.iter().filter(|(_, m)| is_idle_adopted_thread(m)).map(|(&id, _)| id).collect();
+            inner.members.iter().filter(|(_, m)| is_idle_adopted_thread(m)).map(|(id, _)| id).collect();
         if idle.len() != running {
             return running;
         }
