@@ -220,8 +220,9 @@ fn block_on_thread<F: Future>(future: F) -> F::Output {
 pub(super) struct Spin(u32);
 
 impl Spin {
-    const SPINS: u32 = 6;
-    const YIELDS: u32 = 10;
+    // Under loom, spinning would only multiply the interleavings to explore.
+    const SPINS: u32 = if cfg!(loom) { 0 } else { 6 };
+    const YIELDS: u32 = if cfg!(loom) { 0 } else { 10 };
 
     pub(super) fn wait_or_park(&mut self, park: impl FnOnce()) {
         match self.0 {

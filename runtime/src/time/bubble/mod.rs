@@ -10,6 +10,17 @@
 //! deadlock. Failures (a member's panic, a deadlock, a stall, the virtual timeout) abort every
 //! parked member, which unwinds with a private payload; the bubble's caller joins them all and
 //! raises the failure.
+//!
+//! The hot paths avoid the lock where the rule allows. A member's timers for itself stay on its
+//! thread until it blocks. The executor of `bubble_async` does not block a task when its poll
+//! returns `Pending`: it notes the block and applies the batch under one lock when it runs out
+//! of runnable tasks (or before any wake or spawn it makes, so recorded events keep their
+//! order). A task whose block is deferred still counts as running, which can only keep the
+//! clock still a little longer; a wake that arrives meanwhile requeues it. Members live in a
+//! slab (`members`), so a block or wake finds its member by index.
+//!
+//! The counting protocol (parks, wakes, the idle step and the deferred blocks) is checked on
+//! this code by the loom models in `bubble::loom`, run with `--cfg loom` (see `sync_shim`).
 
 mod executor;
 mod member;
@@ -20,14 +31,17 @@ mod report;
 #[cfg(gonext_std_time)]
 mod std_wait;
 mod timers;
+#[cfg(not(loom))]
 mod watchdog;
 
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::panic::{self, Location};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use crate::sync_shim::{Condvar, Mutex, MutexGuard, shim_thread_local};
 use std::task::Waker;
 use std::time::Duration;
 
@@ -188,10 +202,16 @@ struct Inner {
 
 thread_local! {
     pub(super) static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
+}
+
+shim_thread_local! {
     /// Timers that the running member registered for itself, not yet in its bubble's heap.
     /// A member only needs its own timers once it blocks, and blocking takes the bubble's
     /// lock anyway: the timers are moved in then, saving a lock per sleep.
     static OWN_TIMERS: RefCell<Vec<(BubbleId, TimerKey, MemberId)>> = const { RefCell::new(Vec::new()) };
+}
+
+shim_thread_local! {
     /// Tasks of the executor on this thread that returned `Pending` since it last took the
     /// bubble's lock, with what their polls noted (see `BubbleState::defer_block`).
     static DEFERRED_BLOCKS: RefCell<Vec<(BubbleId, MemberId, PendingOn)>> = const { RefCell::new(Vec::new()) };
@@ -371,6 +391,8 @@ impl BubbleState {
             state.base = crate::time::interpose::start_instant(&state);
         }
         let bubble = Arc::new(state);
+        // A model checks interleavings, not stalls; the watchdog's thread is a real one.
+        #[cfg(not(loom))]
         watchdog::watch(&bubble);
         bubble
     }
@@ -838,7 +860,7 @@ impl BubbleState {
     pub(crate) fn add_timer(&self, deadline: u64, target: TimerTarget) -> TimerKey {
         let key = self.timer_key(deadline);
         match target {
-            TimerTarget::Member(id) => OWN_TIMERS.with_borrow_mut(|own| own.push((self.id, key, id))),
+            TimerTarget::Member(id) => OWN_TIMERS.with(|own| own.borrow_mut().push((self.id, key, id))),
             target => self.lock().timers.insert(key, target),
         }
         key
@@ -871,7 +893,7 @@ impl BubbleState {
 
     fn add_timer_with_key(&self, key: TimerKey, target: TimerTarget) {
         match target {
-            TimerTarget::Member(id) => OWN_TIMERS.with_borrow_mut(|own| own.push((self.id, key, id))),
+            TimerTarget::Member(id) => OWN_TIMERS.with(|own| own.borrow_mut().push((self.id, key, id))),
             target => self.lock().timers.insert(key, target),
         }
     }
@@ -889,7 +911,8 @@ impl BubbleState {
     /// blocks the tasks it deferred. Called under the lock; a caller that may have blocked a
     /// task here settles the bubble afterwards.
     fn flush_own(&self, inner: &mut Inner) {
-        OWN_TIMERS.with_borrow_mut(|own| {
+        OWN_TIMERS.with(|own| {
+            let mut own = own.borrow_mut();
             own.retain(|&(bubble, key, id)| {
                 if bubble == self.id {
                     inner.timers.insert(key, TimerTarget::Member(id));
@@ -897,7 +920,8 @@ impl BubbleState {
                 bubble != self.id
             });
         });
-        DEFERRED_BLOCKS.with_borrow_mut(|blocks| {
+        DEFERRED_BLOCKS.with(|blocks| {
+            let mut blocks = blocks.borrow_mut();
             blocks.retain(|&(bubble, id, pending_on)| {
                 if bubble == self.id {
                     self.block_task(inner, id, pending_on);
@@ -909,7 +933,8 @@ impl BubbleState {
 
     /// Removes `key` from this thread's own timers; whether it was there.
     fn take_own_timer(&self, key: TimerKey) -> bool {
-        OWN_TIMERS.with_borrow_mut(|own| {
+        OWN_TIMERS.with(|own| {
+            let mut own = own.borrow_mut();
             let position = own.iter().position(|&(bubble, own_key, _)| bubble == self.id && own_key == key);
             position.map(|position| own.swap_remove(position)).is_some()
         })
@@ -922,7 +947,7 @@ impl BubbleState {
     /// Recorded events keep their order: a wake or spawn from this thread applies the deferred
     /// blocks first.
     fn defer_block(&self, id: MemberId, pending_on: PendingOn) {
-        DEFERRED_BLOCKS.with_borrow_mut(|blocks| blocks.push((self.id, id, pending_on)));
+        DEFERRED_BLOCKS.with(|blocks| blocks.borrow_mut().push((self.id, id, pending_on)));
     }
 
     /// Blocks task `id` as its poll's notes say, or requeues it if it was woken meanwhile.
@@ -1000,3 +1025,6 @@ impl BubbleState {
 pub(crate) fn duration_nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
+
+#[cfg(all(test, loom))]
+mod loom;

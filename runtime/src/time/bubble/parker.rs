@@ -12,14 +12,21 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 #[cfg(gonext_std_time)]
 use std::time::Duration;
 
+#[cfg(not(loom))]
 thread_local! {
     static PARKER: Arc<ThreadParker> = Arc::new(ThreadParker::new());
 }
 
+#[cfg(loom)]
+use ::loom::thread as threads;
+/// The thread API of the parker: loom's under `--cfg loom` (see `bubble::loom`).
+#[cfg(not(loom))]
+use std::thread as threads;
+
 /// Parks and unparks one OS thread.
 pub(crate) struct ThreadParker {
     #[cfg(not(gonext_std_time))]
-    thread: std::thread::Thread,
+    thread: threads::Thread,
     /// 1 when an unpark is pending.
     #[cfg(gonext_std_time)]
     word: AtomicU32,
@@ -33,7 +40,7 @@ impl ThreadParker {
     fn new() -> ThreadParker {
         ThreadParker {
             #[cfg(not(gonext_std_time))]
-            thread: std::thread::current(),
+            thread: threads::current(),
             #[cfg(gonext_std_time)]
             word: AtomicU32::new(0),
             #[cfg(gonext_std_time)]
@@ -42,20 +49,30 @@ impl ThreadParker {
     }
 
     /// The parker of the calling thread.
+    #[cfg(not(loom))]
     pub(crate) fn current() -> Arc<ThreadParker> {
         PARKER.with(Arc::clone)
     }
 
+    /// The parker of the calling loom thread: its handle, which is all a parker holds.
+    #[cfg(loom)]
+    pub(crate) fn current() -> Arc<ThreadParker> {
+        Arc::new(ThreadParker::new())
+    }
+
     /// Parks the calling thread on its parker.
     pub(crate) fn park_current() {
+        #[cfg(not(loom))]
         PARKER.with(|parker| parker.park());
+        #[cfg(loom)]
+        ThreadParker::current().park();
     }
 
     /// Blocks until [`unpark`](Self::unpark) is called (or spuriously); an unpark that came
     /// first makes it return at once.
     pub(crate) fn park(&self) {
         #[cfg(not(gonext_std_time))]
-        std::thread::park();
+        threads::park();
         #[cfg(gonext_std_time)]
         self.park_for(None);
     }

@@ -30,6 +30,7 @@ pub(super) fn timeout(bubble: &BubbleState, inner: &Inner, limit: Duration) -> S
 }
 
 /// Nothing changed for `stall` of real time.
+#[cfg_attr(loom, allow(dead_code, reason = "only the watchdog reports stalls, and models run without it"))]
 pub(super) fn stall(bubble: &BubbleState, inner: &Inner, stall: Duration) -> String {
     let mut report = format!(
         "stall: nothing in {} moved for {stall:?} of real time; members marked running are busy or \
