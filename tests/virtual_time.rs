@@ -947,3 +947,75 @@ fn a_rwlock_read_outside_the_bubble_is_waited_for_by_a_writer() {
     });
     outside.join().unwrap();
 }
+
+#[test]
+fn a_sleep_polled_by_one_task_and_awaited_by_another_wakes_the_second() {
+    let woke_at = time::bubble_async(async {
+        let (tx, rx) = sync::chan(1);
+        let first = task::spawn(async move {
+            let mut sleep = Box::pin(time::sleep(ms(500)));
+            // Polled once here, so its timer is registered for this task.
+            assert!(futures::poll!(sleep.as_mut()).is_pending());
+            tx.send_async(sleep).await.unwrap();
+        });
+        let second = task::spawn(async move {
+            let sleep = rx.recv_async().await.expect("the sleep");
+            sleep.await;
+            Instant::now()
+        });
+        let start = Instant::now();
+        first.await;
+        second.await - start
+    });
+    assert_eq!(woke_at, ms(500));
+}
+
+/// Polls its future with a waker of its own that forwards to the task's, as combinators that
+/// track their children's wake-ups do.
+struct ForwardingWaker<F>(std::pin::Pin<Box<F>>);
+
+impl<F: std::future::Future> std::future::Future for ForwardingWaker<F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        struct Forward(std::task::Waker);
+        impl std::task::Wake for Forward {
+            fn wake(self: Arc<Self>) {
+                self.0.wake_by_ref();
+            }
+        }
+        let waker = std::task::Waker::from(Arc::new(Forward(cx.waker().clone())));
+        self.0.as_mut().poll(&mut std::task::Context::from_waker(&waker))
+    }
+}
+
+#[test]
+fn a_sleep_polled_directly_then_through_another_waker_fires_once_on_time() {
+    let elapsed = time::bubble_async(async {
+        let start = Instant::now();
+        let mut sleep = Box::pin(time::sleep(ms(250)));
+        // Registered for the task itself first, then for a waker that is not the task's.
+        assert!(futures::poll!(sleep.as_mut()).is_pending());
+        ForwardingWaker(sleep).await;
+        start.elapsed()
+    });
+    assert_eq!(elapsed, ms(250));
+}
+
+#[test]
+fn a_sleep_dropped_before_its_deadline_never_moves_the_clock() {
+    let ((), trace) = Bubble::new().run_async_traced(async {
+        assert_eq!(time::timeout(Duration::from_secs(10), async {}).await, Ok(()));
+        time::sleep(Duration::from_secs(20)).await;
+    });
+    let jumps: Vec<Duration> = trace
+        .events()
+        .iter()
+        .filter(|event| matches!(event.kind(), time::EventKind::ClockAdvanced { .. }))
+        .map(|event| event.at())
+        .collect();
+    assert_eq!(jumps, [Duration::from_secs(20)], "the timeout's timer was cancelled with it");
+}
