@@ -61,6 +61,7 @@ fn run_tasks<F: Future>(
         }
     }
     drop(tasks);
+    bubble.discard_own();
     output
 }
 

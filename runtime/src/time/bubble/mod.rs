@@ -931,6 +931,13 @@ impl BubbleState {
         });
     }
 
+    /// Forgets what this thread kept for the bubble without its lock: the executor of a failed
+    /// bubble stops without applying it.
+    pub(super) fn discard_own(&self) {
+        OWN_TIMERS.with(|own| own.borrow_mut().retain(|&(bubble, ..)| bubble != self.id));
+        DEFERRED_BLOCKS.with(|blocks| blocks.borrow_mut().retain(|&(bubble, ..)| bubble != self.id));
+    }
+
     /// Removes `key` from this thread's own timers; whether it was there.
     fn take_own_timer(&self, key: TimerKey) -> bool {
         OWN_TIMERS.with(|own| {
