@@ -17,10 +17,11 @@ thread_local! {
     static PARKER: Arc<ThreadParker> = Arc::new(ThreadParker::new());
 }
 
-#[cfg(loom)]
+// The thread API of the parker without the `std-time` layer: loom's under `--cfg loom` (see
+// `bubble::loom`).
+#[cfg(all(loom, not(gonext_std_time)))]
 use ::loom::thread as threads;
-/// The thread API of the parker: loom's under `--cfg loom` (see `bubble::loom`).
-#[cfg(not(loom))]
+#[cfg(all(not(loom), not(gonext_std_time)))]
 use std::thread as threads;
 
 /// Parks and unparks one OS thread.
