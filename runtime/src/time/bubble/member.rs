@@ -220,11 +220,14 @@ fn block_on_thread<F: Future>(future: F) -> F::Output {
 pub(super) struct Spin(u32);
 
 impl Spin {
-    // Under loom, spinning would only multiply the interleavings to explore.
-    const SPINS: u32 = if cfg!(loom) { 0 } else { 6 };
-    const YIELDS: u32 = if cfg!(loom) { 0 } else { 10 };
+    const SPINS: u32 = 6;
+    const YIELDS: u32 = 10;
 
     pub(super) fn wait_or_park(&mut self, park: impl FnOnce()) {
+        if cfg!(loom) {
+            // Spinning would only multiply the interleavings a model explores.
+            return park();
+        }
         match self.0 {
             n if n < Self::SPINS => (0..1u32 << n).for_each(|_| std::hint::spin_loop()),
             n if n < Self::SPINS + Self::YIELDS => thread::yield_now(),
