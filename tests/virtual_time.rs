@@ -773,8 +773,8 @@ fn a_stopped_timer_is_never_received_from_and_that_is_a_deadlock() {
 
 #[test]
 fn timers_outside_bubbles_run_on_real_time_under_any_executor() {
-    let timer = time::Timer::new(ms(5));
     let start = std::time::Instant::now();
+    let timer = time::Timer::new(ms(5));
     futures::executor::block_on(timer.wait());
     assert!(start.elapsed() >= ms(5));
     let (tx, rx) = std::sync::mpsc::channel();
