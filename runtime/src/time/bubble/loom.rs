@@ -61,40 +61,39 @@ fn member<T: Send + 'static>(
     })
 }
 
+/// Two thread members: one parked until a wake or its 10 s timer, one running `wake` (given
+/// the first's id); returns when the first woke.
+fn woken_at(wake: impl FnOnce(&BubbleState, MemberId, MemberId) + Send + 'static) -> Duration {
+    let bubble = bubble();
+    let sleeper = bubble.add_member(None, Location::caller(), false);
+    let waker = bubble.add_member(None, Location::caller(), false);
+    let sleeping = member(&bubble, sleeper, |bubble, id| {
+        assert!(bubble.park_until(id, blocked(), Some(Duration::from_secs(10))).is_ok());
+        bubble.elapsed()
+    });
+    let waking = member(&bubble, waker, move |bubble, id| wake(bubble, id, sleeper));
+    let woken_at = sleeping.join().unwrap();
+    waking.join().unwrap();
+    assert!(!bubble.has_failed());
+    woken_at
+}
+
 #[test]
 fn a_wake_in_flight_keeps_the_clock_still() {
     model(|| {
-        let bubble = bubble();
-        let sleeper = bubble.add_member(None, Location::caller(), false);
-        let waker = bubble.add_member(None, Location::caller(), false);
-        let sleeping = member(&bubble, sleeper, |bubble, id| {
-            assert!(bubble.park_until(id, blocked(), Some(Duration::from_secs(10))).is_ok());
-            bubble.elapsed()
-        });
-        let waking = member(&bubble, waker, move |bubble, _| bubble.wake(sleeper));
-        assert_eq!(sleeping.join().unwrap(), Duration::ZERO, "woken by its partner, not its timer");
-        waking.join().unwrap();
-        assert!(!bubble.has_failed());
+        let woken_at = woken_at(|bubble, _, sleeper| bubble.wake(sleeper));
+        assert_eq!(woken_at, Duration::ZERO, "woken by its partner, not its timer");
     });
 }
 
 #[test]
 fn the_clock_moves_only_when_every_member_is_blocked() {
     model(|| {
-        let bubble = bubble();
-        let sleeper = bubble.add_member(None, Location::caller(), false);
-        let waker = bubble.add_member(None, Location::caller(), false);
-        let sleeping = member(&bubble, sleeper, |bubble, id| {
-            assert!(bubble.park_until(id, blocked(), Some(Duration::from_secs(10))).is_ok());
-            bubble.elapsed()
-        });
-        let waking = member(&bubble, waker, move |bubble, id| {
+        let woken_at = woken_at(|bubble, id, sleeper| {
             bubble.sleep_member(id, Duration::from_secs(5), Location::caller());
             bubble.wake(sleeper);
         });
-        assert_eq!(sleeping.join().unwrap(), Duration::from_secs(5));
-        waking.join().unwrap();
-        assert!(!bubble.has_failed());
+        assert_eq!(woken_at, Duration::from_secs(5));
     });
 }
 
