@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context as TaskContext, Poll, RawWaker, RawWakerVTable, Waker};
 
 use super::handle::Slot;
+use super::slots::{SlotCursor, SlotRef};
 use super::{AsyncTaskHandle, Canceled, Mode, Options, TaskResult, in_scope, with_enclosing};
 use crate::context::{Cancel, Context};
 use crate::time::bubble::{PendingNote, Site};
@@ -180,7 +181,7 @@ unsafe fn drop_waker(data: *const ()) {
 }
 
 /// Marks a handle's slot as never filled when its child is dropped unfinished.
-struct Abandon<T>(Arc<Slot<T>>);
+struct Abandon<T>(SlotRef<T>);
 
 impl<T> Drop for Abandon<T> {
     fn drop(&mut self) {
@@ -221,6 +222,8 @@ struct Children<'a, E> {
     durable_note: Option<PendingNote>,
     /// The chunks of `Shared::cells` made so far, read without their lock.
     chunks: Vec<CellRef>,
+    /// Where the handles' slots come from.
+    cursor: SlotCursor,
 }
 
 /// The children of one `async_scope!`, polled by [`AsyncScope::run`].
@@ -286,6 +289,7 @@ where
                 not_durable: 0,
                 durable_note: None,
                 chunks: Vec::new(),
+                cursor: SlotCursor::new(),
             }),
             shared,
             limit: options.limit,
@@ -316,10 +320,10 @@ where
     ) -> AsyncTaskHandle<T> {
         let site = Location::caller();
         if self.ctx.is_done() {
-            return AsyncTaskHandle::new(Arc::new(Slot::canceled(site)), site);
+            return AsyncTaskHandle::new(SlotRef::new(Slot::canceled(site), None), site);
         }
-        let slot = Arc::new(Slot::new(site));
-        let abandon = Abandon(Arc::clone(&slot));
+        let slot = SlotRef::new(Slot::new(site), Some(&mut self.lock().cursor));
+        let abandon = Abandon(slot.clone());
         let future = async move {
             let abandon = abandon;
             let value = child.await;
