@@ -322,7 +322,8 @@ where
         if self.ctx.is_done() {
             return AsyncTaskHandle::new(SlotRef::new(Slot::canceled(site), None), site);
         }
-        let slot = SlotRef::new(Slot::new(site), Some(&mut self.lock().cursor));
+        let mut children = self.lock();
+        let slot = SlotRef::new(Slot::new(site), Some(&mut children.cursor));
         let abandon = Abandon(slot.clone());
         let future = async move {
             let abandon = abandon;
@@ -333,7 +334,7 @@ where
             abandon.0.fill(Ok(value));
             None
         };
-        self.add(Box::pin(future), site);
+        self.add(&mut children, Box::pin(future), site);
         AsyncTaskHandle::new(slot, site)
     }
 
@@ -349,16 +350,15 @@ where
             let value = child.await;
             if value.is_failure() { value.into_error() } else { None }
         };
-        self.add(Box::pin(future), site);
+        self.add(&mut self.lock(), Box::pin(future), site);
     }
 
-    fn add(&self, future: ChildFuture<'a, M::Error>, site: Site) {
-        let mut children = self.lock();
+    fn add(&self, children: &mut Children<'a, M::Error>, future: ChildFuture<'a, M::Error>, site: Site) {
         if self.limit.is_some_and(|limit| children.live >= limit) {
             children.waiting.push_back(Waiting { future, site });
             return;
         }
-        self.start(&mut children, Waiting { future, site });
+        self.start(children, Waiting { future, site });
     }
 
     /// Makes `child` live at a free index, to be polled by the next round.
@@ -431,8 +431,10 @@ where
                     // SAFETY: the scope holds a count of `shared` for the whole poll.
                     let waker = unsafe { Cell::borrowed_waker(&raw const self.shared.body) };
                     let mut body_cx = TaskContext::from_waker(&waker);
+                    let mut poll = || catch_unwind(AssertUnwindSafe(|| future.poll(&mut body_cx)));
+                    // Outside a bubble nothing reads the notes; the capture is skipped.
                     let (polled, note) =
-                        PendingNote::capture(|| catch_unwind(AssertUnwindSafe(|| future.poll(&mut body_cx))));
+                        if in_bubble { PendingNote::capture(poll) } else { (poll(), silent) };
                     match polled {
                         Ok(Poll::Pending) => body_note = note,
                         Ok(Poll::Ready(Ok(output))) => {
@@ -450,6 +452,9 @@ where
             let children = self.lock();
             if body.is_none() && children.live == 0 {
                 return Poll::Ready(End::Done);
+            }
+            if !in_bubble {
+                return Poll::Pending;
             }
             // Repeat what the skipped children and body noted: the scope waits durably only
             // if each of them does.
