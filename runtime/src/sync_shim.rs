@@ -7,15 +7,16 @@
 //! ```
 //!
 //! Only what a model reaches goes through here: the cleanup lists, nodes and block pool,
-//! `unique`'s counters, `TreiberStack` and `HazardStack`, and the state of channels and
-//! `WaitGroup`. Everything else keeps std's types, whose `const` constructors loom's lack.
+//! `unique`'s counters, `TreiberStack` and `HazardStack`, the state of channels and
+//! `WaitGroup`, and the scope pool's queues and worker hand-off. Everything else keeps std's types, whose `const` constructors loom's lack.
 
 #[cfg(not(loom))]
 pub(crate) use std::{
     alloc::{alloc, dealloc},
     cell::Cell,
     hint::spin_loop,
-    sync::{Arc, Mutex, MutexGuard, atomic},
+    sync::{Arc, Condvar, Mutex, MutexGuard, atomic},
+    thread::yield_now,
 };
 
 #[cfg(loom)]
@@ -23,7 +24,8 @@ pub(crate) use loom::{
     alloc::{alloc, dealloc},
     cell::{Cell, UnsafeCell},
     hint::spin_loop,
-    sync::{Arc, Mutex, MutexGuard, atomic},
+    sync::{Arc, Condvar, Mutex, MutexGuard, atomic},
+    thread::yield_now,
 };
 
 /// std's `UnsafeCell` with loom's closure API, so that loom can check every access.

@@ -431,7 +431,7 @@ where
                     // SAFETY: the scope holds a count of `shared` for the whole poll.
                     let waker = unsafe { Cell::borrowed_waker(&raw const self.shared.body) };
                     let mut body_cx = TaskContext::from_waker(&waker);
-                    let mut poll = || catch_unwind(AssertUnwindSafe(|| future.poll(&mut body_cx)));
+                    let poll = || catch_unwind(AssertUnwindSafe(|| future.poll(&mut body_cx)));
                     // Outside a bubble nothing reads the notes; the capture is skipped.
                     let (polled, note) =
                         if in_bubble { PendingNote::capture(poll) } else { (poll(), silent) };
