@@ -417,7 +417,8 @@ where
                         for &index in &batch {
                             if index == BODY {
                                 body_woken = true;
-                            } else if let Some(end) = self.poll_child(&mut children, index, in_bubble) {
+                            } else if let Some(end) = self.poll_child(&mut children, index, in_bubble, silent)
+                            {
                                 return Some(end);
                             }
                         }
@@ -497,11 +498,13 @@ where
 
     /// Polls the live child at `index` once; what ends the scope, if it failed. Children never
     /// reach their scope (they cannot borrow it), so polling them under its lock is safe.
+    /// `silent` is the note of a poll that noted nothing, kept when not `in_bubble`.
     fn poll_child(
         &self,
         children: &mut Children<'a, M::Error>,
         index: usize,
         in_bubble: bool,
+        silent: PendingNote,
     ) -> Option<End<M::Error>> {
         // SAFETY: every queued index has a cell in a chunk made before it (`start`), which lives
         // as long as `shared`. The flag is cleared even if the child is gone (a late wake-up of
@@ -515,8 +518,7 @@ where
         let mut cx = TaskContext::from_waker(&waker);
         let mut poll = || catch_unwind(AssertUnwindSafe(|| child.future.as_mut().poll(&mut cx)));
         // Outside a bubble nothing reads the notes; the capture is skipped.
-        let (polled, note) =
-            if in_bubble { PendingNote::capture(poll) } else { (poll(), PendingNote::capture(|| ()).1) };
+        let (polled, note) = if in_bubble { PendingNote::capture(poll) } else { (poll(), silent) };
         let was_durable = child.durable;
         let site = child.site;
         match polled {
