@@ -117,9 +117,9 @@ const SPINS: u32 = 32;
 #[cfg(not(loom))]
 const YIELDS: u32 = 8;
 #[cfg(loom)]
-const SPINS: u32 = 0;
+const SPINS: u32 = 1;
 #[cfg(loom)]
-const YIELDS: u32 = 1;
+const YIELDS: u32 = 0;
 /// How long the monitor waits for any progress before it adds a worker.
 #[cfg_attr(loom, allow(dead_code))]
 const MONITOR_TICK: Duration = Duration::from_millis(2);

@@ -189,8 +189,11 @@ impl<T> Drop for SlotRef<T> {
         }
         fence(Ordering::Acquire);
         let block = inner.block;
+        // SAFETY: the reference kept the slot alive so far; the field's address is computed
+        // without reading it.
+        let slot = unsafe { &raw mut (*self.inner.as_ptr()).slot };
         // SAFETY: this was the last reference: nobody else reaches the slot, dropped once.
-        unsafe { std::ptr::drop_in_place(&raw mut (*self.inner.as_ptr()).slot) };
+        unsafe { std::ptr::drop_in_place(slot) };
         // SAFETY: the slot is unreleased and its value dropped; this owned it.
         unsafe { release(block, 1) };
     }
