@@ -19,7 +19,9 @@
 //!
 //! While it joins, the parent runs the scope's still queued tasks itself rather than only
 //! sleeping. The task count is kept so that the parent and the workers do not trade one cache
-//! line per task: the parent's `go`s draw on counts added in advance.
+//! line per task: the parent's `go`s draw on counts added in advance. A handle's result slot
+//! comes from a block of slots the scope carves up (`slots.rs`), not from an allocation per
+//! `go`.
 //!
 //! Tasks borrow from the parent's stack, as with `std::thread::scope`: the scope joins them
 //! even when the parent's own code panics, so no borrow outlives its data. Inside a
