@@ -14,11 +14,17 @@
 //! handed out when it moves on; the last release frees the block. Slots of any type whose
 //! slot has the same size and alignment share a cursor's block: the block itself never needs
 //! to know their type, only its own layout, which its header keeps.
+//!
+//! The counting is written against `crate::sync_shim` and checked by the loom models in
+//! `slots/loom.rs` (references dropped on different threads in every order, the cursor
+//! leaving a block, two layouts from one cursor).
 
-use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
+use std::alloc::{Layout, handle_alloc_error};
 use std::ops::Deref;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering, fence};
+
+use crate::sync_shim::atomic::{AtomicUsize, Ordering, fence};
+use crate::sync_shim::{alloc, dealloc};
 
 use super::handle::Slot;
 
@@ -208,7 +214,10 @@ impl<T> Deref for SlotRef<T> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, loom))]
+mod loom;
+
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::{SlotCursor, SlotRef};
     use crate::scope::handle::Slot;

@@ -8,7 +8,8 @@
 //! which loom reports as a deadlock; each job owns a loom `Arc`, so a job run twice or never
 //! dropped fails the model too. At the end the model closes the pool (loom's timed waits never
 //! time out, so closing stands in for the idle timeout), waits for every worker to retire,
-//! and checks that the pool's counts came back to zero.
+//! and checks that the pool's counts came back to zero. Bounded to 2 preemptions (about 3 s
+//! in release; 3 preemptions take about 90 s on 2 cores, too long for CI).
 //!
 //! Caught when broken: with `blocking` no longer taking the parked worker out of `busy` (so
 //! the pool still counts it as active and starts no replacement under `max_procs = 1`),
