@@ -385,6 +385,48 @@ fn handles_returned_from_the_block_hold_the_values() {
     assert_eq!((first.join(), second.join()), (16, 25));
 }
 
+/// A task's output that counts its drops.
+struct Tracked<'a>(u64, &'a AtomicUsize);
+
+impl Drop for Tracked<'_> {
+    fn drop(&mut self) {
+        self.1.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn many_handles_joined_inside_returned_or_dropped_each_drop_their_value_once() {
+    let drops = AtomicUsize::new(0);
+    let drops_ref = &drops;
+    let (joined_inside, returned) = scope! {
+        let mut handles = Vec::new();
+        let mut strings = Vec::new();
+        for i in 0..1000u64 {
+            handles.push(go Tracked(i, drops_ref));
+            if i % 10 == 0 {
+                // Outputs of another type in between share nothing with these.
+                strings.push(go (i / 10).to_string());
+            }
+        }
+        let returned = handles.split_off(500);
+        let unjoined = handles.split_off(250);
+        drop(unjoined);
+        let joined_inside: u64 = handles.into_iter().map(|h| h.join().0).sum();
+        assert_eq!(strings.into_iter().map(|h| h.join()).collect::<Vec<_>>()[99], "99");
+        (joined_inside, returned)
+    };
+    assert_eq!(joined_inside, (0..250).sum::<u64>());
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        500,
+        "joined and unjoined outputs are dropped, returned ones kept"
+    );
+    let from_another_thread =
+        std::thread::scope(|s| s.spawn(move || returned.into_iter().map(|h| h.join().0).sum::<u64>()).join());
+    assert_eq!(from_another_thread.unwrap(), (500..1000).sum::<u64>());
+    assert_eq!(drops.load(Ordering::SeqCst), 1000, "every output is dropped exactly once");
+}
+
 #[test]
 fn a_joined_error_goes_to_the_joiner_and_an_unjoined_one_to_the_scope() {
     fn parse(text: &str) -> Result<u32, String> {

@@ -8,8 +8,9 @@
 //!
 //! Only what a model reaches goes through here: the cleanup lists, nodes and block pool,
 //! `unique`'s counters, `TreiberStack` and `HazardStack`, the state of channels and
-//! `WaitGroup`, and a bubble's lock, condition variable and per-thread pending work (its
-//! parker uses loom's threads directly). Everything else keeps std's types, whose `const` constructors loom's lack.
+//! `WaitGroup`, the scope pool's queues and worker hand-off, and a bubble's lock, condition
+//! variable and per-thread pending work (its parker uses loom's threads directly). Everything
+//! else keeps std's types, whose `const` constructors loom's lack.
 
 #[cfg(not(loom))]
 pub(crate) use std::{
@@ -17,6 +18,7 @@ pub(crate) use std::{
     cell::Cell,
     hint::spin_loop,
     sync::{Arc, Condvar, Mutex, MutexGuard, atomic},
+    thread::yield_now,
 };
 
 #[cfg(loom)]
@@ -25,6 +27,7 @@ pub(crate) use loom::{
     cell::{Cell, UnsafeCell},
     hint::spin_loop,
     sync::{Arc, Condvar, Mutex, MutexGuard, atomic},
+    thread::yield_now,
 };
 
 /// std's `UnsafeCell` with loom's closure API, so that loom can check every access.

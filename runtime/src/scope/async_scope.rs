@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context as TaskContext, Poll, RawWaker, RawWakerVTable, Waker};
 
 use super::handle::Slot;
+use super::slots::{SlotCursor, SlotRef};
 use super::{AsyncTaskHandle, Canceled, Mode, Options, TaskResult, in_scope, with_enclosing};
 use crate::context::{Cancel, Context};
 use crate::time::bubble::{PendingNote, Site};
@@ -180,7 +181,7 @@ unsafe fn drop_waker(data: *const ()) {
 }
 
 /// Marks a handle's slot as never filled when its child is dropped unfinished.
-struct Abandon<T>(Arc<Slot<T>>);
+struct Abandon<T>(SlotRef<T>);
 
 impl<T> Drop for Abandon<T> {
     fn drop(&mut self) {
@@ -221,6 +222,8 @@ struct Children<'a, E> {
     durable_note: Option<PendingNote>,
     /// The chunks of `Shared::cells` made so far, read without their lock.
     chunks: Vec<CellRef>,
+    /// Where the handles' slots come from.
+    cursor: SlotCursor,
 }
 
 /// The children of one `async_scope!`, polled by [`AsyncScope::run`].
@@ -286,6 +289,7 @@ where
                 not_durable: 0,
                 durable_note: None,
                 chunks: Vec::new(),
+                cursor: SlotCursor::new(),
             }),
             shared,
             limit: options.limit,
@@ -316,10 +320,11 @@ where
     ) -> AsyncTaskHandle<T> {
         let site = Location::caller();
         if self.ctx.is_done() {
-            return AsyncTaskHandle::new(Arc::new(Slot::canceled(site)), site);
+            return AsyncTaskHandle::new(SlotRef::new(Slot::canceled(site), None), site);
         }
-        let slot = Arc::new(Slot::new(site));
-        let abandon = Abandon(Arc::clone(&slot));
+        let mut children = self.lock();
+        let slot = SlotRef::new(Slot::new(site), Some(&mut children.cursor));
+        let abandon = Abandon(slot.clone());
         let future = async move {
             let abandon = abandon;
             let value = child.await;
@@ -329,7 +334,7 @@ where
             abandon.0.fill(Ok(value));
             None
         };
-        self.add(Box::pin(future), site);
+        self.add(&mut children, Box::pin(future), site);
         AsyncTaskHandle::new(slot, site)
     }
 
@@ -345,16 +350,15 @@ where
             let value = child.await;
             if value.is_failure() { value.into_error() } else { None }
         };
-        self.add(Box::pin(future), site);
+        self.add(&mut self.lock(), Box::pin(future), site);
     }
 
-    fn add(&self, future: ChildFuture<'a, M::Error>, site: Site) {
-        let mut children = self.lock();
+    fn add(&self, children: &mut Children<'a, M::Error>, future: ChildFuture<'a, M::Error>, site: Site) {
         if self.limit.is_some_and(|limit| children.live >= limit) {
             children.waiting.push_back(Waiting { future, site });
             return;
         }
-        self.start(&mut children, Waiting { future, site });
+        self.start(children, Waiting { future, site });
     }
 
     /// Makes `child` live at a free index, to be polled by the next round.
@@ -413,7 +417,8 @@ where
                         for &index in &batch {
                             if index == BODY {
                                 body_woken = true;
-                            } else if let Some(end) = self.poll_child(&mut children, index, in_bubble) {
+                            } else if let Some(end) = self.poll_child(&mut children, index, in_bubble, silent)
+                            {
                                 return Some(end);
                             }
                         }
@@ -427,8 +432,10 @@ where
                     // SAFETY: the scope holds a count of `shared` for the whole poll.
                     let waker = unsafe { Cell::borrowed_waker(&raw const self.shared.body) };
                     let mut body_cx = TaskContext::from_waker(&waker);
+                    let poll = || catch_unwind(AssertUnwindSafe(|| future.poll(&mut body_cx)));
+                    // Outside a bubble nothing reads the notes; the capture is skipped.
                     let (polled, note) =
-                        PendingNote::capture(|| catch_unwind(AssertUnwindSafe(|| future.poll(&mut body_cx))));
+                        if in_bubble { PendingNote::capture(poll) } else { (poll(), silent) };
                     match polled {
                         Ok(Poll::Pending) => body_note = note,
                         Ok(Poll::Ready(Ok(output))) => {
@@ -446,6 +453,9 @@ where
             let children = self.lock();
             if body.is_none() && children.live == 0 {
                 return Poll::Ready(End::Done);
+            }
+            if !in_bubble {
+                return Poll::Pending;
             }
             // Repeat what the skipped children and body noted: the scope waits durably only
             // if each of them does.
@@ -488,11 +498,13 @@ where
 
     /// Polls the live child at `index` once; what ends the scope, if it failed. Children never
     /// reach their scope (they cannot borrow it), so polling them under its lock is safe.
+    /// `silent` is the note of a poll that noted nothing, kept when not `in_bubble`.
     fn poll_child(
         &self,
         children: &mut Children<'a, M::Error>,
         index: usize,
         in_bubble: bool,
+        silent: PendingNote,
     ) -> Option<End<M::Error>> {
         // SAFETY: every queued index has a cell in a chunk made before it (`start`), which lives
         // as long as `shared`. The flag is cleared even if the child is gone (a late wake-up of
@@ -506,8 +518,7 @@ where
         let mut cx = TaskContext::from_waker(&waker);
         let mut poll = || catch_unwind(AssertUnwindSafe(|| child.future.as_mut().poll(&mut cx)));
         // Outside a bubble nothing reads the notes; the capture is skipped.
-        let (polled, note) =
-            if in_bubble { PendingNote::capture(poll) } else { (poll(), PendingNote::capture(|| ()).1) };
+        let (polled, note) = if in_bubble { PendingNote::capture(poll) } else { (poll(), silent) };
         let was_durable = child.durable;
         let site = child.site;
         match polled {

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll, Wake, Waker};
 
+use super::slots::SlotRef;
 use super::{Failure, Mode, TaskResult, pool};
 use crate::time::bubble::{self, Site};
 
@@ -72,7 +73,7 @@ impl<T> Slot<T> {
         self.state.load(Ordering::Acquire) & STATE
     }
 
-    fn is_done(&self) -> bool {
+    pub(super) fn is_done(&self) -> bool {
         self.state() != EMPTY
     }
 
@@ -172,7 +173,7 @@ pub(crate) trait Held<E>: Send {
 }
 
 /// The slot of a task that failed, seen by its scope as a task of mode `M`.
-pub(crate) struct HeldSlot<M, T>(pub(crate) Arc<Slot<T>>, pub(crate) std::marker::PhantomData<fn() -> M>);
+pub(crate) struct HeldSlot<M, T>(pub(crate) SlotRef<T>, pub(crate) std::marker::PhantomData<fn() -> M>);
 
 impl<M: Mode, T: TaskResult<M>> Held<M::Error> for HeldSlot<M, T> {
     fn take_failure(&self) -> Option<Failure<M::Error>> {
@@ -258,13 +259,13 @@ pub(crate) fn raise(canceled: Canceled, joined_at: Site) -> ! {
 /// std's and Kotlin's scoped tasks, with Go's syntax kept: `let h = go f(x);` evaluates `f`
 /// and `x` at the `go`.
 pub struct TaskHandle<T> {
-    slot: Arc<Slot<T>>,
+    slot: SlotRef<T>,
     /// The task set whose queued jobs the joiner may run while it waits.
     owner: usize,
 }
 
 impl<T> TaskHandle<T> {
-    pub(crate) fn new(slot: Arc<Slot<T>>, owner: usize) -> TaskHandle<T> {
+    pub(crate) fn new(slot: SlotRef<T>, owner: usize) -> TaskHandle<T> {
         TaskHandle { slot, owner }
     }
 
@@ -509,12 +510,12 @@ pub(crate) fn poll_slot<T>(
 /// Awaiting it resumes the child's panic, and unwinds with [`Canceled`] when the child was
 /// dropped (its scope failed or was cancelled) before it finished.
 pub struct AsyncTaskHandle<T> {
-    slot: Arc<Slot<T>>,
+    slot: SlotRef<T>,
     site: Site,
 }
 
 impl<T> AsyncTaskHandle<T> {
-    pub(crate) fn new(slot: Arc<Slot<T>>, site: Site) -> Self {
+    pub(crate) fn new(slot: SlotRef<T>, site: Site) -> Self {
         AsyncTaskHandle { slot, site }
     }
 

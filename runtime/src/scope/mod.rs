@@ -19,7 +19,9 @@
 //!
 //! While it joins, the parent runs the scope's still queued tasks itself rather than only
 //! sleeping. The task count is kept so that the parent and the workers do not trade one cache
-//! line per task: the parent's `go`s draw on counts added in advance.
+//! line per task: the parent's `go`s draw on counts added in advance. A handle's result slot
+//! comes from a block of slots the scope carves up (`slots.rs`), not from an allocation per
+//! `go`.
 //!
 //! Tasks borrow from the parent's stack, as with `std::thread::scope`: the scope joins them
 //! even when the parent's own code panics, so no borrow outlives its data. Inside a
@@ -29,6 +31,7 @@ mod async_scope;
 mod handle;
 mod job;
 pub(crate) mod pool;
+mod slots;
 
 pub use async_scope::AsyncScope;
 pub use handle::{AsCompleted, AsyncTaskHandle, Canceled, TaskHandle, as_completed};
@@ -44,6 +47,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use handle::{Held, HeldSlot, Slot};
+use slots::{SlotCursor, SlotRef};
 
 use crate::context::{Cancel, Context};
 use crate::sync::waiters::Waiters;
@@ -53,6 +57,13 @@ use crate::time::bubble::{self, Site};
 
 /// How many `go`s on the owning thread one update of a task set's `pending` counts for.
 const CREDIT: usize = 64;
+
+/// A task set's [`SlotCursor`], used only on the set's owning thread.
+struct OwnerCursor(std::cell::UnsafeCell<SlotCursor>);
+
+// SAFETY: the cursor is reached only through `TaskSet::new_slot` on the owning thread (other
+// threads get slots of their own), so it is never used from two threads at once.
+unsafe impl Sync for OwnerCursor {}
 
 /// A value alone on its cache line (and the next, which some CPUs prefetch in pairs).
 #[repr(align(128))]
@@ -300,6 +311,8 @@ pub(crate) struct TaskSet<'a, E> {
     credit: AtomicUsize,
     /// The thread whose `go`s draw on `credit` (see [`this_thread`]); 0: none.
     owner_thread: usize,
+    /// Where the owning thread's `go`s take their handles' slots from.
+    cursor: OwnerCursor,
     joined: WaitGroup,
     slots: Mutex<Option<Arc<Slots>>>,
     /// Whether `slots` was ever set, so that an unlimited `go` takes no lock for it.
@@ -334,6 +347,7 @@ impl<'a, E: Send> TaskSet<'a, E> {
             pending: CacheLine(AtomicUsize::new(1)),
             credit: AtomicUsize::new(0),
             owner_thread: this_thread(),
+            cursor: OwnerCursor(std::cell::UnsafeCell::new(SlotCursor::new())),
             joined,
             slots: Mutex::new(options.limit.map(Slots::new)),
             limited: AtomicBool::new(options.limit.is_some()),
@@ -359,6 +373,7 @@ impl<'a, E: Send> TaskSet<'a, E> {
             pending: CacheLine(AtomicUsize::new(0)),
             credit: AtomicUsize::new(0),
             owner_thread: 0,
+            cursor: OwnerCursor(std::cell::UnsafeCell::new(SlotCursor::new())),
             joined: WaitGroup::new(),
             slots: Mutex::new(None),
             limited: AtomicBool::new(false),
@@ -386,6 +401,17 @@ impl<'a, E: Send> TaskSet<'a, E> {
         }
         self.pending.0.fetch_add(CREDIT, Ordering::Relaxed);
         self.credit.store(CREDIT - 1, Ordering::Relaxed);
+    }
+
+    /// A slot for a task's output: from the set's blocks on the owning thread, from a block
+    /// of its own elsewhere.
+    fn new_slot<T>(&self, slot: Slot<T>) -> SlotRef<T> {
+        if self.owner_thread != this_thread() {
+            return SlotRef::new(slot, None);
+        }
+        // SAFETY: only the owning thread reaches the cursor, and `SlotRef::new` runs no job
+        // that could start another `go` while this borrow lasts.
+        SlotRef::new(slot, Some(unsafe { &mut *self.cursor.0.get() }))
     }
 
     fn slots(&self) -> Option<Arc<Slots>> {
@@ -437,7 +463,7 @@ impl<'a, E: Send> TaskSet<'a, E> {
         task: impl FnOnce(&Context) -> R + Send + 's,
         site: Site,
         wait: bool,
-        handle: Option<Arc<Slot<R>>>,
+        handle: Option<SlotRef<R>>,
         spawner: impl Spawner<'s>,
     ) -> Launch
     where
@@ -477,13 +503,12 @@ impl<'a, E: Send> TaskSet<'a, E> {
         result: std::thread::Result<R>,
         site: Site,
         slot: Option<Arc<Slots>>,
-        handle: Option<Arc<Slot<R>>>,
+        handle: Option<SlotRef<R>>,
     ) where
         M: Mode<Error = E> + 'a,
         R: TaskResult<M> + 'a,
     {
-        let held =
-            |slot: &Arc<Slot<R>>| Recorded::Held(Box::new(HeldSlot::<M, R>(Arc::clone(slot), PhantomData)));
+        let held = |slot: &SlotRef<R>| Recorded::Held(Box::new(HeldSlot::<M, R>(slot.clone(), PhantomData)));
         let failed = match result {
             Err(payload) if payload.is::<Canceled>() => {
                 if let Some(handle) = handle {
@@ -788,14 +813,14 @@ where
         wait: bool,
     ) -> Option<TaskHandle<T>> {
         let site = Location::caller();
-        let slot = Arc::new(Slot::new(site));
+        let slot = self.tasks.new_slot(Slot::new(site));
         let launched =
-            TaskSet::launch::<M, T>(&self.tasks, task, site, wait, Some(Arc::clone(&slot)), ScopedSpawner);
+            TaskSet::launch::<M, T>(&self.tasks, task, site, wait, Some(slot.clone()), ScopedSpawner);
         let owner = self.tasks.owner_id();
         match launched {
             Launch::Started => Some(TaskHandle::new(slot, owner)),
             Launch::NoSlot => None,
-            Launch::Canceled => Some(TaskHandle::new(Arc::new(Slot::canceled(site)), owner)),
+            Launch::Canceled => Some(TaskHandle::new(self.tasks.new_slot(Slot::canceled(site)), owner)),
         }
     }
 

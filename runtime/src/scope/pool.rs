@@ -23,13 +23,21 @@
 //! job started at all, for tasks that spin until a queued one runs. Idle workers beyond
 //! `max_procs` retire after a short wait, the others after a longer one; when `max_procs`
 //! changes, the sleepers re-check which they are.
+//!
+//! The hand-off (`submit`, batches, `help`, searching and sleeping, `blocking`'s replacement
+//! worker) is written against `crate::sync_shim` and checked in every interleaving by the
+//! loom models in `pool/loom.rs` (`RUSTFLAGS="--cfg loom" cargo test -p gonext --lib
+//! --release scope::pool::loom::`); the monitor, which reads the kernel's view of threads,
+//! is left out of them.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread;
 use std::time::Duration;
+
+use crate::sync_shim::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::sync_shim::{
+    Arc, Condvar, Mutex, MutexGuard, shim_static, shim_thread_local, spin_loop, yield_now,
+};
 
 pub(crate) use super::job::Job;
 
@@ -48,8 +56,13 @@ struct Pool {
     /// Wake-ups sent to sleepers and not yet taken; each makes a sleeper a searcher.
     wakeups: usize,
     monitor: MonitorState,
+    /// The model's `max_procs`, and whether it closed the pool: loom's timed waits never time
+    /// out, so a closed pool stands in for the idle timeout that retires the workers.
+    #[cfg(loom)]
+    model: (usize, bool),
 }
 
+#[cfg_attr(loom, allow(dead_code))]
 #[derive(PartialEq)]
 enum MonitorState {
     NotStarted,
@@ -62,45 +75,63 @@ enum MonitorState {
 /// One worker's batch, how many jobs it started (the monitor's measure of progress), whether
 /// it is inside a job where the pool cannot see (not parked in a gonext primitive), and its
 /// thread id, through which the monitor sees whether it is computing or blocked.
-#[derive(Default)]
 struct Worker {
     batch: Mutex<VecDeque<Job>>,
     started: AtomicU64,
     in_job: AtomicBool,
+    #[cfg_attr(loom, allow(dead_code))]
     thread: Option<os_thread::ThreadId>,
 }
 
-static POOL: Mutex<Pool> = Mutex::new(Pool {
-    jobs: VecDeque::new(),
-    workers: Vec::new(),
-    threads: 0,
-    busy: 0,
-    searching: 0,
-    sleeping: 0,
-    wakeups: 0,
-    monitor: MonitorState::NotStarted,
-});
-/// `POOL.jobs.len()`, kept under the lock and read without it by the spinning searcher.
-static QUEUED: AtomicUsize = AtomicUsize::new(0);
-static AVAILABLE: Condvar = Condvar::new();
+shim_static! {
+    static POOL: Mutex<Pool> = Mutex::new(Pool {
+        jobs: VecDeque::new(),
+        workers: Vec::new(),
+        threads: 0,
+        busy: 0,
+        searching: 0,
+        sleeping: 0,
+        wakeups: 0,
+        monitor: MonitorState::NotStarted,
+        #[cfg(loom)]
+        model: (2, false),
+    });
+}
+shim_static! {
+    /// `POOL.jobs.len()`, kept under the lock and read without it by the spinning searcher.
+    static QUEUED: AtomicUsize = AtomicUsize::new(0);
+}
+shim_static! {
+    static AVAILABLE: Condvar = Condvar::new();
+}
+#[cfg(not(loom))]
 static STARVING: Condvar = Condvar::new();
 
 /// The most jobs a worker takes at once.
 const BATCH: usize = 64;
 /// How many times a searching worker checks the queue before it sleeps (spin hints first,
-/// then yields): long enough to bridge the gaps of a burst of `go`s.
+/// then yields): long enough to bridge the gaps of a burst of `go`s. Under loom one check,
+/// as every interleaving of the spins is the same as one.
+#[cfg(not(loom))]
 const SPINS: u32 = 32;
+#[cfg(not(loom))]
 const YIELDS: u32 = 8;
+#[cfg(loom)]
+const SPINS: u32 = 1;
+#[cfg(loom)]
+const YIELDS: u32 = 0;
 /// How long the monitor waits for any progress before it adds a worker.
+#[cfg_attr(loom, allow(dead_code))]
 const MONITOR_TICK: Duration = Duration::from_millis(2);
 /// How many ticks without progress the monitor waits while some worker is computing.
+#[cfg_attr(loom, allow(dead_code))]
 const COMPUTING_TICKS: u32 = 50;
 /// How long a surplus idle worker (beyond `max_procs`) waits before retiring.
 const SURPLUS_IDLE: Duration = Duration::from_millis(100);
 /// How long any idle worker waits before retiring.
 const CORE_IDLE: Duration = Duration::from_secs(10);
 
-thread_local! {
+shim_thread_local! {
     static WORKER: RefCell<Option<Arc<Worker>>> = const { RefCell::new(None) };
 }
 
@@ -121,6 +152,27 @@ enum Action {
 }
 
 impl Pool {
+    #[cfg(not(loom))]
+    fn max_procs(&self) -> usize {
+        crate::runtime::max_procs()
+    }
+
+    #[cfg(loom)]
+    fn max_procs(&self) -> usize {
+        self.model.0
+    }
+
+    /// Whether the workers retire rather than sleep: never, outside the loom models.
+    #[cfg(not(loom))]
+    fn closed(&self) -> bool {
+        false
+    }
+
+    #[cfg(loom)]
+    fn closed(&self) -> bool {
+        self.model.1
+    }
+
     /// Workers that are taking jobs or about to.
     fn free(&self) -> usize {
         self.searching + self.wakeups
@@ -178,12 +230,14 @@ impl Pool {
     }
 
     /// Jobs started since the pool began, as far as the workers' own counters say.
+    #[cfg_attr(loom, allow(dead_code))]
     fn started(&self) -> u64 {
         self.workers.iter().map(|w| w.started.load(Ordering::Relaxed)).sum()
     }
 
     /// Whether any job waits, in the queue or in a batch. Locks every batch (the pool lock is
     /// always taken first): a batch that is busy right now may still hold a job.
+    #[cfg_attr(loom, allow(dead_code))]
     fn waiting(&self) -> bool {
         !self.jobs.is_empty() || self.workers.iter().any(|w| !lock_batch(&w.batch).is_empty())
     }
@@ -206,7 +260,7 @@ impl Pool {
         if self.free() > 0 {
             return if stealable { self.watch() } else { Action::Nothing };
         }
-        if self.active() < crate::runtime::max_procs() {
+        if self.active() < self.max_procs() {
             return self.add_worker();
         }
         self.watch()
@@ -244,21 +298,33 @@ impl Action {
         match self {
             Action::Nothing => {}
             Action::WakeSleeper => AVAILABLE.notify_one(),
-            Action::WakeMonitor => STARVING.notify_one(),
             Action::StartWorker => start_thread("gonext-go", work, undo_start_worker),
+            // The models' jobs never block where the pool cannot see: no monitor under loom.
+            #[cfg(loom)]
+            Action::WakeMonitor | Action::StartMonitor => {}
+            #[cfg(not(loom))]
+            Action::WakeMonitor => STARVING.notify_one(),
+            #[cfg(not(loom))]
             Action::StartMonitor => start_thread("gonext-go-monitor", monitor, undo_start_monitor),
         }
     }
 }
 
+#[cfg(not(loom))]
 fn start_thread(name: &str, main: fn(), undo: fn()) {
-    if crate::thread::spawn_unadopted(thread::Builder::new().name(name.into()), main).is_err() {
+    if crate::thread::spawn_unadopted(std::thread::Builder::new().name(name.into()), main).is_err() {
         undo();
     }
 }
 
+#[cfg(loom)]
+fn start_thread(_name: &str, main: fn(), _undo: fn()) {
+    drop(::loom::thread::spawn(main));
+}
+
 /// Without a new thread the jobs still run once a worker frees up; with no worker at all,
 /// the oldest runs here rather than never.
+#[cfg_attr(loom, allow(dead_code))]
 fn undo_start_worker() {
     let mut pool = lock();
     pool.threads -= 1;
@@ -270,6 +336,7 @@ fn undo_start_worker() {
     }
 }
 
+#[cfg(not(loom))]
 fn undo_start_monitor() {
     lock().monitor = MonitorState::NotStarted;
 }
@@ -296,7 +363,7 @@ pub(crate) fn submit(job: Job) {
 /// worker stops counting as active meanwhile and hands the rest of its batch back, so a
 /// replacement takes those jobs.
 pub(crate) fn blocking<R>(park: impl FnOnce() -> R) -> R {
-    let Some(worker) = WORKER.with_borrow(Option::clone) else { return park() };
+    let Some(worker) = WORKER.with(|worker| worker.borrow().clone()) else { return park() };
     let mut pool = lock();
     pool.busy -= 1;
     worker.in_job.store(false, Ordering::Relaxed);
@@ -327,8 +394,13 @@ fn lock_batch(batch: &Mutex<VecDeque<Job>>) -> MutexGuard<'_, VecDeque<Job>> {
 
 /// A worker: counted as searching from its start, as busy while it has a batch.
 fn work() {
-    let me = Arc::new(Worker { thread: os_thread::current(), ..Worker::default() });
-    WORKER.set(Some(Arc::clone(&me)));
+    let me = Arc::new(Worker {
+        batch: Mutex::new(VecDeque::new()),
+        started: AtomicU64::new(0),
+        in_job: AtomicBool::new(false),
+        thread: if cfg!(loom) { None } else { os_thread::current() },
+    });
+    WORKER.with(|worker| *worker.borrow_mut() = Some(Arc::clone(&me)));
     let mut pool = lock();
     pool.workers.push(Arc::clone(&me));
     let mut searched = false;
@@ -358,7 +430,7 @@ fn work() {
         pool = woken;
         searched = false;
     }
-    WORKER.set(None);
+    WORKER.with(|worker| *worker.borrow_mut() = None);
     lock().workers.retain(|w| !Arc::ptr_eq(w, &me));
 }
 
@@ -381,9 +453,9 @@ fn search() {
             return;
         }
         if round < SPINS {
-            (0..1u32 << (round / 8)).for_each(|_| std::hint::spin_loop());
+            (0..1u32 << (round / 8)).for_each(|_| spin_loop());
         } else {
-            thread::yield_now();
+            yield_now();
         }
     }
 }
@@ -392,18 +464,15 @@ fn search() {
 fn sleep(mut pool: Guard) -> Option<Guard> {
     pool.searching -= 1;
     pool.sleeping += 1;
+    let mut timed_out = false;
     loop {
-        let surplus = pool.threads > crate::runtime::max_procs();
-        let timeout = if surplus { SURPLUS_IDLE } else { CORE_IDLE };
-        let (next, waited) = AVAILABLE.wait_timeout(pool, timeout).unwrap_or_else(|p| p.into_inner());
-        pool = next;
         if pool.wakeups > 0 {
             pool.wakeups -= 1;
             pool.sleeping -= 1;
             pool.searching += 1;
             return Some(pool);
         }
-        if waited.timed_out() {
+        if timed_out || pool.closed() {
             pool.sleeping -= 1;
             pool.threads -= 1;
             let action = pool.serve_queue();
@@ -411,6 +480,11 @@ fn sleep(mut pool: Guard) -> Option<Guard> {
             action.run();
             return None;
         }
+        let surplus = pool.threads > pool.max_procs();
+        let timeout = if surplus { SURPLUS_IDLE } else { CORE_IDLE };
+        let (next, waited) = AVAILABLE.wait_timeout(pool, timeout).unwrap_or_else(|p| p.into_inner());
+        pool = next;
+        timed_out = waited.timed_out();
     }
 }
 
@@ -421,6 +495,7 @@ fn sleep(mut pool: Guard) -> Option<Guard> {
 /// taken back for the replacements. Workers that compute for longer than a tick are not
 /// blocked and get no company that would only compete for the cores, unless no job at all
 /// starts for [`COMPUTING_TICKS`] ticks (a task may spin waiting for one still queued).
+#[cfg(not(loom))]
 fn monitor() {
     let mut pool = lock();
     let mut quiet_ticks = 0;
@@ -540,3 +615,6 @@ pub(crate) mod os_thread {
         }
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom;
