@@ -1,14 +1,13 @@
 use gonext::virtual_time_test;
-use std::time::Duration;
 
 #[virtual_time_test(trace = "target/vtt-trace.json", timeline = 50)]
 fn traced() {
-    gonext::thread::sleep(Duration::from_secs(1));
+    gonext::thread::sleep(std::time::Duration::from_secs(1));
 }
 
 #[virtual_time_test(timeline = 0, timeout = "1m")]
 async fn quiet() {
-    gonext::time::sleep(Duration::from_secs(1)).await;
+    gonext::time::sleep(std::time::Duration::from_secs(1)).await;
 }
 
 fn main() {}
