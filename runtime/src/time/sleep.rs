@@ -134,6 +134,7 @@ impl Sleep {
         Poll::Pending
     }
 
+    #[inline(never)]
     fn poll_real(&mut self, waker: &Waker) -> Poll<()> {
         let SleepClock::Real { deadline, timer } = &mut self.clock else {
             unreachable!("a sleep on the real clock")
