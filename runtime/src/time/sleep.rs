@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use super::bubble::{self, BubbleState, MemberId, Site, TimerKey, TimerTarget};
+use super::bubble::{self, BubbleRef, BubbleState, MemberId, Site, TimerKey, TimerTarget};
 use super::clock::Instant;
 use super::real_timer;
 
@@ -32,11 +32,8 @@ use super::real_timer;
 #[track_caller]
 pub fn sleep(duration: Duration) -> Sleep {
     let site = Location::caller();
-    let clock = match bubble::current() {
-        Some(bubble) => {
-            let offset = bubble.offset_after(duration);
-            SleepClock::Virtual { bubble, offset, timer: None }
-        }
+    let clock = match BubbleRef::current(|bubble| bubble.offset_after(duration)) {
+        Some((bubble, offset)) => SleepClock::Virtual { bubble, offset, timer: None },
         None => SleepClock::Real {
             deadline: Instant::now().checked_add(duration).unwrap_or_else(far_future),
             timer: None,
@@ -59,7 +56,9 @@ fn far_future() -> Instant {
 ///
 /// # Panics
 ///
-/// Polling it from outside its bubble (or from another bubble) panics, naming both.
+/// Polling it from outside its bubble (or from another bubble) panics, naming both. Dropped
+/// there before its deadline, it cannot reach its bubble to cancel its timer, which then fires
+/// and wakes nothing that still waits for it.
 pub struct Sleep {
     clock: SleepClock,
     site: Site,
@@ -67,8 +66,10 @@ pub struct Sleep {
 
 /// The clock a [`Sleep`] waits on, with its deadline and registered timer.
 enum SleepClock {
-    /// A bubble's: the deadline as an offset from the bubble's start, in nanoseconds.
-    Virtual { bubble: Arc<BubbleState>, offset: u64, timer: Option<VirtualTimer> },
+    /// A bubble's: the deadline as an offset from the bubble's start, in nanoseconds. The
+    /// bubble is named, not held: a sleep is created and polled by the bubble's members, whose
+    /// membership reaches it, and a reference count per sleep cost a fifth of a task's sleep.
+    Virtual { bubble: BubbleRef, offset: u64, timer: Option<VirtualTimer> },
     /// Real time, outside any bubble.
     Real { deadline: Instant, timer: Option<real_timer::RealKey> },
 }
@@ -82,11 +83,8 @@ struct VirtualTimer {
 
 impl Sleep {
     pub(crate) fn new(deadline: Instant, site: Site) -> Sleep {
-        let clock = match bubble::current() {
-            Some(bubble) => {
-                let offset = bubble.offset_nanos_of(deadline.into_std());
-                SleepClock::Virtual { bubble, offset, timer: None }
-            }
+        let clock = match BubbleRef::current(|bubble| bubble.offset_nanos_of(deadline.into_std())) {
+            Some((bubble, offset)) => SleepClock::Virtual { bubble, offset, timer: None },
             None => SleepClock::Real { deadline, timer: None },
         };
         Sleep { clock, site }
@@ -111,27 +109,34 @@ impl Sleep {
         let SleepClock::Virtual { bubble, offset, timer } = &mut self.clock else {
             unreachable!("a sleep on a bubble's clock")
         };
-        let Some(member) = bubble::polling_member(bubble, waker) else {
-            bubble::foreign_use(bubble, "time::sleep", self.site, self.site)
-        };
-        if bubble.now_nanos() >= *offset {
-            // A virtual timer is gone once the clock reached its deadline.
-            *timer = None;
-            return Poll::Ready(());
+        let owner = *bubble;
+        let polled = owner.with_polling_member(waker, |bubble, member| {
+            if bubble.now_nanos() >= *offset {
+                // A virtual timer is gone once the clock reached its deadline.
+                *timer = None;
+                return Poll::Ready(());
+            }
+            let target = || match member {
+                Some(id) => TimerTarget::Member(id),
+                None => TimerTarget::Waker(waker.clone()),
+            };
+            let key = match timer.take() {
+                Some(registered) if member.is_some() && registered.wakes == member => Some(registered.key),
+                Some(registered) => bubble.retarget_timer(registered.key, target()),
+                None => None,
+            };
+            let key = key.unwrap_or_else(|| bubble.add_timer(*offset, target()));
+            *timer = Some(VirtualTimer { key, wakes: member });
+            Poll::Pending
+        });
+        match polled {
+            Some(Poll::Pending) => {
+                bubble::note_blocked_at(self.site, "time::sleep");
+                Poll::Pending
+            }
+            Some(ready) => ready,
+            None => bubble::foreign_use(&owner.label(), "time::sleep", self.site, self.site),
         }
-        let target = || match member {
-            Some(id) => TimerTarget::Member(id),
-            None => TimerTarget::Waker(waker.clone()),
-        };
-        let key = match timer.take() {
-            Some(registered) if member.is_some() && registered.wakes == member => Some(registered.key),
-            Some(registered) => bubble.retarget_timer(registered.key, target()),
-            None => None,
-        };
-        let key = key.unwrap_or_else(|| bubble.add_timer(*offset, target()));
-        *timer = Some(VirtualTimer { key, wakes: member });
-        bubble::note_blocked_at(self.site, "time::sleep");
-        Poll::Pending
     }
 
     #[inline(never)]
@@ -178,7 +183,7 @@ impl Drop for Sleep {
         match &mut self.clock {
             SleepClock::Virtual { bubble, timer, .. } => {
                 if let Some(timer) = timer.take() {
-                    bubble.remove_timer(timer.key);
+                    bubble.with(|bubble| bubble.remove_timer(timer.key));
                 }
             }
             SleepClock::Real { timer, .. } => {

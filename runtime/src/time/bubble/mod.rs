@@ -67,7 +67,8 @@ pub(crate) type MemberId = u64;
 type BubbleId = u64;
 
 /// A registered timer: its virtual deadline (nanoseconds from the bubble's start) and a
-/// sequence number that makes keys unique and fires equal deadlines in registration order.
+/// sequence number that makes keys unique and fires equal deadlines in the order each thread
+/// registered them (see `BubbleState::next_timer_seq`).
 pub(crate) type TimerKey = (u64, u64);
 
 /// What a due timer wakes: a member directly (when it registered its own waker, the common
@@ -212,6 +213,11 @@ shim_thread_local! {
 }
 
 shim_thread_local! {
+    /// The calling thread's block of timer sequence numbers: its bubble, the next and the end.
+    static TIMER_SEQS: std::cell::Cell<(BubbleId, u64, u64)> = const { std::cell::Cell::new((0, 0, 0)) };
+}
+
+shim_thread_local! {
     /// Tasks of the executor on this thread that returned `Pending` since it last took the
     /// bubble's lock, with what their polls noted (see `BubbleState::defer_block`).
     static DEFERRED_BLOCKS: RefCell<Vec<(BubbleId, MemberId, PendingOn)>> = const { RefCell::new(Vec::new()) };
@@ -263,14 +269,54 @@ impl Current {
     }
 }
 
-/// Who polls a future of `owner` with `waker`: `None` if the caller is not a member of
-/// `owner`; else the member, when `waker` is its own (so a timer can wake it directly).
-#[inline]
-pub(crate) fn polling_member(owner: &Arc<BubbleState>, waker: &Waker) -> Option<Option<MemberId>> {
-    CURRENT.with_borrow(|c| {
-        let c = c.as_ref().filter(|c| Arc::ptr_eq(&c.bubble, owner))?;
-        Some(c.is_own_waker(waker).then_some(c.member))
-    })
+/// A bubble named by its id, for values reached only through their bubble's members (a
+/// `Sleep`): holding it costs no reference count, and it does not keep the bubble alive.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BubbleRef {
+    id: BubbleId,
+    /// The bubble's start, so that its instants can be read without it.
+    base: std::time::Instant,
+}
+
+impl BubbleRef {
+    /// The caller's bubble, and `f` run with it, if the caller is a member of one.
+    #[inline]
+    pub(crate) fn current<R>(f: impl FnOnce(&BubbleState) -> R) -> Option<(BubbleRef, R)> {
+        CURRENT.with_borrow(|c| {
+            let bubble = &c.as_ref()?.bubble;
+            Some((BubbleRef { id: bubble.id, base: bubble.base }, f(bubble)))
+        })
+    }
+
+    /// Runs `f` with the bubble if the caller is one of its members.
+    pub(crate) fn with<R>(self, f: impl FnOnce(&BubbleState) -> R) -> Option<R> {
+        CURRENT.with_borrow(|c| Some(f(&c.as_ref().filter(|c| c.bubble.id == self.id)?.bubble)))
+    }
+
+    /// Runs `f` with the bubble and the member polling with `waker` (when `waker` is the
+    /// member's own, so that a timer can wake it directly); `None` if the caller is not a
+    /// member of this bubble.
+    #[inline]
+    pub(crate) fn with_polling_member<R>(
+        self,
+        waker: &Waker,
+        f: impl FnOnce(&BubbleState, Option<MemberId>) -> R,
+    ) -> Option<R> {
+        CURRENT.with_borrow(|c| {
+            let c = c.as_ref().filter(|c| c.bubble.id == self.id)?;
+            Some(f(&c.bubble, c.is_own_waker(waker).then_some(c.member)))
+        })
+    }
+
+    /// The `std::time::Instant` at virtual offset `offset`.
+    pub(crate) fn instant_at(self, offset: Duration) -> std::time::Instant {
+        self.base + offset
+    }
+
+    /// A name for messages, as `BubbleState::label` without the bubble's own name.
+    pub(crate) fn label(self) -> String {
+        format!("bubble #{}", self.id)
+    }
 }
 
 /// The bubble the current thread or task belongs to, if any: one thread-local read.
@@ -303,7 +349,7 @@ pub(crate) fn with_membership<R>(current: Current, f: impl FnOnce() -> R) -> R {
 /// `created_at`) belongs to; `used_at` is where it is used.
 pub(crate) fn check_owner(owner: &Arc<BubbleState>, what: &str, created_at: Site, used_at: Site) {
     if !with_current(|c| c.is_some_and(|c| Arc::ptr_eq(&c.bubble, owner))) {
-        foreign_use(owner, what, created_at, used_at);
+        foreign_use(&owner.label(), what, created_at, used_at);
     }
 }
 
@@ -331,14 +377,13 @@ fn foreign_clock(bubble: &BubbleState, what: &str, created_at: Site, used_at: Si
     );
 }
 
-/// The panic of an object of `owner` used elsewhere.
+/// The panic of an object of the bubble labelled `owner` used elsewhere.
 #[cold]
 #[inline(never)]
-pub(crate) fn foreign_use(owner: &BubbleState, what: &str, created_at: Site, used_at: Site) -> ! {
+pub(crate) fn foreign_use(owner: &str, what: &str, created_at: Site, used_at: Site) -> ! {
     let here = current().map_or_else(|| "outside any bubble".to_owned(), |b| format!("in {}", b.label()));
     panic!(
-        "{what} created at {created_at} in {} was used {here} at {used_at}; objects of a bubble stay in it",
-        owner.label()
+        "{what} created at {created_at} in {owner} was used {here} at {used_at}; objects of a bubble stay in it"
     );
 }
 
@@ -848,7 +893,25 @@ impl BubbleState {
 
     pub(super) fn timer_key(&self, deadline: u64) -> TimerKey {
         // `u64::MAX` is the timers' sentinel that never fires; 584 years is as far as they go.
-        (deadline.min(u64::MAX - 1), self.next_timer.fetch_add(1, Ordering::Relaxed))
+        (deadline.min(u64::MAX - 1), self.next_timer_seq())
+    }
+
+    /// A sequence number for a timer: from a block of the bubble's numbers that the calling
+    /// thread took, one atomic operation per block rather than per timer. Numbers then grow in
+    /// each thread's registration order, which is the only order two timers of one deadline
+    /// can be seen to fire in: members on other threads run concurrently once woken.
+    fn next_timer_seq(&self) -> u64 {
+        const BLOCK: u64 = 1024;
+        TIMER_SEQS.with(|seqs| {
+            let (bubble, next, end) = seqs.get();
+            if bubble == self.id && next < end {
+                seqs.set((bubble, next + 1, end));
+                return next;
+            }
+            let start = self.next_timer.fetch_add(BLOCK, Ordering::Relaxed);
+            seqs.set((self.id, start + 1, start + BLOCK));
+            start
+        })
     }
 
     /// Registers a timer that wakes `target` at virtual offset `deadline` (in nanoseconds);
