@@ -257,7 +257,7 @@ impl Current {
     /// vtable; a vtable duplicated by codegen only makes this say `false`, which is safe).
     #[inline]
     fn is_own_waker(&self, waker: &Waker) -> bool {
-        waker.data() == self.polled_waker && waker.vtable() == self.waker.vtable()
+        waker.data() == self.polled_waker && std::ptr::eq(waker.vtable(), self.waker.vtable())
     }
 
     /// A waker of the current member.
