@@ -73,7 +73,8 @@ struct State {
 /// returns the timer, which can stop or reset it: Go's `time.AfterFunc`.
 ///
 /// Inside a bubble, the thread is a member of the bubble, started at the virtual deadline
-/// (timers due at one instant fire in the order they were armed).
+/// (timers that one thread or task of the bubble armed for the same instant fire in the order
+/// it armed them).
 ///
 /// ```
 /// use gonext::time;
