@@ -427,27 +427,80 @@ fn missing() -> c_int {
     -1
 }
 
-/// libc's `epoll_pwait`, which `epoll_wait` is with no signal mask.
-///
-/// # Safety
-///
-/// As libc's.
-unsafe fn real_epoll_pwait(
-    epfd: c_int,
-    events: *mut libc::epoll_event,
-    maxevents: c_int,
-    timeout: c_int,
-    sigmask: *const libc::sigset_t,
-) -> c_int {
-    type EpollPwait =
-        unsafe extern "C" fn(c_int, *mut libc::epoll_event, c_int, c_int, *const libc::sigset_t) -> c_int;
-    // SAFETY: the type of libc's `epoll_pwait`.
-    static REAL: RealFn<EpollPwait> = unsafe { RealFn::new(c"epoll_pwait") };
-    match REAL.get(epoll_pwait as *const () as usize) {
-        // SAFETY: the caller's arguments.
-        Some(real) => unsafe { real(epfd, events, maxevents, timeout, sigmask) },
-        None => missing(),
-    }
+/// Declares `$real`, which calls libc's function `$name` (found past gonext's interposer of
+/// that name, whose signature it shares), or fails with `ENOSYS` where libc has none.
+macro_rules! real_libc_fn {
+    ($(#[$doc:meta])* fn $real:ident = $name:ident($($arg:ident: $ty:ty),* $(,)?);) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        ///
+        /// As libc's.
+        unsafe fn $real($($arg: $ty),*) -> c_int {
+            // SAFETY: the type of libc's function, which gonext's interposer of the same name
+            // shares.
+            static REAL: RealFn<unsafe extern "C" fn($($ty),*) -> c_int> = unsafe {
+                RealFn::new(match std::ffi::CStr::from_bytes_with_nul(concat!(stringify!($name), "\0").as_bytes()) {
+                    Ok(name) => name,
+                    Err(_) => panic!("a C function name"),
+                })
+            };
+            match REAL.get($name as *const () as usize) {
+                // SAFETY: the caller's arguments.
+                Some(real) => unsafe { real($($arg),*) },
+                None => missing(),
+            }
+        }
+    };
+}
+
+real_libc_fn! {
+    /// libc's `epoll_pwait`, which `epoll_wait` is with no signal mask.
+    fn real_epoll_pwait = epoll_pwait(
+        epfd: c_int,
+        events: *mut libc::epoll_event,
+        maxevents: c_int,
+        timeout: c_int,
+        sigmask: *const libc::sigset_t,
+    );
+}
+
+real_libc_fn! {
+    /// libc's `poll`.
+    fn real_poll = poll(fds: *mut libc::pollfd, nfds: libc::nfds_t, timeout: c_int);
+}
+
+real_libc_fn! {
+    /// libc's `ppoll`.
+    fn real_ppoll = ppoll(
+        fds: *mut libc::pollfd,
+        nfds: libc::nfds_t,
+        timeout: *const libc::timespec,
+        sigmask: *const libc::sigset_t,
+    );
+}
+
+real_libc_fn! {
+    /// libc's `select`.
+    fn real_select = select(
+        nfds: c_int,
+        readfds: *mut libc::fd_set,
+        writefds: *mut libc::fd_set,
+        exceptfds: *mut libc::fd_set,
+        timeout: *mut libc::timeval,
+    );
+}
+
+real_libc_fn! {
+    /// libc's `pselect`.
+    fn real_pselect = pselect(
+        nfds: c_int,
+        readfds: *mut libc::fd_set,
+        writefds: *mut libc::fd_set,
+        exceptfds: *mut libc::fd_set,
+        timeout: *const libc::timespec,
+        sigmask: *const libc::sigset_t,
+    );
 }
 
 /// libc's `epoll_pwait2`, or the system call where libc predates it (glibc < 2.35).
@@ -488,105 +541,5 @@ unsafe fn real_epoll_pwait2(
                 ],
             )) as c_int
         },
-    }
-}
-
-/// libc's `poll`.
-///
-/// # Safety
-///
-/// As libc's.
-unsafe fn real_poll(fds: *mut libc::pollfd, nfds: libc::nfds_t, timeout: c_int) -> c_int {
-    type Poll = unsafe extern "C" fn(*mut libc::pollfd, libc::nfds_t, c_int) -> c_int;
-    // SAFETY: the type of libc's `poll`.
-    static REAL: RealFn<Poll> = unsafe { RealFn::new(c"poll") };
-    match REAL.get(poll as *const () as usize) {
-        // SAFETY: the caller's arguments.
-        Some(real) => unsafe { real(fds, nfds, timeout) },
-        None => missing(),
-    }
-}
-
-/// libc's `ppoll`.
-///
-/// # Safety
-///
-/// As libc's.
-unsafe fn real_ppoll(
-    fds: *mut libc::pollfd,
-    nfds: libc::nfds_t,
-    timeout: *const libc::timespec,
-    sigmask: *const libc::sigset_t,
-) -> c_int {
-    type Ppoll = unsafe extern "C" fn(
-        *mut libc::pollfd,
-        libc::nfds_t,
-        *const libc::timespec,
-        *const libc::sigset_t,
-    ) -> c_int;
-    // SAFETY: the type of libc's `ppoll`.
-    static REAL: RealFn<Ppoll> = unsafe { RealFn::new(c"ppoll") };
-    match REAL.get(ppoll as *const () as usize) {
-        // SAFETY: the caller's arguments.
-        Some(real) => unsafe { real(fds, nfds, timeout, sigmask) },
-        None => missing(),
-    }
-}
-
-/// libc's `select`.
-///
-/// # Safety
-///
-/// As libc's.
-unsafe fn real_select(
-    nfds: c_int,
-    readfds: *mut libc::fd_set,
-    writefds: *mut libc::fd_set,
-    exceptfds: *mut libc::fd_set,
-    timeout: *mut libc::timeval,
-) -> c_int {
-    type Select = unsafe extern "C" fn(
-        c_int,
-        *mut libc::fd_set,
-        *mut libc::fd_set,
-        *mut libc::fd_set,
-        *mut libc::timeval,
-    ) -> c_int;
-    // SAFETY: the type of libc's `select`.
-    static REAL: RealFn<Select> = unsafe { RealFn::new(c"select") };
-    match REAL.get(select as *const () as usize) {
-        // SAFETY: the caller's arguments.
-        Some(real) => unsafe { real(nfds, readfds, writefds, exceptfds, timeout) },
-        None => missing(),
-    }
-}
-
-/// libc's `pselect`.
-///
-/// # Safety
-///
-/// As libc's.
-unsafe fn real_pselect(
-    nfds: c_int,
-    readfds: *mut libc::fd_set,
-    writefds: *mut libc::fd_set,
-    exceptfds: *mut libc::fd_set,
-    timeout: *const libc::timespec,
-    sigmask: *const libc::sigset_t,
-) -> c_int {
-    type Pselect = unsafe extern "C" fn(
-        c_int,
-        *mut libc::fd_set,
-        *mut libc::fd_set,
-        *mut libc::fd_set,
-        *const libc::timespec,
-        *const libc::sigset_t,
-    ) -> c_int;
-    // SAFETY: the type of libc's `pselect`.
-    static REAL: RealFn<Pselect> = unsafe { RealFn::new(c"pselect") };
-    match REAL.get(pselect as *const () as usize) {
-        // SAFETY: the caller's arguments.
-        Some(real) => unsafe { real(nfds, readfds, writefds, exceptfds, timeout, sigmask) },
-        None => missing(),
     }
 }
