@@ -342,20 +342,31 @@ impl Drop for Bomb {
     }
 }
 
-#[test]
-fn a_panicking_value_drop_still_drops_the_rest_and_frees_every_node() {
+/// Pushes ten `Bomb`s onto `stack` (the one at `armed` panics when dropped), pops one, drops
+/// the stack, and checks that the panic reaches the dropper, that every value was dropped
+/// once, and that no node leaked.
+fn drop_survives_a_panicking_value<S>(
+    stack: S,
+    push: impl Fn(&S, Bomb),
+    pop: impl Fn(&S) -> Option<Bomb>,
+    armed: usize,
+) {
     let _serial = serial();
     let live_before = LIVE_BYTES.load(SeqCst);
     let drops = Arc::new(AtomicUsize::new(0));
-    let stack = TreiberStack::new();
     for i in 0..10 {
-        tracked(|| stack.push(Bomb { armed: i == 7, drops: Arc::clone(&drops) }));
+        tracked(|| push(&stack, Bomb { armed: i == armed, drops: Arc::clone(&drops) }));
     }
-    drop(tracked(|| stack.pop()));
+    drop(tracked(|| pop(&stack)));
     let reached_dropper = tracked(|| catch_unwind(AssertUnwindSafe(move || drop(stack))).is_err());
     assert!(reached_dropper, "the panic reaches the dropper");
     assert_eq!(drops.load(SeqCst), 10, "every value was dropped once");
     assert_eq!(LIVE_BYTES.load(SeqCst), live_before, "nodes leaked");
+}
+
+#[test]
+fn a_panicking_value_drop_still_drops_the_rest_and_frees_every_node() {
+    drop_survives_a_panicking_value(TreiberStack::new(), TreiberStack::push, TreiberStack::pop, 7);
 }
 
 #[test]
@@ -461,18 +472,7 @@ fn hazard_stack_under_contention_loses_duplicates_and_leaks_nothing() {
 
 #[test]
 fn hazard_stack_drops_what_is_left_even_if_a_drop_panics() {
-    let _serial = serial();
-    let live_before = LIVE_BYTES.load(SeqCst);
-    let drops = Arc::new(AtomicUsize::new(0));
-    let stack = HazardStack::new();
-    for i in 0..10 {
-        tracked(|| stack.push(Bomb { armed: i == 3, drops: Arc::clone(&drops) }));
-    }
-    drop(tracked(|| stack.pop()));
-    let reached_dropper = tracked(|| catch_unwind(AssertUnwindSafe(move || drop(stack))).is_err());
-    assert!(reached_dropper, "the panic reaches the dropper");
-    assert_eq!(drops.load(SeqCst), 10, "every value was dropped once");
-    assert_eq!(LIVE_BYTES.load(SeqCst), live_before, "nodes leaked");
+    drop_survives_a_panicking_value(HazardStack::new(), HazardStack::push, HazardStack::pop, 3);
 }
 
 #[test]
