@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::ptr::{self, NonNull};
 
+use super::CacheLine;
 use crate::sync_shim::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use crate::sync_shim::atomic::{AtomicBool, AtomicIsize, AtomicPtr, fence};
 use crate::sync_shim::{UnsafeCell, shim_thread_local};
@@ -122,18 +123,6 @@ pub struct HazardStack<T> {
 struct Retired<T> {
     head: AtomicPtr<Node<T>>,
     count: AtomicIsize,
-}
-
-/// Keeps the stack's shared words on separate cache lines.
-#[repr(align(128))]
-struct CacheLine<C>(C);
-
-impl<C> std::ops::Deref for CacheLine<C> {
-    type Target = C;
-
-    fn deref(&self) -> &C {
-        &self.0
-    }
 }
 
 // SAFETY: the stack owns its values like a `Mutex<Vec<T>>`: moving it moves the values.

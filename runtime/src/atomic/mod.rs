@@ -78,3 +78,16 @@ pub use mutex::MutexTagged;
 pub use packed::PackedTagged;
 pub use stack::{StackNode, TreiberStack};
 pub use tagged::{AtomicTagged, Tagged, TaggedCas};
+
+/// A value alone on its cache line (and the next, which some CPUs prefetch in pairs), so that
+/// threads contending on it do not also invalidate its neighbours.
+#[repr(align(128))]
+pub(crate) struct CacheLine<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for CacheLine<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}

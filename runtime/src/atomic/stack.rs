@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::ptr::{self, NonNull};
 
-use super::{AtomicTagged, TaggedCas};
+use super::{AtomicTagged, CacheLine, TaggedCas};
 use crate::sync_shim::UnsafeCell;
 use crate::sync_shim::atomic::AtomicPtr;
 use crate::sync_shim::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
@@ -76,19 +76,6 @@ pub struct TreiberStack<T, C: TaggedCas<StackNode<T>> = AtomicTagged<StackNode<T
     /// An empty node owned by the slot; whoever swaps it out owns it.
     spare: CacheLine<AtomicPtr<StackNode<T>>>,
     _owns: PhantomData<T>,
-}
-
-/// Keeps the stack's two heads on separate cache lines, so that pushes and pops contending
-/// on one list do not also invalidate the other.
-#[repr(align(128))]
-struct CacheLine<C>(C);
-
-impl<C> std::ops::Deref for CacheLine<C> {
-    type Target = C;
-
-    fn deref(&self) -> &C {
-        &self.0
-    }
 }
 
 /// Exponential spinning after a failed CAS: under contention, retrying at once mostly fails

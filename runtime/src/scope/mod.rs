@@ -49,6 +49,7 @@ use std::time::Duration;
 use handle::{Held, HeldSlot, Slot};
 use slots::{SlotCursor, SlotRef};
 
+use crate::atomic::CacheLine;
 use crate::context::{Cancel, Context};
 use crate::sync::waiters::Waiters;
 use crate::sync::{Condvar, Mutex as BubbleMutex, WaitGroup};
@@ -64,10 +65,6 @@ struct OwnerCursor(std::cell::UnsafeCell<SlotCursor>);
 // SAFETY: the cursor is reached only through `TaskSet::new_slot` on the owning thread (other
 // threads get slots of their own), so it is never used from two threads at once.
 unsafe impl Sync for OwnerCursor {}
-
-/// A value alone on its cache line (and the next, which some CPUs prefetch in pairs).
-#[repr(align(128))]
-struct CacheLine<T>(T);
 
 /// An id of the calling thread: the address of a thread-local, cheaper than `ThreadId`.
 fn this_thread() -> usize {
