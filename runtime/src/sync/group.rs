@@ -88,14 +88,7 @@ impl<E: Send + 'static> Group<E> {
     /// Under a limit of 0, which would never admit it (Go's `Go` blocks forever there).
     #[track_caller]
     pub fn go<R: GroupResult<E> + 'static>(&self, task: impl FnOnce(&Context) -> R + Send + 'static) {
-        TaskSet::launch::<Fallible<E>, R>(
-            Arc::clone(&self.tasks),
-            task,
-            Location::caller(),
-            true,
-            None,
-            DetachedSpawner,
-        );
+        launch(&self.tasks, task, true);
     }
 
     /// Starts `task` if a slot is free; returns whether it did.
@@ -104,15 +97,7 @@ impl<E: Send + 'static> Group<E> {
         &self,
         task: impl FnOnce(&Context) -> R + Send + 'static,
     ) -> bool {
-        let launched = TaskSet::launch::<Fallible<E>, R>(
-            Arc::clone(&self.tasks),
-            task,
-            Location::caller(),
-            false,
-            None,
-            DetachedSpawner,
-        );
-        matches!(launched, Launch::Started)
+        matches!(launch(&self.tasks, task, false), Launch::Started)
     }
 
     /// The group's context.
@@ -326,6 +311,24 @@ impl fmt::Display for TaskFailure {
     }
 }
 
+/// Starts `task` of a `Group` or `Manager` on the pool, detached from the caller, at the
+/// caller's location; with `wait`, waits for a slot under a limit.
+#[track_caller]
+fn launch<E: Send + 'static, R: GroupResult<E> + 'static>(
+    tasks: &Arc<TaskSet<'static, E>>,
+    task: impl FnOnce(&Context) -> R + Send + 'static,
+    wait: bool,
+) -> Launch {
+    TaskSet::launch::<Fallible<E>, R>(
+        Arc::clone(tasks),
+        task,
+        Location::caller(),
+        wait,
+        None,
+        DetachedSpawner,
+    )
+}
+
 impl<E: Send + 'static> Manager<E> {
     /// A manager with no tasks.
     #[track_caller]
@@ -336,14 +339,7 @@ impl<E: Send + 'static> Manager<E> {
     /// Starts a long-lived task; it should return once its `Context` is done.
     #[track_caller]
     pub fn go<R: GroupResult<E> + 'static>(&self, task: impl FnOnce(&Context) -> R + Send + 'static) {
-        TaskSet::launch::<Fallible<E>, R>(
-            Arc::clone(&self.tasks),
-            task,
-            Location::caller(),
-            true,
-            None,
-            DetachedSpawner,
-        );
+        launch(&self.tasks, task, true);
     }
 
     /// The context every task receives.
