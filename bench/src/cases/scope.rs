@@ -1,7 +1,7 @@
 //! Structured concurrency: spawning and joining 10 000 trivial `go` tasks, against
 //! `std::thread::scope`, `rayon::scope` and a tokio `JoinSet`; the same with every task's
-//! result joined through its handle; and `async_scope!` children woken one at a time, against
-//! `FuturesUnordered`.
+//! result joined through its handle, per element and per chunk; and `async_scope!` children
+//! woken one at a time, against `FuturesUnordered`.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -102,6 +102,27 @@ fn gonext_results_round(sum: &AtomicU64) {
     sum.fetch_add(total, Ordering::Relaxed);
 }
 
+/// How many chunks `scope/10k_with_results_chunked` splits its range into: a few per core.
+const RESULT_CHUNKS: u64 = 8;
+
+/// The same 10 000 results from one `go` per chunk of the range: the shape the handle's docs
+/// recommend for small elements.
+fn gonext_chunked_results_round(sum: &AtomicU64) {
+    const CHUNK: u64 = TASKS / RESULT_CHUNKS;
+    let results: Vec<u64> = scope! {
+        let mut handles = Vec::new();
+        for start in (0..TASKS).step_by(CHUNK as usize) {
+            handles.push(go move { (start..start + CHUNK).map(|i| i * 2).collect::<Vec<u64>>() });
+        }
+        let mut results = Vec::with_capacity(TASKS as usize);
+        for handle in handles {
+            results.extend(handle.join());
+        }
+        results
+    };
+    sum.fetch_add(results.into_iter().sum::<u64>(), Ordering::Relaxed);
+}
+
 fn std_results_round(sum: &AtomicU64) {
     let total = std::thread::scope(|s| {
         let handles: Vec<_> = (0..TASKS).map(|i| s.spawn(move || i * 2)).collect();
@@ -194,6 +215,7 @@ fn futures_unordered_wake_round(sum: &AtomicU64) {
 }
 
 const ELEMENTS: usize = 16 * 1024 * 1024;
+/// How many chunks the chunked cases split their data into.
 const CHUNKS: usize = 64;
 
 /// Sums a 16M-element slice in 64 chunks: one "op" is one element.
@@ -245,6 +267,8 @@ pub(super) fn cases() -> Vec<Case> {
             .peer("futures_unordered", per_task(futures_unordered_round)),
         Case::time("scope/10k_with_results", per_task(gonext_results_round))
             .peer("std_thread_scope_handles", per_task(std_results_round))
+            .peer("rayon_par_iter_collect", per_task(rayon_collect_round)),
+        Case::time("scope/10k_with_results_chunked", per_task(gonext_chunked_results_round))
             .peer("rayon_par_iter_collect", per_task(rayon_collect_round)),
         Case::time("scope/async_wake_one_of_10k", per_task(async_wake_round))
             .peer("futures_unordered", per_task(futures_unordered_wake_round)),

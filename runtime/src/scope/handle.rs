@@ -253,6 +253,28 @@ pub(crate) fn raise(canceled: Canceled, joined_at: Site) -> ! {
 /// assert_eq!(sum, 5050);
 /// ```
 ///
+/// # Cost: one task per chunk, not per element
+///
+/// A `go` with a handle, joined, costs on the order of 150 ns on a 2-core machine (a job for
+/// the pool, a result slot, and the join): about what `rayon::scope`'s `spawn` costs, and
+/// hundreds of times less than a `std::thread::scope` handle. For data-parallel work on small
+/// elements that is far more than the work itself: rayon's `par_iter().map().collect()` spends
+/// ~6 ns per element because it never makes a task per element. Start one task per chunk
+/// instead, a few chunks per core: the `scope/10k_with_results_chunked` benchmark, the same
+/// ten thousand results from eight `go`s, beats `par_iter().collect()`.
+///
+/// ```
+/// let data: Vec<u64> = (0..10_000).collect();
+/// let doubled: Vec<u64> = gonext::scope! {
+///     let mut handles = Vec::new();
+///     for chunk in data.chunks(data.len().div_ceil(8)) {
+///         handles.push(go move { chunk.iter().map(|x| x * 2).collect::<Vec<u64>>() });
+///     }
+///     handles.into_iter().flat_map(|h| h.join()).collect()
+/// };
+/// assert_eq!(doubled[9_999], 19_998);
+/// ```
+///
 /// # Differences from Go
 ///
 /// Go's `go` statement has no result; errgroup collects only errors. This is the handle of
