@@ -29,7 +29,9 @@ use super::{AsyncTaskHandle, Canceled, Mode, Options, TaskResult, in_scope, with
 use crate::context::{Cancel, Context};
 use crate::time::bubble::{PendingNote, Site};
 
-type ChildFuture<'a, E> = std::pin::Pin<Box<dyn Future<Output = Option<E>> + Send + 'a>>;
+/// A child as the scope polls it: it ends with its error, or with whether the scope's body
+/// awaits its handle (and must be polled next).
+type ChildFuture<'a, E> = std::pin::Pin<Box<dyn Future<Output = Result<bool, E>> + Send + 'a>>;
 
 /// How many wakers one allocation holds.
 const CHUNK: usize = 64;
@@ -148,6 +150,12 @@ impl Cell {
 }
 
 static VTABLE: RawWakerVTable = RawWakerVTable::new(clone_waker, wake_waker, wake_by_ref_waker, drop_waker);
+
+/// Whether `waker` is the body's waker of the scope whose body cell is at `body`: a handle of
+/// that scope awaited by it then needs no waker of its own (see `Slot::register_body`).
+pub(super) fn is_body_waker(waker: &Waker, body: usize) -> bool {
+    waker.data().addr() == body && std::ptr::eq(waker.vtable(), &VTABLE)
+}
 
 /// # Safety (for all four)
 ///
@@ -307,6 +315,11 @@ where
         &self.ctx
     }
 
+    /// The address of the body's waker cell, which identifies the scope's body waker.
+    fn body_address(&self) -> usize {
+        std::ptr::from_ref(&self.shared.body).addr()
+    }
+
     /// Cancels the scope's context; `go` starts no new child afterwards.
     pub fn cancel(&self) {
         drop(self.cancel.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take());
@@ -320,7 +333,7 @@ where
     ) -> AsyncTaskHandle<T> {
         let site = Location::caller();
         if self.ctx.is_done() {
-            return AsyncTaskHandle::new(SlotRef::new(Slot::canceled(site), None), site);
+            return AsyncTaskHandle::new(SlotRef::new(Slot::canceled(site), None), site, 0);
         }
         let mut children = self.lock();
         let slot = SlotRef::new(Slot::new(site), Some(&mut children.cursor));
@@ -329,13 +342,12 @@ where
             let abandon = abandon;
             let value = child.await;
             if value.is_failure() {
-                return value.into_error();
+                return value.into_error().map_or(Ok(false), Err);
             }
-            abandon.0.fill(Ok(value));
-            None
+            Ok(abandon.0.fill(Ok(value)))
         };
         self.add(&mut children, Box::pin(future), site);
-        AsyncTaskHandle::new(slot, site)
+        AsyncTaskHandle::new(slot, site, self.body_address())
     }
 
     /// Adds `child` without a handle: `go` used as a statement.
@@ -348,7 +360,7 @@ where
         }
         let future = async move {
             let value = child.await;
-            if value.is_failure() { value.into_error() } else { None }
+            value.into_error().map_or(Ok(false), Err)
         };
         self.add(&mut self.lock(), Box::pin(future), site);
     }
@@ -417,7 +429,8 @@ where
                         for &index in &batch {
                             if index == BODY {
                                 body_woken = true;
-                            } else if let Some(end) = self.poll_child(&mut children, index, in_bubble, silent)
+                            } else if let Some(end) =
+                                self.poll_child(&mut children, index, in_bubble, silent, &mut body_woken)
                             {
                                 return Some(end);
                             }
@@ -498,13 +511,15 @@ where
 
     /// Polls the live child at `index` once; what ends the scope, if it failed. Children never
     /// reach their scope (they cannot borrow it), so polling them under its lock is safe.
-    /// `silent` is the note of a poll that noted nothing, kept when not `in_bubble`.
+    /// `silent` is the note of a poll that noted nothing, kept when not `in_bubble`; sets
+    /// `body_woken` when the child ended and the body awaits its handle.
     fn poll_child(
         &self,
         children: &mut Children<'a, M::Error>,
         index: usize,
         in_bubble: bool,
         silent: PendingNote,
+        body_woken: &mut bool,
     ) -> Option<End<M::Error>> {
         // SAFETY: every queued index has a cell in a chunk made before it (`start`), which lives
         // as long as `shared`. The flag is cleared even if the child is gone (a late wake-up of
@@ -535,11 +550,12 @@ where
                 }
                 return None;
             }
-            Ok(Poll::Ready(Some(error))) => return Some(End::Failed(error)),
+            Ok(Poll::Ready(Err(error))) => return Some(End::Failed(error)),
             Err(payload) if !payload.is::<Canceled>() => return Some(End::Panicked(payload, Some(site))),
+            Ok(Poll::Ready(Ok(body_awaits))) => *body_woken |= body_awaits,
             // A child that ended by awaiting a dropped sibling's handle ends cancelled: its
-            // own handle says so when the child is dropped below.
-            Ok(Poll::Ready(None)) | Err(_) => {}
+            // own handle says so when the child is dropped below, and the body may await it.
+            Err(_) => *body_woken = true,
         }
         if !was_durable {
             children.not_durable -= 1;
