@@ -336,8 +336,8 @@ where
             return AsyncTaskHandle::new(SlotRef::new(Slot::canceled(site), None), site, 0);
         }
         let mut children = self.lock();
-        let slot = SlotRef::new(Slot::new(site), Some(&mut children.cursor));
-        let abandon = Abandon(slot.clone());
+        let (slot, child_slot) = SlotRef::pair(Slot::new(site), Some(&mut children.cursor));
+        let abandon = Abandon(child_slot);
         let future = async move {
             let abandon = abandon;
             let value = child.await;
