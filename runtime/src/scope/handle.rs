@@ -609,3 +609,51 @@ impl<T> fmt::Debug for AsyncTaskHandle<T> {
             .finish()
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom;
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::{Slot, poll_slot};
+    use crate::scope::slots::SlotRef;
+    use std::panic::Location;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll, Wake, Waker};
+
+    /// Counts its wakes.
+    struct Counter(AtomicUsize);
+
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Each of many tasks ends on its own thread while its joiner registers one waker and then
+    /// another: whenever a registration says "not yet", the waker it left is woken.
+    #[test]
+    fn a_waker_registered_while_the_task_ends_on_another_thread_is_woken() {
+        for round in 0..2_000u64 {
+            let (slot, task) = SlotRef::pair(Slot::new(Location::caller()), None);
+            let filler = std::thread::spawn(move || {
+                task.fill(Ok(round));
+            });
+            let first = Arc::new(Counter(AtomicUsize::new(0)));
+            let second = Arc::new(Counter(AtomicUsize::new(0)));
+            let first_pending = !slot.register(&Waker::from(Arc::clone(&first)));
+            let second_pending = !slot.register(&Waker::from(Arc::clone(&second)));
+            filler.join().unwrap();
+            if second_pending {
+                assert_eq!(second.0.load(Ordering::SeqCst), 1, "the last waker registered is woken");
+                assert_eq!(first.0.load(Ordering::SeqCst), 0, "a replaced waker is not");
+            } else if first_pending {
+                assert_eq!(first.0.load(Ordering::SeqCst), 1, "the waker left in the slot is woken");
+            }
+            let waker = Waker::from(Arc::clone(&first));
+            let polled = poll_slot(&slot, &mut Context::from_waker(&waker), Location::caller(), 0);
+            assert!(matches!(polled, Poll::Ready(Ok(value)) if value == round));
+        }
+    }
+}
