@@ -283,3 +283,67 @@ fn the_handle_of_a_dropped_child_reports_cancellation() {
     let joined = futures::executor::block_on(orphan.try_join());
     assert!(joined.unwrap_err().to_string().contains("never ran"));
 }
+
+#[test]
+fn a_handle_gives_its_output_to_the_body_a_sibling_and_a_nested_scope() {
+    let gates: Vec<Gate> = (0..3).map(|_| Gate::default()).collect();
+    let gates = &gates;
+    // `now_or_never`: the scope must end in one poll, every wake-up being its own.
+    let outputs = futures::FutureExt::now_or_never(async_scope! {
+        let to_body = go async { gates[0].wait().await; 1 };
+        let to_sibling = go async { gates[1].wait().await; 2 };
+        let to_nested = go async { gates[2].wait().await; 3 };
+        let sibling = go async move { to_sibling.await * 10 };
+        let nested = go async move {
+            async_scope! {
+                let inner = go async { 100 };
+                inner.await + to_nested.await
+            }
+            .await
+        };
+        yield_now().await;
+        for gate in gates.iter().rev() {
+            gate.open();
+        }
+        (to_body.await, sibling.await, nested.await)
+    });
+    assert_eq!(outputs, Some((1, 20, 103)));
+}
+
+#[test]
+fn a_handle_awaited_under_another_waker_in_the_body_is_woken_through_it() {
+    use futures::StreamExt;
+    let gates: Vec<Gate> = (0..2).map(|_| Gate::default()).collect();
+    let gates = &gates;
+    let order = futures::FutureExt::now_or_never(async_scope! {
+        let first = go async { gates[0].wait().await; "first" };
+        let second = go async { gates[1].wait().await; "second" };
+        // FuturesUnordered polls each handle with a waker of its own, not the body's.
+        let mut pending: futures::stream::FuturesUnordered<_> = [first, second].into_iter().collect();
+        yield_now().await;
+        gates[1].open();
+        let mut order = vec![pending.next().await.unwrap()];
+        gates[0].open();
+        order.push(pending.next().await.unwrap());
+        order
+    });
+    assert_eq!(order.as_deref(), Some(&["second", "first"][..]));
+}
+
+#[test]
+fn the_body_awaiting_a_child_that_ends_cancelled_is_woken_and_told() {
+    let (send, receive) = futures::channel::oneshot::channel();
+    // `now_or_never`: the scope must end in one poll, every wake-up being its own.
+    let joined = futures::FutureExt::now_or_never(async_scope!(|s| {
+        let waiter = go async move { receive.await.unwrap().await };
+        yield_now().await;
+        s.cancel();
+        // Started after the cancellation, this child never runs: the waiter's join of it
+        // ends the waiter cancelled.
+        let never_ran = go async { 0 };
+        send.send(never_ran).unwrap();
+        waiter.try_join().await
+    }))
+    .expect("the body is woken when the child it awaits is dropped cancelled");
+    assert!(joined.unwrap_err().to_string().contains("never ran"));
+}
