@@ -216,11 +216,28 @@ struct Waiting<'a, E> {
     site: Site,
 }
 
+/// The place of a child, by index.
+enum Place<'a, E> {
+    Live(Child<'a, E>),
+    /// Free, with the next free index ([`NO_PLACE`] at the end of the list).
+    Free(usize),
+}
+
+/// The end of the free list.
+const NO_PLACE: usize = usize::MAX;
+
+/// The scope's children. Ten thousand of them cost no other growing vector than `places`:
+/// the free places are a list through `places`, and the children started at new indices since
+/// the last round are a range, not a list. (Growing vectors of that size, reallocated and
+/// returned to the kernel on every scope, were a tenth of a wake's cost.)
 struct Children<'a, E> {
-    slots: Vec<Option<Child<'a, E>>>,
-    free: Vec<usize>,
-    /// Children started since the last poll, polled first by the next one.
-    fresh: Vec<usize>,
+    places: Vec<Place<'a, E>>,
+    /// The first free place.
+    free: usize,
+    /// Places at and after this index were new when their children started since the last
+    /// round, and are polled first by the next one; `reused` holds the others.
+    fresh_from: usize,
+    reused: Vec<usize>,
     waiting: VecDeque<Waiting<'a, E>>,
     live: usize,
     /// Live children whose last poll did not block durably (not polled yet, or waiting on
@@ -289,9 +306,10 @@ where
             ctx,
             cancel: Mutex::new(Some(cancel)),
             children: Mutex::new(Children {
-                slots: Vec::new(),
-                free: Vec::new(),
-                fresh: Vec::new(),
+                places: Vec::new(),
+                free: NO_PLACE,
+                fresh_from: 0,
+                reused: Vec::new(),
                 waiting: VecDeque::new(),
                 live: 0,
                 not_durable: 0,
@@ -333,7 +351,7 @@ where
     ) -> AsyncTaskHandle<T> {
         let site = Location::caller();
         if self.ctx.is_done() {
-            return AsyncTaskHandle::new(SlotRef::new(Slot::canceled(site), None), site, 0);
+            return AsyncTaskHandle::new(SlotRef::new(Slot::canceled(site), None), 0);
         }
         let mut children = self.lock();
         let (slot, child_slot) = SlotRef::pair(Slot::new(site), Some(&mut children.cursor));
@@ -347,7 +365,7 @@ where
             Ok(abandon.0.fill(Ok(value)))
         };
         self.add(&mut children, Box::pin(future), site);
-        AsyncTaskHandle::new(slot, site, self.body_address())
+        AsyncTaskHandle::new(slot, self.body_address())
     }
 
     /// Adds `child` without a handle: `go` used as a statement.
@@ -375,19 +393,23 @@ where
 
     /// Makes `child` live at a free index, to be polled by the next round.
     fn start(&self, children: &mut Children<'a, M::Error>, child: Waiting<'a, M::Error>) {
-        let index = children.free.pop().unwrap_or(children.slots.len());
-        if index / CHUNK == children.chunks.len() {
-            children.chunks.push(CellRef(self.shared.add_chunk()));
-        }
-        let live = Some(Child { future: child.future, site: child.site, durable: false });
-        if index == children.slots.len() {
-            children.slots.push(live);
+        let live = Place::Live(Child { future: child.future, site: child.site, durable: false });
+        let index = children.free;
+        if index == NO_PLACE {
+            let index = children.places.len();
+            if index / CHUNK == children.chunks.len() {
+                children.chunks.push(CellRef(self.shared.add_chunk()));
+            }
+            children.places.push(live);
         } else {
-            children.slots[index] = live;
+            let Place::Free(next) = std::mem::replace(&mut children.places[index], live) else {
+                unreachable!("the free list holds free places only")
+            };
+            children.free = next;
+            children.reused.push(index);
         }
         children.live += 1;
         children.not_durable += 1;
-        children.fresh.push(index);
     }
 
     /// Runs `body` and every child until all are done, and returns the body's value. A
@@ -415,8 +437,10 @@ where
                     let mut body_woken = false;
                     {
                         let mut children = self.lock();
-                        batch.append(&mut children.fresh);
-                        if batch.is_empty() {
+                        batch.append(&mut children.reused);
+                        let new = children.fresh_from..children.places.len();
+                        children.fresh_from = new.end;
+                        if batch.is_empty() && new.is_empty() {
                             // Only the body adds children, and it is not running: none can
                             // appear now, but a wake-up from another thread still can.
                             self.shared.polling.store(false, Ordering::SeqCst);
@@ -426,7 +450,9 @@ where
                             self.shared.polling.store(true, Ordering::SeqCst);
                             continue;
                         }
-                        for &index in &batch {
+                        // Reused places come first: within a round, children start at the
+                        // free places before new ones, so this is the order they started in.
+                        for index in batch.iter().copied().chain(new) {
                             if index == BODY {
                                 body_woken = true;
                             } else if let Some(end) =
@@ -527,7 +553,7 @@ where
         let cell = unsafe { children.chunks[index / CHUNK].0.add(index % CHUNK) };
         // SAFETY: as above.
         unsafe { (*cell).queued.store(false, Ordering::Release) };
-        let child = children.slots.get_mut(index)?.as_mut()?;
+        let Some(Place::Live(child)) = children.places.get_mut(index) else { return None };
         // SAFETY: the scope holds a count of `shared` for the whole poll.
         let waker = unsafe { Cell::borrowed_waker(cell) };
         let mut cx = TaskContext::from_waker(&waker);
@@ -560,8 +586,8 @@ where
         if !was_durable {
             children.not_durable -= 1;
         }
-        children.slots[index] = None;
-        children.free.push(index);
+        children.places[index] = Place::Free(children.free);
+        children.free = index;
         children.live -= 1;
         if let Some(next) = children.waiting.pop_front() {
             self.start(children, next);
@@ -572,12 +598,15 @@ where
     /// Drops every child; their handles then report cancellation.
     fn abandon_all(&self) {
         let mut children = self.lock();
-        let slots = std::mem::take(&mut children.slots);
+        let places = std::mem::take(&mut children.places);
         let waiting = std::mem::take(&mut children.waiting);
+        children.free = NO_PLACE;
+        children.fresh_from = 0;
+        children.reused.clear();
         children.live = 0;
         children.not_durable = 0;
         drop(children);
-        drop(slots);
+        drop(places);
         drop(waiting);
     }
 }

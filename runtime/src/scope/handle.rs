@@ -565,15 +565,15 @@ pub(crate) fn poll_slot<T>(
 /// Awaiting it resumes the child's panic, and unwinds with [`Canceled`] when the child was
 /// dropped (its scope failed or was cancelled) before it finished.
 pub struct AsyncTaskHandle<T> {
+    /// Its slot, which also keeps the `go` site.
     slot: SlotRef<T>,
-    site: Site,
     /// The address of its scope's body cell (see `poll_slot`); never dereferenced.
     body: usize,
 }
 
 impl<T> AsyncTaskHandle<T> {
-    pub(crate) fn new(slot: SlotRef<T>, site: Site, body: usize) -> Self {
-        AsyncTaskHandle { slot, site, body }
+    pub(crate) fn new(slot: SlotRef<T>, body: usize) -> Self {
+        AsyncTaskHandle { slot, body }
     }
 
     /// Whether the child has ended: awaiting would not wait.
@@ -587,7 +587,7 @@ impl<T> AsyncTaskHandle<T> {
     ///
     /// Resumes the child's panic.
     pub async fn try_join(self) -> Result<T, Canceled> {
-        std::future::poll_fn(|cx| poll_slot(&self.slot, cx, self.site, self.body)).await
+        std::future::poll_fn(|cx| poll_slot(&self.slot, cx, self.slot.site, self.body)).await
     }
 }
 
@@ -595,7 +595,7 @@ impl<T> Future for AsyncTaskHandle<T> {
     type Output = T;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<T> {
-        let site = self.site;
+        let site = self.slot.site;
         poll_slot(&self.slot, cx, site, self.body)
             .map(|output| output.unwrap_or_else(|canceled| raise(canceled, site)))
     }
