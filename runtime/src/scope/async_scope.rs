@@ -7,7 +7,9 @@
 //! waker fired, and the woken children only, so a wake costs the same with ten children or ten
 //! thousand (as in `FuturesUnordered`). The wakers are cells in chunks owned by the scope's
 //! shared state, one per child index, so a child costs one allocation (its boxed future) and
-//! its waker none. Under `limit = N`,
+//! its waker none. A handle awaited by the scope's own body registers no waker either: its
+//! slot records that the body waits, and the child's end tells the scope to poll the body in
+//! the same round (see `poll_slot`). Under `limit = N`,
 //! children beyond the `N` live ones wait in a queue, unpolled, for one to finish. A child's
 //! failure (an `Err` in `try_async_scope!`, or a panic) drops the body and every other child
 //! at once: cancellation by drop, as in moro.
