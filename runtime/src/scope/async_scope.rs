@@ -617,8 +617,8 @@ where
     fn abandon_all(&self) {
         let mut children = self.lock();
         let places = std::mem::take(&mut children.places);
-        children.used = 0;
         let waiting = std::mem::take(&mut children.waiting);
+        children.used = 0;
         children.free = NO_PLACE;
         children.fresh_from = 0;
         children.reused.clear();
