@@ -347,3 +347,55 @@ fn the_body_awaiting_a_child_that_ends_cancelled_is_woken_and_told() {
     .expect("the body is woken when the child it awaits is dropped cancelled");
     assert!(joined.unwrap_err().to_string().contains("never ran"));
 }
+
+#[test]
+fn go_on_a_scoped_thread_of_the_body_starts_a_child_of_the_scope() {
+    // `now_or_never`: the children started from the threads must be polled in the same poll.
+    let sum = futures::FutureExt::now_or_never(async_scope!(|s| {
+        let handles: Vec<_> = std::thread::scope(|threads| {
+            let started: Vec<_> =
+                (1..=3).map(|n| threads.spawn(move || s.go(async move { n * 10 }))).collect();
+            started.into_iter().map(|thread| thread.join().unwrap()).collect()
+        });
+        let local = go async { 1 };
+        let mut sum = local.await;
+        for handle in handles {
+            sum += handle.await;
+        }
+        sum
+    }));
+    assert_eq!(sum, Some(61));
+}
+
+#[test]
+fn many_threads_starting_children_while_the_body_does_lose_none() {
+    for round in 0..50usize {
+        let started = futures::executor::block_on(async_scope!(|s| {
+            let from_threads: Vec<_> = std::thread::scope(|threads| {
+                let workers: Vec<_> = (0..4usize)
+                    .map(|worker| {
+                        threads.spawn(move || {
+                            (0..50usize)
+                                .map(|n| s.go(async move { worker * 1000 + n + round }))
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                // The body starts its own children meanwhile, on its own thread.
+                let mine: Vec<_> = (0..50usize).map(|n| s.go(async move { 4000 + n + round })).collect();
+                workers.into_iter().flat_map(|worker| worker.join().unwrap()).chain(mine).collect()
+            });
+            let mut outputs = Vec::new();
+            for handle in from_threads {
+                outputs.push(handle.await);
+            }
+            outputs
+        }));
+        let mut expected: Vec<usize> =
+            (0..5usize).flat_map(|worker| (0..50).map(move |n| worker * 1000 + n + round)).collect();
+        expected.sort_unstable();
+        let mut started = started;
+        started.sort_unstable();
+        assert_eq!(started, expected, "round {round}: every child ran once and its handle has its output");
+    }
+}
