@@ -60,6 +60,9 @@ struct Shared {
     cells: Mutex<Vec<Box<[Cell; CHUNK]>>>,
     body: Cell,
     remote: Cell,
+    /// The thread polling the body, as [`thread_token`], or 0. Only that thread stores its
+    /// token, and clears it when the poll ends, so a thread that reads its own token is it.
+    body_thread: AtomicUsize,
 }
 
 /// One child's waker: queues `index` once until the child is polled.
@@ -157,10 +160,19 @@ impl Cell {
 
 static VTABLE: RawWakerVTable = RawWakerVTable::new(clone_waker, wake_waker, wake_by_ref_waker, drop_waker);
 
-/// Whether `waker` is the body's waker of the scope whose body cell is at `body`: a handle of
-/// that scope awaited by it then needs no waker of its own (see `Slot::register_body`).
-pub(super) fn is_body_waker(waker: &Waker, body: usize) -> bool {
-    waker.data().addr() == body && std::ptr::eq(waker.vtable(), &VTABLE)
+/// Whether `waker` is the body's waker of the scope whose body cell is at `body` (a handle of
+/// that scope awaited by it then needs no waker of its own, see `Slot::register_body`), and if
+/// so, whether this thread is the one polling that body, on which the scope's children run.
+pub(super) fn body_waker(waker: &Waker, body: usize) -> Option<bool> {
+    if waker.data().addr() != body || !std::ptr::eq(waker.vtable(), &VTABLE) {
+        return None;
+    }
+    // SAFETY: `waker` is one of the body cell's wakers, valid for this poll (borrowed by a
+    // polling scope, or holding a count of `Shared`): the cell is alive.
+    let shared = unsafe { (*waker.data().cast::<Cell>()).shared };
+    // SAFETY: as above, its `Shared` too.
+    let shared = unsafe { &*shared };
+    Some(shared.body_thread.load(Ordering::Relaxed) == thread_token())
 }
 
 /// # Safety (for all four)
@@ -266,7 +278,7 @@ struct Children<'a, E> {
 ///
 /// The children are not behind a lock: they are touched only by a poll of `run` (`running`
 /// admits one at a time), outside its poll of the body, and during that poll by a `go` on the
-/// same thread (`body_thread`). Children cannot reach their scope, and a `go` on another
+/// same thread (`Shared::body_thread`). Children cannot reach their scope, and a `go` on another
 /// thread (a scoped thread of the body's) leaves its child in `remote` for the next round.
 /// The uncontended lock this replaces was four of the ~15 atomic read-modify-writes a child
 /// cost (`go`, and each round), ~20 ns of its ~300 in `scope/async_wake_one_of_10k`.
@@ -276,8 +288,6 @@ pub struct AsyncScope<'a, M: Mode = Infallible> {
     children: std::cell::UnsafeCell<Children<'a, M::Error>>,
     /// Held by a poll of `run`, and by `abandon_all`: two at once would share `children`.
     running: AtomicBool,
-    /// The thread polling the body, as [`thread_token`], or 0.
-    body_thread: AtomicUsize,
     /// Children started by a `go` on another thread than the body's, queued by `REMOTE`.
     remote: Mutex<Vec<Waiting<'a, M::Error>>>,
     limit: Option<usize>,
@@ -288,7 +298,7 @@ pub struct AsyncScope<'a, M: Mode = Infallible> {
 
 // SAFETY: every field but `children` is `Sync`; `children` is `Send` (see below) and reached
 // by one thread at a time, as `AsyncScope` says: by the poll of `run` holding `running`, or by
-// the thread that poll marked in `body_thread` while it polls the body.
+// the thread that poll marked in `Shared::body_thread` while it polls the body.
 unsafe impl<M: Mode> Sync for AsyncScope<'_, M> {}
 
 /// Fails to compile if `Children` stops being `Send`, which the `Sync` above relies on.
@@ -372,6 +382,7 @@ where
                 queued: AtomicBool::new(false),
                 next: AtomicPtr::new(std::ptr::null_mut()),
             },
+            body_thread: AtomicUsize::new(0),
         });
         AsyncScope {
             ctx,
@@ -390,7 +401,6 @@ where
                 cursor: SlotCursor::new(),
             }),
             running: AtomicBool::new(false),
-            body_thread: AtomicUsize::new(0),
             remote: Mutex::default(),
             limit: options.limit,
             site: Location::caller(),
@@ -400,7 +410,7 @@ where
 
     /// Runs `f` with the children if this thread is polling the body, else with `None`.
     fn with_children<R>(&self, f: impl FnOnce(Option<&mut Children<'a, M::Error>>) -> R) -> R {
-        if self.body_thread.load(Ordering::Relaxed) != thread_token() {
+        if self.shared.body_thread.load(Ordering::Relaxed) != thread_token() {
             return f(None);
         }
         // SAFETY: only this thread stores its token, while it polls the body inside a poll of
@@ -588,11 +598,11 @@ where
                     let mut body_cx = TaskContext::from_waker(&waker);
                     let poll = || catch_unwind(AssertUnwindSafe(|| future.poll(&mut body_cx)));
                     // The body's `go`s on this thread reach the children directly.
-                    self.body_thread.store(thread_token(), Ordering::Relaxed);
+                    self.shared.body_thread.store(thread_token(), Ordering::Relaxed);
                     // Outside a bubble nothing reads the notes; the capture is skipped.
                     let (polled, note) =
                         if in_bubble { PendingNote::capture(poll) } else { (poll(), silent) };
-                    self.body_thread.store(0, Ordering::Relaxed);
+                    self.shared.body_thread.store(0, Ordering::Relaxed);
                     match polled {
                         Ok(Poll::Pending) => body_note = note,
                         Ok(Poll::Ready(Ok(output))) => {

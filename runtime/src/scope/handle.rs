@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll, Wake, Waker};
 
-use super::async_scope::is_body_waker;
+use super::async_scope::body_waker;
 use super::slots::SlotRef;
 use super::{Failure, Mode, TaskResult, pool};
 use crate::sync_shim::UnsafeCell;
@@ -189,8 +189,9 @@ impl<T> Slot<T> {
     }
 
     /// Records that the body of the `async_scope!` running the task awaits it, so that its end
-    /// makes the scope poll the body; whether the task has already ended.
-    fn register_body(&self) -> bool {
+    /// makes the scope poll the body; whether the task has already ended. With `alone`, the
+    /// caller vouches for what [`take_alone`](Self::take_alone) asks.
+    fn register_body(&self, alone: bool) -> bool {
         let current = self.state.load(Ordering::Acquire);
         if current & STATE != EMPTY {
             return true;
@@ -198,7 +199,29 @@ impl<T> Slot<T> {
         if current & BODY_WAITING != 0 {
             return false;
         }
+        if alone {
+            self.state.store(current | BODY_WAITING, Ordering::Relaxed);
+            return false;
+        }
         self.state.fetch_or(BODY_WAITING, Ordering::AcqRel) & STATE != EMPTY
+    }
+
+    /// [`take`](Self::take) by a load and a store instead of a compare-and-swap.
+    ///
+    /// # Safety
+    ///
+    /// No other thread writes the state or takes meanwhile: the caller polls, on the thread
+    /// running an `async_scope!`'s children, the body of that scope, whose child this slot is
+    /// (its end runs on that thread, outside the body's poll; only its handle takes from it).
+    unsafe fn take_alone(&self) -> Option<Output<T>> {
+        let current = self.state.load(Ordering::Acquire);
+        if current & STATE != READY {
+            return None;
+        }
+        self.state.store((current & !STATE) | TAKEN, Ordering::Relaxed);
+        // SAFETY: `READY` was published after the write, and nobody else takes, so the output
+        // is initialized, nobody else touches it, and it is read only here.
+        Some(unsafe { self.output.get().cast::<Output<T>>().read() })
     }
 }
 
@@ -532,12 +555,23 @@ pub(crate) fn poll_slot<T>(
 ) -> Poll<Result<T, Canceled>> {
     // A slot still `EMPTY` has a live child, so its scope is alive and no other scope's body
     // cell can have its address: the check cannot mistake another scope's body for its own.
-    let ended =
-        if is_body_waker(cx.waker(), body) { slot.register_body() } else { slot.register(cx.waker()) };
+    let alone = body_waker(cx.waker(), body);
+    let ended = match alone {
+        Some(alone) => slot.register_body(alone),
+        None => slot.register(cx.waker()),
+    };
     if !ended {
         return Poll::Pending;
     }
-    Poll::Ready(match slot.take() {
+    let taken = if alone == Some(true) {
+        // SAFETY: this thread polls the body of the scope whose children run on it, and the
+        // slot is a child's of that scope (or of a scope that is gone, whose slots nobody else
+        // writes any more).
+        unsafe { slot.take_alone() }
+    } else {
+        slot.take()
+    };
+    Poll::Ready(match taken {
         Some(Ok(value)) => Ok(value),
         Some(Err(payload)) => panic::resume_unwind(payload),
         None if slot.state() == CANCELED => Err(Canceled { site: slot.site }),
