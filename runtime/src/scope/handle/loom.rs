@@ -85,7 +85,7 @@ fn the_body_is_told_of_an_end_it_did_not_see() {
     model(|| {
         let (slot, task) = SlotRef::<u8>::pair(Slot::new(Location::caller()), None);
         let filler = thread::spawn(move || task.fill(Ok(1)));
-        let ended = slot.register_body();
+        let ended = slot.register_body(false);
         let told = filler.join().unwrap();
         assert!(ended || told, "either the body saw the end or the end reports the waiting body");
     });
