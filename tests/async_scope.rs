@@ -399,3 +399,29 @@ fn many_threads_starting_children_while_the_body_does_lose_none() {
         assert_eq!(started, expected, "round {round}: every child ran once and its handle has its output");
     }
 }
+
+#[test]
+fn a_handle_polled_on_another_thread_with_the_body_waker_still_wakes_the_body() {
+    let gate = Gate::default();
+    let gate = &gate;
+    // `now_or_never`: the scope must end in one poll, every wake-up being its own.
+    let output = futures::FutureExt::now_or_never(async_scope! {
+        let handle = go async { gate.wait().await; 5 };
+        let body_waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
+        let mut handle = std::thread::scope(|threads| {
+            threads
+                .spawn(move || {
+                    let mut handle = handle;
+                    let polled =
+                        std::pin::Pin::new(&mut handle).poll(&mut TaskContext::from_waker(&body_waker));
+                    assert!(polled.is_pending(), "the child waits on its gate");
+                    handle
+                })
+                .join()
+                .unwrap()
+        });
+        gate.open();
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut handle).poll(cx)).await
+    });
+    assert_eq!(output, Some(5));
+}
