@@ -280,8 +280,8 @@ struct Children<'a, E> {
 /// admits one at a time), outside its poll of the body, and during that poll by a `go` on the
 /// same thread (`Shared::body_thread`). Children cannot reach their scope, and a `go` on another
 /// thread (a scoped thread of the body's) leaves its child in `remote` for the next round.
-/// The uncontended lock this replaces was four of the ~15 atomic read-modify-writes a child
-/// cost (`go`, and each round), ~20 ns of its ~300 in `scope/async_wake_one_of_10k`.
+/// The uncontended lock this replaces cost four atomic read-modify-writes per child (in `go`
+/// and in each round), about 20 ns of the ~300 of `scope/async_wake_one_of_10k`.
 pub struct AsyncScope<'a, M: Mode = Infallible> {
     ctx: Context,
     cancel: Mutex<Option<Cancel>>,
