@@ -283,3 +283,145 @@ fn the_handle_of_a_dropped_child_reports_cancellation() {
     let joined = futures::executor::block_on(orphan.try_join());
     assert!(joined.unwrap_err().to_string().contains("never ran"));
 }
+
+#[test]
+fn a_handle_gives_its_output_to_the_body_a_sibling_and_a_nested_scope() {
+    let gates: Vec<Gate> = (0..3).map(|_| Gate::default()).collect();
+    let gates = &gates;
+    // `now_or_never`: the scope must end in one poll, every wake-up being its own.
+    let outputs = futures::FutureExt::now_or_never(async_scope! {
+        let to_body = go async { gates[0].wait().await; 1 };
+        let to_sibling = go async { gates[1].wait().await; 2 };
+        let to_nested = go async { gates[2].wait().await; 3 };
+        let sibling = go async move { to_sibling.await * 10 };
+        let nested = go async move {
+            async_scope! {
+                let inner = go async { 100 };
+                inner.await + to_nested.await
+            }
+            .await
+        };
+        yield_now().await;
+        for gate in gates.iter().rev() {
+            gate.open();
+        }
+        (to_body.await, sibling.await, nested.await)
+    });
+    assert_eq!(outputs, Some((1, 20, 103)));
+}
+
+#[test]
+fn a_handle_awaited_under_another_waker_in_the_body_is_woken_through_it() {
+    use futures::StreamExt;
+    let gates: Vec<Gate> = (0..2).map(|_| Gate::default()).collect();
+    let gates = &gates;
+    let order = futures::FutureExt::now_or_never(async_scope! {
+        let first = go async { gates[0].wait().await; "first" };
+        let second = go async { gates[1].wait().await; "second" };
+        // FuturesUnordered polls each handle with a waker of its own, not the body's.
+        let mut pending: futures::stream::FuturesUnordered<_> = [first, second].into_iter().collect();
+        yield_now().await;
+        gates[1].open();
+        let mut order = vec![pending.next().await.unwrap()];
+        gates[0].open();
+        order.push(pending.next().await.unwrap());
+        order
+    });
+    assert_eq!(order.as_deref(), Some(&["second", "first"][..]));
+}
+
+#[test]
+fn the_body_awaiting_a_child_that_ends_cancelled_is_woken_and_told() {
+    let (send, receive) = futures::channel::oneshot::channel();
+    // `now_or_never`: the scope must end in one poll, every wake-up being its own.
+    let joined = futures::FutureExt::now_or_never(async_scope!(|s| {
+        let waiter = go async move { receive.await.unwrap().await };
+        yield_now().await;
+        s.cancel();
+        // Started after the cancellation, this child never runs: the waiter's join of it
+        // ends the waiter cancelled.
+        let never_ran = go async { 0 };
+        send.send(never_ran).unwrap();
+        waiter.try_join().await
+    }))
+    .expect("the body is woken when the child it awaits is dropped cancelled");
+    assert!(joined.unwrap_err().to_string().contains("never ran"));
+}
+
+#[test]
+fn go_on_a_scoped_thread_of_the_body_starts_a_child_of_the_scope() {
+    // `now_or_never`: the children started from the threads must be polled in the same poll.
+    let sum = futures::FutureExt::now_or_never(async_scope!(|s| {
+        let handles: Vec<_> = std::thread::scope(|threads| {
+            let started: Vec<_> =
+                (1..=3).map(|n| threads.spawn(move || s.go(async move { n * 10 }))).collect();
+            started.into_iter().map(|thread| thread.join().unwrap()).collect()
+        });
+        let local = go async { 1 };
+        let mut sum = local.await;
+        for handle in handles {
+            sum += handle.await;
+        }
+        sum
+    }));
+    assert_eq!(sum, Some(61));
+}
+
+#[test]
+fn many_threads_starting_children_while_the_body_does_lose_none() {
+    for round in 0..50usize {
+        let started = futures::executor::block_on(async_scope!(|s| {
+            let from_threads: Vec<_> = std::thread::scope(|threads| {
+                let workers: Vec<_> = (0..4usize)
+                    .map(|worker| {
+                        threads.spawn(move || {
+                            (0..50usize)
+                                .map(|n| s.go(async move { worker * 1000 + n + round }))
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                // The body starts its own children meanwhile, on its own thread.
+                let mine: Vec<_> = (0..50usize).map(|n| s.go(async move { 4000 + n + round })).collect();
+                workers.into_iter().flat_map(|worker| worker.join().unwrap()).chain(mine).collect()
+            });
+            let mut outputs = Vec::new();
+            for handle in from_threads {
+                outputs.push(handle.await);
+            }
+            outputs
+        }));
+        let mut expected: Vec<usize> =
+            (0..5usize).flat_map(|worker| (0..50).map(move |n| worker * 1000 + n + round)).collect();
+        expected.sort_unstable();
+        let mut started = started;
+        started.sort_unstable();
+        assert_eq!(started, expected, "round {round}: every child ran once and its handle has its output");
+    }
+}
+
+#[test]
+fn a_handle_polled_on_another_thread_with_the_body_waker_still_wakes_the_body() {
+    let gate = Gate::default();
+    let gate = &gate;
+    // `now_or_never`: the scope must end in one poll, every wake-up being its own.
+    let output = futures::FutureExt::now_or_never(async_scope! {
+        let handle = go async { gate.wait().await; 5 };
+        let body_waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
+        let mut handle = std::thread::scope(|threads| {
+            threads
+                .spawn(move || {
+                    let mut handle = handle;
+                    let polled =
+                        std::pin::Pin::new(&mut handle).poll(&mut TaskContext::from_waker(&body_waker));
+                    assert!(polled.is_pending(), "the child waits on its gate");
+                    handle
+                })
+                .join()
+                .unwrap()
+        });
+        gate.open();
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut handle).poll(cx)).await
+    });
+    assert_eq!(output, Some(5));
+}

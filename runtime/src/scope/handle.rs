@@ -6,19 +6,20 @@
 //! that an error or a panic is never lost with a dropped handle.
 
 use std::any::Any;
-use std::cell::UnsafeCell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::mem::MaybeUninit;
 use std::panic::{self, Location};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll, Wake, Waker};
 
+use super::async_scope::body_waker;
 use super::slots::SlotRef;
 use super::{Failure, Mode, TaskResult, pool};
+use crate::sync_shim::UnsafeCell;
+use crate::sync_shim::atomic::{AtomicU8, Ordering};
 use crate::time::bubble::{self, Site};
 
 /// The output of a task that ran: its value or its panic's payload.
@@ -33,14 +34,24 @@ const TAKEN: u8 = 2;
 /// The task never ran (its scope was cancelled first) or ended by a join of such a task.
 const CANCELED: u8 = 3;
 const STATE: u8 = 3;
-/// A waker is registered: the task wakes it when it fills the slot.
+/// A waker is in `Slot::waker`: whoever ends the `EMPTY` state takes it and wakes it.
 const WAITING: u8 = 4;
+/// The body of the `async_scope!` running the task awaits it: whoever ends the `EMPTY` state
+/// tells that scope (`fill` and `cancel` return it), which polls its body next, so the body's
+/// await needs no waker.
+const BODY_WAITING: u8 = 8;
 
 /// Where one task leaves its output.
+///
+/// The state's `WAITING` bit hands the waker over: the registrar (the handle's owner, one at a
+/// time) writes the waker only while the bit is clear, then sets it; the thread that ends the
+/// `EMPTY` state takes the waker only if the bit was set at that moment. A registrar that
+/// replaces its waker first clears the bit, which it can only do while the slot is `EMPTY`,
+/// so the two never touch the waker at once. Checked by the models in `handle/loom.rs`.
 pub(crate) struct Slot<T> {
     state: AtomicU8,
-    output: UnsafeCell<MaybeUninit<Output<T>>>,
-    waker: Mutex<Option<Waker>>,
+    output: std::cell::UnsafeCell<MaybeUninit<Output<T>>>,
+    waker: UnsafeCell<Option<Waker>>,
     /// The `go` that started the task.
     site: Site,
 }
@@ -48,16 +59,18 @@ pub(crate) struct Slot<T> {
 // SAFETY: the output is written once, by the task, before `READY` is published with release
 // ordering, and read once, by whoever moves the state from `READY` to `TAKEN`; so it is only
 // ever accessed by one thread at a time, and it is sent between threads only if `T: Send`.
+// The waker is accessed by one thread at a time too, as `WAITING` hands it over (see `Slot`).
 unsafe impl<T: Send> Send for Slot<T> {}
-// SAFETY: as above; `&Slot` gives access to the output only through that state machine.
+// SAFETY: as above; `&Slot` gives access to the output and the waker only through that state
+// machine.
 unsafe impl<T: Send> Sync for Slot<T> {}
 
 impl<T> Slot<T> {
     pub(crate) fn new(site: Site) -> Slot<T> {
         Slot {
             state: AtomicU8::new(EMPTY),
-            output: UnsafeCell::new(MaybeUninit::uninit()),
-            waker: Mutex::default(),
+            output: std::cell::UnsafeCell::new(MaybeUninit::uninit()),
+            waker: UnsafeCell::new(None),
             site,
         }
     }
@@ -77,16 +90,18 @@ impl<T> Slot<T> {
         self.state() != EMPTY
     }
 
-    /// Called once by the task: stores its output and wakes the joiner.
-    pub(crate) fn fill(&self, output: Output<T>) {
+    /// Called once by the task: stores its output and wakes the joiner; whether the body of
+    /// the `async_scope!` running the task awaits it.
+    pub(crate) fn fill(&self, output: Output<T>) -> bool {
         // SAFETY: only the task writes, once, and nobody reads before `READY` is published.
         unsafe { (*self.output.get()).write(output) };
-        self.publish(READY);
+        let before = self.state.fetch_or(READY, Ordering::AcqRel);
+        self.wake(before)
     }
 
     /// Marks a task that ended cancelled (or was dropped unfinished), unless it has already
-    /// left its output.
-    pub(crate) fn cancel(&self) {
+    /// left its output; whether the body of the `async_scope!` running the task awaits it.
+    pub(crate) fn cancel(&self) -> bool {
         let mut current = self.state.load(Ordering::Acquire);
         while current & STATE == EMPTY {
             match self.state.compare_exchange_weak(
@@ -99,21 +114,21 @@ impl<T> Slot<T> {
                 Err(now) => current = now,
             }
         }
+        false
     }
 
-    fn publish(&self, state: u8) {
-        let before = self.state.fetch_or(state, Ordering::AcqRel);
-        self.wake(before);
-    }
-
-    /// Wakes the registered joiner, if `before` (the state before the change) says there is one.
-    fn wake(&self, before: u8) {
+    /// Wakes the registered joiner, if `before` (the state this thread moved away from
+    /// `EMPTY`) says there is one; whether the scope's body awaits the task.
+    fn wake(&self, before: u8) -> bool {
         if before & WAITING != 0 {
-            let waker = self.waker.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+            // SAFETY: `WAITING` was set when this thread ended `EMPTY`: the registrar had
+            // written the waker, and touches it no more (it reclaims it only while `EMPTY`).
+            let waker = self.waker.with_mut(|waker| unsafe { (*waker).take() });
             if let Some(waker) = waker {
                 waker.wake();
             }
         }
+        before & BODY_WAITING != 0
     }
 
     /// Moves the output out if it is there and nobody took it yet.
@@ -142,24 +157,78 @@ impl<T> Slot<T> {
         }
     }
 
-    /// Registers `waker` for the task's end; whether the task has already ended.
+    /// Registers `waker` for the task's end; whether the task has already ended. Called by
+    /// the handle's owner, one registrar at a time.
     fn register(&self, waker: &Waker) -> bool {
-        if self.is_done() {
+        let mut current = self.state.load(Ordering::Acquire);
+        while current & WAITING != 0 {
+            if current & STATE != EMPTY {
+                return true;
+            }
+            // Take the registered waker back before replacing it; the task may end meanwhile.
+            match self.state.compare_exchange_weak(
+                current,
+                current & !WAITING,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(now) => current = now,
+            }
+        }
+        if current & STATE != EMPTY {
             return true;
         }
-        let mut slot = self.waker.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        match &mut *slot {
+        // SAFETY: `WAITING` is clear while `EMPTY` (never set, or cleared above), so the task's
+        // end will not touch the waker; there is one registrar at a time.
+        self.waker.with_mut(|registered| match unsafe { &mut *registered } {
             Some(old) => old.clone_from(waker),
-            None => *slot = Some(waker.clone()),
-        }
-        drop(slot);
+            registered @ None => *registered = Some(waker.clone()),
+        });
         self.state.fetch_or(WAITING, Ordering::AcqRel) & STATE != EMPTY
+    }
+
+    /// Records that the body of the `async_scope!` running the task awaits it, so that its end
+    /// makes the scope poll the body; whether the task has already ended. With `alone`, the
+    /// caller vouches for what [`take_alone`](Self::take_alone) asks.
+    fn register_body(&self, alone: bool) -> bool {
+        let current = self.state.load(Ordering::Acquire);
+        if current & STATE != EMPTY {
+            return true;
+        }
+        if current & BODY_WAITING != 0 {
+            return false;
+        }
+        if alone {
+            self.state.store(current | BODY_WAITING, Ordering::Relaxed);
+            return false;
+        }
+        self.state.fetch_or(BODY_WAITING, Ordering::AcqRel) & STATE != EMPTY
+    }
+
+    /// [`take`](Self::take) by a load and a store instead of a compare-and-swap.
+    ///
+    /// # Safety
+    ///
+    /// No other thread writes the state or takes meanwhile: the caller polls, on the thread
+    /// running an `async_scope!`'s children, the body of that scope, whose child this slot is
+    /// (its end runs on that thread, outside the body's poll; only its handle takes from it).
+    unsafe fn take_alone(&self) -> Option<Output<T>> {
+        let current = self.state.load(Ordering::Acquire);
+        if current & STATE != READY {
+            return None;
+        }
+        self.state.store((current & !STATE) | TAKEN, Ordering::Relaxed);
+        // SAFETY: `READY` was published after the write, and nobody else takes, so the output
+        // is initialized, nobody else touches it, and it is read only here.
+        Some(unsafe { self.output.get().cast::<Output<T>>().read() })
     }
 }
 
 impl<T> Drop for Slot<T> {
     fn drop(&mut self) {
-        if *self.state.get_mut() & STATE == READY {
+        // A load rather than `get_mut`, which loom's atomics lack; `&mut self` orders it.
+        if self.state.load(Ordering::Acquire) & STATE == READY {
             // SAFETY: `READY` and not taken: the output is initialized and owned here.
             unsafe { self.output.get_mut().assume_init_drop() };
         }
@@ -496,15 +565,35 @@ impl<T> fmt::Debug for AsCompleted<T> {
 }
 
 /// The slot of an `async_scope!` child, awaited through its [`AsyncTaskHandle`].
+///
+/// Awaited by the body of the scope that runs the child (`body` is that scope's body cell),
+/// the slot records only that, and the child's end has the scope poll its body: no waker is
+/// cloned, stored or woken for the most common await of a handle.
 pub(crate) fn poll_slot<T>(
     slot: &Slot<T>,
     cx: &mut TaskContext<'_>,
     site: Site,
+    body: usize,
 ) -> Poll<Result<T, Canceled>> {
-    if !slot.register(cx.waker()) {
+    // A slot still `EMPTY` has a live child, so its scope is alive and no other scope's body
+    // cell can have its address: the check cannot mistake another scope's body for its own.
+    let alone = body_waker(cx.waker(), body);
+    let ended = match alone {
+        Some(alone) => slot.register_body(alone),
+        None => slot.register(cx.waker()),
+    };
+    if !ended {
         return Poll::Pending;
     }
-    Poll::Ready(match slot.take() {
+    let taken = if alone == Some(true) {
+        // SAFETY: this thread polls the body of the scope whose children run on it, and the
+        // slot is a child's of that scope (or of a scope that is gone, whose slots nobody else
+        // writes any more).
+        unsafe { slot.take_alone() }
+    } else {
+        slot.take()
+    };
+    Poll::Ready(match taken {
         Some(Ok(value)) => Ok(value),
         Some(Err(payload)) => panic::resume_unwind(payload),
         None if slot.state() == CANCELED => Err(Canceled { site: slot.site }),
@@ -532,13 +621,15 @@ pub(crate) fn poll_slot<T>(
 /// Awaiting it resumes the child's panic, and unwinds with [`Canceled`] when the child was
 /// dropped (its scope failed or was cancelled) before it finished.
 pub struct AsyncTaskHandle<T> {
+    /// Its slot, which also keeps the `go` site.
     slot: SlotRef<T>,
-    site: Site,
+    /// The address of its scope's body cell (see `poll_slot`); never dereferenced.
+    body: usize,
 }
 
 impl<T> AsyncTaskHandle<T> {
-    pub(crate) fn new(slot: SlotRef<T>, site: Site) -> Self {
-        AsyncTaskHandle { slot, site }
+    pub(crate) fn new(slot: SlotRef<T>, body: usize) -> Self {
+        AsyncTaskHandle { slot, body }
     }
 
     /// Whether the child has ended: awaiting would not wait.
@@ -552,7 +643,7 @@ impl<T> AsyncTaskHandle<T> {
     ///
     /// Resumes the child's panic.
     pub async fn try_join(self) -> Result<T, Canceled> {
-        std::future::poll_fn(|cx| poll_slot(&self.slot, cx, self.site)).await
+        std::future::poll_fn(|cx| poll_slot(&self.slot, cx, self.slot.site, self.body)).await
     }
 }
 
@@ -560,8 +651,9 @@ impl<T> Future for AsyncTaskHandle<T> {
     type Output = T;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<T> {
-        let site = self.site;
-        poll_slot(&self.slot, cx, site).map(|output| output.unwrap_or_else(|canceled| raise(canceled, site)))
+        let site = self.slot.site;
+        poll_slot(&self.slot, cx, site, self.body)
+            .map(|output| output.unwrap_or_else(|canceled| raise(canceled, site)))
     }
 }
 
@@ -571,5 +663,53 @@ impl<T> fmt::Debug for AsyncTaskHandle<T> {
             .field("go_site", &format_args!("{}", self.slot.site))
             .field("finished", &self.is_finished())
             .finish()
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom;
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::{Slot, poll_slot};
+    use crate::scope::slots::SlotRef;
+    use std::panic::Location;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll, Wake, Waker};
+
+    /// Counts its wakes.
+    struct Counter(AtomicUsize);
+
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Each of many tasks ends on its own thread while its joiner registers one waker and then
+    /// another: whenever a registration says "not yet", the waker it left is woken.
+    #[test]
+    fn a_waker_registered_while_the_task_ends_on_another_thread_is_woken() {
+        for round in 0..2_000u64 {
+            let (slot, task) = SlotRef::pair(Slot::new(Location::caller()), None);
+            let filler = std::thread::spawn(move || {
+                task.fill(Ok(round));
+            });
+            let first = Arc::new(Counter(AtomicUsize::new(0)));
+            let second = Arc::new(Counter(AtomicUsize::new(0)));
+            let first_pending = !slot.register(&Waker::from(Arc::clone(&first)));
+            let second_pending = !slot.register(&Waker::from(Arc::clone(&second)));
+            filler.join().unwrap();
+            if second_pending {
+                assert_eq!(second.0.load(Ordering::SeqCst), 1, "the last waker registered is woken");
+                assert_eq!(first.0.load(Ordering::SeqCst), 0, "a replaced waker is not");
+            } else if first_pending {
+                assert_eq!(first.0.load(Ordering::SeqCst), 1, "the waker left in the slot is woken");
+            }
+            let waker = Waker::from(Arc::clone(&first));
+            let polled = poll_slot(&slot, &mut Context::from_waker(&waker), Location::caller(), 0);
+            assert!(matches!(polled, Poll::Ready(Ok(value)) if value == round));
+        }
     }
 }

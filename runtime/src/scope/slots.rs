@@ -160,6 +160,19 @@ unsafe fn release(header: NonNull<Header>, count: usize) {
 impl<T> SlotRef<T> {
     /// A slot holding `slot`, from `cursor`'s block, or from a block of its own without one.
     pub(crate) fn new(slot: Slot<T>, cursor: Option<&mut SlotCursor>) -> SlotRef<T> {
+        Self::with_refs(slot, cursor, 1)
+    }
+
+    /// [`new`](Self::new) and a clone at once, for the task's end and its handle: one count
+    /// written instead of an increment.
+    pub(crate) fn pair(slot: Slot<T>, cursor: Option<&mut SlotCursor>) -> (SlotRef<T>, SlotRef<T>) {
+        let first = Self::with_refs(slot, cursor, 2);
+        let second = SlotRef { inner: first.inner };
+        (first, second)
+    }
+
+    /// A slot with `refs` references, the caller making all but the returned one.
+    fn with_refs(slot: Slot<T>, cursor: Option<&mut SlotCursor>, refs: usize) -> SlotRef<T> {
         let (place, block) = match cursor {
             Some(cursor) => cursor.place::<T>(),
             None => {
@@ -169,8 +182,8 @@ impl<T> SlotRef<T> {
             }
         };
         // SAFETY: `place` is a free place for an `Inner<T>` in `block`, which the cursor
-        // hands out once; this reference is its first.
-        unsafe { place.write(Inner { refs: AtomicUsize::new(1), block, slot }) };
+        // hands out once; the caller makes the `refs` references counted here.
+        unsafe { place.write(Inner { refs: AtomicUsize::new(refs), block, slot }) };
         SlotRef { inner: place }
     }
 }
