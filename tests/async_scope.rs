@@ -181,6 +181,62 @@ fn yield_now() -> impl Future<Output = ()> {
 }
 
 #[test]
+fn scopes_one_after_another_on_a_thread_wake_only_their_own_children() {
+    // Each scope's children are woken from another thread, and the first child of each round
+    // keeps its waker past its scope; the next scope on this thread starts its children in the
+    // waker cells the last one left, and the kept wakers of earlier scopes are woken while it
+    // runs: they must reach none of its children.
+    const CHILDREN: usize = 300;
+    let kept: Mutex<Vec<Waker>> = Mutex::new(Vec::new());
+    let kept = &kept;
+    for round in 0..5 {
+        let gates: Vec<Gate> = (0..CHILDREN).map(|_| Gate::default()).collect();
+        let gates = &gates;
+        let earlier: Vec<Waker> = std::mem::take(&mut *kept.lock().unwrap());
+        let total = futures::executor::block_on(async_scope! {
+            let mut handles = Vec::new();
+            for (i, gate) in gates.iter().enumerate() {
+                handles.push(go async move {
+                    if i == 0 {
+                        std::future::poll_fn(|cx| {
+                            kept.lock().unwrap().push(cx.waker().clone());
+                            Poll::Ready(())
+                        })
+                        .await;
+                    }
+                    gate.wait().await;
+                    i
+                });
+            }
+            yield_now().await;
+            std::thread::scope(|threads| {
+                threads.spawn(|| {
+                    earlier.iter().for_each(Waker::wake_by_ref);
+                    gates.iter().rev().for_each(Gate::open);
+                });
+            });
+            let mut total = 0;
+            for handle in handles {
+                total += handle.await;
+            }
+            total
+        });
+        // The last count of the earlier scope's shared state goes here, on this thread.
+        drop(earlier);
+        assert_eq!(
+            total,
+            (0..CHILDREN).sum::<usize>(),
+            "round {round}: every child ended with its own index"
+        );
+        let polls: Vec<usize> = gates.iter().map(|g| g.polls.load(Ordering::SeqCst)).collect();
+        assert!(
+            polls.iter().all(|&n| n == 2),
+            "round {round}: each child polled when started and once woken, never by an earlier scope's waker: {polls:?}"
+        );
+    }
+}
+
+#[test]
 fn a_wake_polls_only_the_woken_child() {
     const CHILDREN: usize = 100;
     let gates: Vec<Gate> = (0..CHILDREN).map(|_| Gate::default()).collect();
