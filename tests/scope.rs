@@ -453,6 +453,60 @@ fn a_task_panic_resumes_at_its_join() {
     assert_eq!(caught.downcast_ref::<TaskFailure>(), Some(&TaskFailure("joined panic")));
 }
 
+/// Runs `body` on a thread of its own and says whether it finished within a minute: far
+/// beyond what it needs, so only a hang gets `false`.
+fn finishes(body: impl FnOnce() + Send + 'static) -> bool {
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        body();
+        done_tx.send(()).unwrap();
+    });
+    done_rx.recv_timeout(Duration::from_secs(60)).is_ok()
+}
+
+#[test]
+fn a_join_never_runs_another_task_that_waits_for_the_joiner() {
+    // `b` waits for what the body sends after joining `a`. A join that ran `b` inline while
+    // `a` sleeps would wait for itself; in Go a Wait never runs a goroutine, and neither may a
+    // join run any task but the one it waits for. Many rounds, so that `b` is still queued
+    // while `a` runs in most of them.
+    assert!(finishes(|| {
+        for _ in 0..20 {
+            let (tx, rx) = gonext::sync::chan::<u32>(0);
+            let sum = scope! {
+                let a = go move { std::thread::sleep(Duration::from_millis(5)); 1 };
+                let b = go move { rx.recv().expect("the body sends") };
+                let first = a.join();
+                tx.send(41).expect("b receives");
+                first + b.join()
+            };
+            assert_eq!(sum, 42);
+        }
+    }));
+}
+
+#[test]
+fn as_completed_never_runs_a_task_that_waits_for_the_caller() {
+    assert!(finishes(|| {
+        for _ in 0..20 {
+            let (tx, rx) = gonext::sync::chan::<u32>(0);
+            let results: Vec<u32> = scope! {
+                let quick = go move { std::thread::sleep(Duration::from_millis(5)); 1 };
+                let waiting = go move { rx.recv().expect("the caller sends") };
+                let mut results = Vec::new();
+                for value in gonext::sync::as_completed([quick, waiting]) {
+                    if results.is_empty() {
+                        tx.send(41).expect("the waiting task receives");
+                    }
+                    results.push(value);
+                }
+                results
+            };
+            assert_eq!(results, [1, 41]);
+        }
+    }));
+}
+
 #[virtual_time_test]
 fn as_completed_yields_results_in_completion_order() {
     let start = time::Instant::now();

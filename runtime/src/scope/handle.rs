@@ -351,13 +351,11 @@ pub(crate) fn raise(canceled: Canceled, joined_at: Site) -> ! {
 /// and `x` at the `go`.
 pub struct TaskHandle<T> {
     slot: SlotRef<T>,
-    /// The task set whose queued jobs the joiner may run while it waits.
-    owner: usize,
 }
 
 impl<T> TaskHandle<T> {
-    pub(crate) fn new(slot: SlotRef<T>, owner: usize) -> TaskHandle<T> {
-        TaskHandle { slot, owner }
+    pub(crate) fn new(slot: SlotRef<T>) -> TaskHandle<T> {
+        TaskHandle { slot }
     }
 
     /// Whether the task has ended (or will never run): `join` would not block.
@@ -365,7 +363,9 @@ impl<T> TaskHandle<T> {
         self.slot.is_done()
     }
 
-    /// Waits for the task and returns its output.
+    /// Waits for the task and returns its output. If no worker has started the task yet, the
+    /// join runs it on the calling thread; it never runs any other task meanwhile, so a task
+    /// that waits for what the caller does after the join cannot block the join.
     ///
     /// # Panics
     ///
@@ -399,10 +399,9 @@ impl<T> TaskHandle<T> {
         self.take(joined_at)
     }
 
-    /// Blocks until the task ended, running this scope's queued jobs meanwhile.
+    /// Blocks until the task ended; runs the task here if no worker has taken it yet.
     fn wait(&self, joined_at: Site) {
-        while !self.slot.is_done() && pool::help(self.owner) {}
-        if self.slot.is_done() {
+        if self.slot.is_done() || pool::run_queued(self.slot.addr()) {
             return;
         }
         bubble::block_on(
@@ -532,16 +531,6 @@ impl<T> Iterator for AsCompleted<T> {
     fn next(&mut self) -> Option<T> {
         if self.remaining == 0 {
             return None;
-        }
-        let owner = self.handles.iter().flatten().next().map(|h| h.owner);
-        if let Some(owner) = owner {
-            loop {
-                let idle =
-                    self.ready.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).0.is_empty();
-                if !idle || !pool::help(owner) {
-                    break;
-                }
-            }
         }
         let ready = &self.ready;
         let index =

@@ -24,6 +24,8 @@ pub(crate) struct Job {
     consume: unsafe fn(*mut Storage, bool),
     /// The task set the job belongs to (0: none), whose joining thread may run it.
     owner: usize,
+    /// The task's result slot (0: none), through which a join of that task finds it.
+    key: usize,
 }
 
 // SAFETY: every constructor takes a `Send` closure, the only thing a job owns.
@@ -59,7 +61,7 @@ impl Job {
         // SAFETY: the storage is large and aligned enough for `F` (the caller's promise);
         // `consume::<F>` reads it back exactly once.
         unsafe { storage.as_mut_ptr().cast::<F>().write(f) };
-        Job { storage, consume: consume::<F>, owner: 0 }
+        Job { storage, consume: consume::<F>, owner: 0, key: 0 }
     }
 
     /// The same job, marked as belonging to `owner`.
@@ -70,6 +72,16 @@ impl Job {
 
     pub(crate) fn owner(&self) -> usize {
         self.owner
+    }
+
+    /// The same job, marked as the task whose result slot is at `key`.
+    pub(crate) fn keyed(mut self, key: usize) -> Job {
+        self.key = key;
+        self
+    }
+
+    pub(crate) fn key(&self) -> usize {
+        self.key
     }
 
     /// Runs the closure, consuming the job.

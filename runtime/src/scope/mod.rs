@@ -17,8 +17,11 @@
 //!   happened). A handle's join takes its task's error; failures nobody joined are held in
 //!   their slots and taken by the scope at its end, so none is lost with a dropped handle.
 //!
-//! While it joins, the parent runs the scope's still queued tasks itself rather than only
-//! sleeping. The task count is kept so that the parent and the workers do not trade one cache
+//! At its end, the scope's thread runs the scope's still queued tasks itself rather than only
+//! sleeping: whatever such a task waits for, the scope's end waits for too. A join runs only
+//! the task it waits for (if no worker has taken it yet), never another: that one might wait
+//! for what the joiner does after the join, and would then wait forever (a Go `Wait` never
+//! runs a goroutine either). The task count is kept so that the parent and the workers do not trade one cache
 //! line per task: the parent's `go`s draw on counts added in advance. A handle's result slot
 //! comes from a block of slots the scope carves up (`slots.rs`), not from an allocation per
 //! `go`.
@@ -475,12 +478,13 @@ impl<'a, E: Send> TaskSet<'a, E> {
         }
         set.count_launch();
         let owner = set.owner_id();
+        let key = handle.as_ref().map_or(0, SlotRef::addr);
         let run = move || {
             let result = with_enclosing(&set.ctx, || catch_unwind(AssertUnwindSafe(|| task(&set.ctx))));
             set.finish::<M, R>(result, site, slot, handle);
         };
         match bubble::current() {
-            None => spawner.spawn(run, owner),
+            None => spawner.spawn(run, owner, key),
             Some(bubble) => {
                 let member = bubble.add_member(None, site, false);
                 let run_as_member = move || {
@@ -489,7 +493,7 @@ impl<'a, E: Send> TaskSet<'a, E> {
                     bubble.remove_member(member);
                 };
                 // Owned by no set: in a bubble, a task runs on a thread of its own member.
-                spawner.spawn(run_as_member, 0);
+                spawner.spawn(run_as_member, 0, 0);
             }
         }
         Launch::Started
@@ -813,11 +817,10 @@ where
         let slot = self.tasks.new_slot(Slot::new(site));
         let launched =
             TaskSet::launch::<M, T>(&self.tasks, task, site, wait, Some(slot.clone()), ScopedSpawner);
-        let owner = self.tasks.owner_id();
         match launched {
-            Launch::Started => Some(TaskHandle::new(slot, owner)),
+            Launch::Started => Some(TaskHandle::new(slot)),
             Launch::NoSlot => None,
-            Launch::Canceled => Some(TaskHandle::new(self.tasks.new_slot(Slot::canceled(site)), owner)),
+            Launch::Canceled => Some(TaskHandle::new(self.tasks.new_slot(Slot::canceled(site)))),
         }
     }
 
@@ -831,16 +834,17 @@ where
 
 /// Puts jobs that may borrow for `'a` on the pool.
 pub(crate) trait Spawner<'a> {
-    /// Submits `job`, marked as belonging to the task set `owner` (0: none).
-    fn spawn(self, job: impl FnOnce() + Send + 'a, owner: usize);
+    /// Submits `job`, marked as belonging to the task set `owner` (0: none) and as the task
+    /// whose result slot is at `key` (0: none).
+    fn spawn(self, job: impl FnOnce() + Send + 'a, owner: usize, key: usize);
 }
 
 /// For jobs that borrow nothing: `sync::Group`'s.
 pub(crate) struct DetachedSpawner;
 
 impl Spawner<'static> for DetachedSpawner {
-    fn spawn(self, job: impl FnOnce() + Send + 'static, owner: usize) {
-        pool::submit(pool::Job::new(job).owned_by(owner));
+    fn spawn(self, job: impl FnOnce() + Send + 'static, owner: usize, key: usize) {
+        pool::submit(pool::Job::new(job).owned_by(owner).keyed(key));
     }
 }
 
@@ -848,12 +852,12 @@ impl Spawner<'static> for DetachedSpawner {
 struct ScopedSpawner;
 
 impl<'scope> Spawner<'scope> for ScopedSpawner {
-    fn spawn(self, job: impl FnOnce() + Send + 'scope, owner: usize) {
+    fn spawn(self, job: impl FnOnce() + Send + 'scope, owner: usize, key: usize) {
         // SAFETY: the job borrows data that lives for 'scope. `run_scope` does not return
         // (nor unwind) before every started task has called `finish`, which is the job's
         // last use of those borrows: the join is reached on every path, including a panic of
         // the scope's body. So the job never touches 'scope data after 'scope ends.
-        pool::submit(unsafe { pool::Job::new_unchecked(job) }.owned_by(owner));
+        pool::submit(unsafe { pool::Job::new_unchecked(job) }.owned_by(owner).keyed(key));
     }
 }
 

@@ -4,8 +4,9 @@
 //! A `go` pushes a job on one shared queue. Workers take jobs in batches (half the queue, up
 //! to [`BATCH`]) into a queue of their own, so the submitting thread and the workers meet on
 //! the shared lock once per batch rather than once per job; an idle worker steals half of a
-//! busy one's batch, and a thread joining a scope runs that scope's newest queued jobs itself
-//! while the workers take the oldest. A worker that runs out of jobs searches (polls the queue with a
+//! busy one's batch. A scope's thread at the scope's end runs that scope's newest queued jobs
+//! itself while the workers take the oldest, and a join runs its own task if it is still
+//! queued ([`run_queued`]). A worker that runs out of jobs searches (polls the queue with a
 //! growing back-off, which also lets the next batch build up) before it sleeps, and at most one
 //! searches at a time, so a burst of `go`s costs no wake-up per job and no core is burnt on
 //! idle polling. A push wakes or starts a worker only when no worker is searching and fewer
@@ -377,8 +378,29 @@ pub(crate) fn blocking<R>(park: impl FnOnce() -> R) -> R {
     result
 }
 
+/// How far from each end of the queue [`run_queued`] looks for its job.
+const JOIN_SCAN: usize = 128;
+
+/// Runs the job keyed `key` on this thread if it is still in the queue (within [`JOIN_SCAN`]
+/// of either end; workers take from the front); whether it did. A join runs the very task it
+/// waits for so, and no other: another task might wait for what the joiner does after the
+/// join, which would then never come.
+pub(crate) fn run_queued(key: usize) -> bool {
+    let mut pool = lock();
+    let len = pool.jobs.len();
+    let found = (0..len.min(JOIN_SCAN))
+        .chain(len.saturating_sub(JOIN_SCAN).max(JOIN_SCAN)..len)
+        .find(|&i| pool.jobs[i].key() == key);
+    let Some(job) = found.and_then(|i| pool.jobs.remove(i)) else { return false };
+    QUEUED.store(pool.jobs.len(), Ordering::Relaxed);
+    drop(pool);
+    job.run();
+    true
+}
+
 /// Runs the newest queued job of `owner` on this thread if the queue ends with one (the
-/// workers take the oldest first); whether it did. A thread joining its tasks helps so.
+/// workers take the oldest first); whether it did. A thread waiting for all the tasks of a
+/// scope or group at its end helps so: whatever such a task waits for, that wait waits too.
 pub(crate) fn help(owner: usize) -> bool {
     let mut pool = lock();
     let Some(job) = pool.jobs.pop_back_if(|job| job.owner() == owner) else { return false };

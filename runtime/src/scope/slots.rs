@@ -158,6 +158,11 @@ unsafe fn release(header: NonNull<Header>, count: usize) {
 }
 
 impl<T> SlotRef<T> {
+    /// The slot's address, which names its task while the slot lives.
+    pub(crate) fn addr(&self) -> usize {
+        self.inner.as_ptr().addr()
+    }
+
     /// A slot holding `slot`, from `cursor`'s block, or from a block of its own without one.
     pub(crate) fn new(slot: Slot<T>, cursor: Option<&mut SlotCursor>) -> SlotRef<T> {
         Self::with_refs(slot, cursor, 1)
