@@ -388,6 +388,7 @@ const JOIN_SCAN: usize = 128;
 pub(crate) fn run_queued(key: usize) -> bool {
     let mut pool = lock();
     let len = pool.jobs.len();
+    // The front, then the back less what the front already covered.
     let found = (0..len.min(JOIN_SCAN))
         .chain(len.saturating_sub(JOIN_SCAN).max(JOIN_SCAN)..len)
         .find(|&i| pool.jobs[i].key() == key);
