@@ -9,9 +9,9 @@
 //! Only what a model reaches goes through here: the cleanup lists, nodes and block pool,
 //! `unique`'s counters, `TreiberStack` and `HazardStack`, the state of channels and
 //! `WaitGroup`, the scope pool's queues and worker hand-off, a task result slot's state and
-//! waker hand-off and its blocks' counts, and a bubble's lock, condition
-//! variable and per-thread pending work (its parker uses loom's threads directly). Everything
-//! else keeps std's types, whose `const` constructors loom's lack.
+//! waker hand-off and its blocks' counts, and a bubble's lock, condition variable and
+//! per-thread pending work (its parker uses loom's threads directly). Everything else keeps
+//! std's types, whose `const` constructors loom's lack.
 
 #[cfg(not(loom))]
 pub(crate) use std::{

@@ -8,12 +8,12 @@
 //! thousand (as in `FuturesUnordered`). The wakers are cells in chunks owned by the scope's
 //! shared state, one per child index, so a child costs one allocation (its boxed future) and
 //! its waker none; when the last waker of a scope is gone, its chunks are kept (up to 1 MiB
-//! per thread) for the next scopes on that thread. A handle awaited by the scope's own body registers no waker either: its
-//! slot records that the body waits, and the child's end tells the scope to poll the body in
-//! the same round (see `poll_slot`). Under `limit = N`,
-//! children beyond the `N` live ones wait in a queue, unpolled, for one to finish. A child's
-//! failure (an `Err` in `try_async_scope!`, or a panic) drops the body and every other child
-//! at once: cancellation by drop, as in moro.
+//! per thread) for the next scopes on that thread. A handle awaited by the scope's own body
+//! registers no waker either: its slot records that the body waits, and the child's end tells
+//! the scope to poll the body in the same round (see `poll_slot`). Under `limit = N`, children
+//! beyond the `N` live ones wait in a queue, unpolled, for one to finish. A child's failure
+//! (an `Err` in `try_async_scope!`, or a panic) drops the body and every other child at once:
+//! cancellation by drop, as in moro.
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -147,6 +147,32 @@ impl Shared {
         };
         chunks.push(chunk);
         chunks[chunks.len() - 1].as_ptr()
+    }
+}
+
+/// How many chunks of cells a thread keeps for its next scopes: 1 MiB of them.
+const SPARE_CHUNKS: usize = (1 << 20) / size_of::<[Cell; CHUNK]>();
+
+thread_local! {
+    /// Chunks of cells left by this thread's finished scopes, for the next scopes' children.
+    /// Freeing them at once let glibc give the scope's memory back to the kernel at the end of
+    /// each big scope (one `brk` shrink) and fault it in again in the next: 341 page faults per
+    /// round of ten thousand children, against 0 with the chunks kept.
+    ///
+    /// Boxed as `Shared::cells` holds them, so a chunk moves between the two without a copy.
+    #[allow(clippy::vec_box)]
+    static SPARE_CELLS: RefCell<Vec<Box<[Cell; CHUNK]>>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let cells = std::mem::take(self.cells.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        // During the thread's exit there is nothing to keep them for: they are simply freed.
+        let _ = SPARE_CELLS.try_with(|spare| {
+            let mut spare = spare.borrow_mut();
+            let room = SPARE_CHUNKS.saturating_sub(spare.len());
+            spare.extend(cells.into_iter().take(room));
+        });
     }
 }
 
@@ -815,29 +841,5 @@ mod tests {
         let payload = second.expect_err("two runs at once share the children");
         let message = payload.downcast_ref::<&str>().copied().unwrap_or_default();
         assert!(message.contains("polled from two places at once"), "{message}");
-    }
-}
-/// How many chunks of cells a thread keeps for its next scopes: 1 MiB of them.
-const SPARE_CHUNKS: usize = (1 << 20) / size_of::<[Cell; CHUNK]>();
-
-thread_local! {
-    /// Chunks of cells left by this thread's finished scopes, for the next scopes' children.
-    /// Freeing them at once let glibc give the scope's memory back to the kernel at the end of
-    /// each big scope (one `brk` shrink) and fault it in again in the next: 341 page faults per
-    /// round of ten thousand children, against 0 with the chunks kept.
-    /// Boxed as `Shared::cells` holds them, so a chunk moves between the two without a copy.
-    #[allow(clippy::vec_box)]
-    static SPARE_CELLS: RefCell<Vec<Box<[Cell; CHUNK]>>> = const { RefCell::new(Vec::new()) };
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        let cells = std::mem::take(self.cells.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner()));
-        // During the thread's exit there is nothing to keep them for: they are simply freed.
-        let _ = SPARE_CELLS.try_with(|spare| {
-            let mut spare = spare.borrow_mut();
-            let room = SPARE_CHUNKS.saturating_sub(spare.len());
-            spare.extend(cells.into_iter().take(room));
-        });
     }
 }

@@ -21,10 +21,10 @@
 //! sleeping: whatever such a task waits for, the scope's end waits for too. A join runs only
 //! the task it waits for (if no worker has taken it yet), never another: that one might wait
 //! for what the joiner does after the join, and would then wait forever (a Go `Wait` never
-//! runs a goroutine either). The task count is kept so that the parent and the workers do not trade one cache
-//! line per task: the parent's `go`s draw on counts added in advance. A handle's result slot
-//! comes from a block of slots the scope carves up (`slots.rs`), not from an allocation per
-//! `go`.
+//! runs a goroutine either). The task count is kept so that the parent and the workers do not
+//! trade one cache line per task: the parent's `go`s draw on counts added in advance. A
+//! handle's result slot comes from a block of slots the scope carves up (`slots.rs`), not from
+//! an allocation per `go`.
 //!
 //! Tasks borrow from the parent's stack, as with `std::thread::scope`: the scope joins them
 //! even when the parent's own code panics, so no borrow outlives its data. Inside a
