@@ -11,6 +11,17 @@ fn record(seen: &Mutex<Vec<usize>>, value: usize) {
     seen.lock().unwrap().push(value);
 }
 
+/// Runs `body` on a thread of its own and says whether it finished within `limit`, which
+/// callers set far beyond what `body` needs, so that only a hang gets `false`.
+fn finishes_within(limit: Duration, body: impl FnOnce() + Send + 'static) -> bool {
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        body();
+        done_tx.send(()).unwrap();
+    });
+    done_rx.recv_timeout(limit).is_ok()
+}
+
 #[test]
 fn go_statement_args_are_evaluated_eagerly() {
     let seen = Mutex::new(Vec::new());
@@ -199,8 +210,7 @@ fn scopes_of_tasks_blocked_in_std_primitives_keep_finishing_round_after_round() 
     // Each round leaves the pool with workers that parked in a std barrier and took a batch of
     // jobs first; a job left last in such a batch must still reach a new worker. Rounds used
     // to hang within a few dozen once a searching worker missed such a job.
-    let (done_tx, done_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
+    let rounds = || {
         for round in 0..120 {
             let tasks = 2 + round * 7 % 40;
             let barrier = std::sync::Barrier::new(tasks);
@@ -213,11 +223,12 @@ fn scopes_of_tasks_blocked_in_std_primitives_keep_finishing_round_after_round() 
                 }
             };
         }
-        done_tx.send(()).unwrap();
-    });
-    // Far beyond the few seconds the rounds take; only a hang gets here.
-    let outcome = done_rx.recv_timeout(Duration::from_secs(300));
-    assert!(outcome.is_ok(), "a scope of tasks on a std barrier never finished: some task never started");
+    };
+    // Far beyond the few seconds the rounds take; only a hang runs out of it.
+    assert!(
+        finishes_within(Duration::from_secs(300), rounds),
+        "a scope of tasks on a std barrier never finished: some task never started"
+    );
 }
 
 #[test]
@@ -453,24 +464,13 @@ fn a_task_panic_resumes_at_its_join() {
     assert_eq!(caught.downcast_ref::<TaskFailure>(), Some(&TaskFailure("joined panic")));
 }
 
-/// Runs `body` on a thread of its own and says whether it finished within a minute: far
-/// beyond what it needs, so only a hang gets `false`.
-fn finishes(body: impl FnOnce() + Send + 'static) -> bool {
-    let (done_tx, done_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        body();
-        done_tx.send(()).unwrap();
-    });
-    done_rx.recv_timeout(Duration::from_secs(60)).is_ok()
-}
-
 #[test]
 fn a_join_never_runs_another_task_that_waits_for_the_joiner() {
     // `b` waits for what the body sends after joining `a`. A join that ran `b` inline while
     // `a` sleeps would wait for itself; in Go a Wait never runs a goroutine, and neither may a
     // join run any task but the one it waits for. Many rounds, so that `b` is still queued
     // while `a` runs in most of them.
-    assert!(finishes(|| {
+    assert!(finishes_within(Duration::from_secs(60), || {
         for _ in 0..20 {
             let (tx, rx) = gonext::sync::chan::<u32>(0);
             let sum = scope! {
@@ -487,7 +487,7 @@ fn a_join_never_runs_another_task_that_waits_for_the_joiner() {
 
 #[test]
 fn as_completed_never_runs_a_task_that_waits_for_the_caller() {
-    assert!(finishes(|| {
+    assert!(finishes_within(Duration::from_secs(60), || {
         for _ in 0..20 {
             let (tx, rx) = gonext::sync::chan::<u32>(0);
             let results: Vec<u32> = scope! {
